@@ -1,0 +1,125 @@
+/* proto.h -- the memcached text-protocol request parser (client side).
+ *
+ * Contract
+ * - Zero-copy and resumable.  mc_parse() looks at the bytes [buf, buf+len)
+ *   that start at the beginning of one request.  It never copies and never
+ *   allocates: keys and the data block are reported as offsets from buf.
+ * - It returns
+ *     GW_OK     one whole request (command line, and for storage commands the
+ *               data block and its "\r\n") was parsed into *req.  The caller
+ *               consumes req->total_len bytes and calls again for the next.
+ *     GW_AGAIN  the request is incomplete.  The caller keeps the bytes,
+ *               appends more and calls again with the same parser: p->scanned
+ *               remembers how far the line search got, so a long line is not
+ *               rescanned from its start on every read.
+ *     GW_ERROR  the request is bad.  req->error is the exact reply line
+ *               (without "\r\n") memcached would send, e.g. "ERROR" or
+ *               "CLIENT_ERROR bad command line format".  The caller sends it
+ *               and consumes req->total_len bytes: the bad line and, when the
+ *               declared data length was readable, the data block too, so the
+ *               stream stays in sync.  If req->close is set the connection
+ *               must be closed after the reply (line too long).
+ *               A storage command whose data length is over the limit gives
+ *               "SERVER_ERROR object too large for cache" and total_len covers
+ *               its whole data block (it may be more than len: the caller
+ *               swallows the rest as it arrives).
+ * - A line ends with "\n"; an optional "\r" before it is ignored.  Tokens are
+ *   separated by one or more spaces; trailing spaces are allowed.
+ * - After GW_OK or GW_ERROR the parser is reset for the next request.
+ */
+#ifndef GW_PROTO_H
+#define GW_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#define MC_KEY_MAX 250
+
+enum mc_cmd {
+    MC_NONE = 0,
+    /* retrieval: any number (>= 1) of keys */
+    MC_GET, MC_GETS,
+    /* gat/gats <exptime> <key>+ */
+    MC_GAT, MC_GATS,
+    /* storage: <key> <flags> <exptime> <bytes> [noreply] + data block */
+    MC_SET, MC_ADD, MC_REPLACE, MC_APPEND, MC_PREPEND,
+    /* cas <key> <flags> <exptime> <bytes> <cas unique> [noreply] + data */
+    MC_CAS,
+    MC_DELETE,     /* delete <key> [0] [noreply] */
+    MC_INCR,       /* incr <key> <delta> [noreply] */
+    MC_DECR,       /* decr <key> <delta> [noreply] */
+    MC_TOUCH,      /* touch <key> <exptime> [noreply] */
+    MC_FLUSH_ALL,  /* flush_all [delay] [noreply] */
+    MC_VERSION,    /* version */
+    MC_VERBOSITY,  /* verbosity <level> [noreply] */
+    MC_STATS,      /* stats [args...] */
+    MC_QUIT,       /* quit */
+    MC_CMD_COUNT
+};
+
+/* Name of a command as the client spells it ("get", "set", ...). */
+const char *mc_cmd_name(enum mc_cmd cmd);
+
+/* True for set/add/replace/append/prepend/cas (they carry a data block). */
+bool mc_cmd_is_storage(enum mc_cmd cmd);
+/* True for get/gets/gat/gats (they may carry many keys). */
+bool mc_cmd_is_retrieval(enum mc_cmd cmd);
+
+struct mc_request {
+    enum mc_cmd cmd;
+    uint32_t line_len;   /* command line including its "\n" */
+    uint32_t total_len;  /* bytes to consume: line + data block + "\r\n" */
+
+    /* The first (for most commands the only) key. */
+    uint32_t key_off;
+    uint32_t key_len;
+    /* Retrieval commands: the key list spans [keys_off, keys_end); walk it
+     * with mc_key_next().  nkeys is how many keys it holds. */
+    uint32_t keys_off;
+    uint32_t keys_end;
+    uint32_t nkeys;
+
+    uint32_t flags;      /* storage */
+    int64_t exptime;     /* storage, touch, gat/gats */
+    uint32_t bytes;      /* storage: data length, without the "\r\n" */
+    uint32_t data_off;   /* storage: offset of the data block */
+    uint64_t cas;        /* cas */
+    uint64_t delta;      /* incr/decr */
+    int64_t delay;       /* flush_all delay (0 if absent) */
+    int64_t level;       /* verbosity level */
+    uint32_t args_off;   /* stats: the text after "stats ", trimmed */
+    uint32_t args_len;
+    bool noreply;
+
+    const char *error;   /* GW_ERROR: the reply line, without "\r\n" */
+    bool close;          /* GW_ERROR: close the connection after replying */
+};
+
+struct mc_parser {
+    size_t scanned;       /* bytes already searched for "\n" */
+    size_t max_line;      /* longest command line accepted (bytes) */
+    size_t max_value;     /* largest data block accepted (bytes) */
+};
+
+/* Initialise a parser with the given limits (0 picks the defaults: a
+ * 1 MiB line, which holds a get of thousands of keys, and a 1 MiB value). */
+void mc_parser_init(struct mc_parser *p, size_t max_line, size_t max_value);
+
+/* Parse one request starting at buf.  See the contract above. */
+int mc_parse(struct mc_parser *p, const char *buf, size_t len,
+             struct mc_request *req);
+
+/* Walk the keys of a retrieval request.  *pos starts at req->keys_off; each
+ * call stores the next key's offset and length and advances *pos.  Returns
+ * false when there are no more keys. */
+bool mc_key_next(const char *buf, const struct mc_request *req, uint32_t *pos,
+                 uint32_t *key_off, uint32_t *key_len);
+
+/* True if key is a valid memcached key: 1..250 bytes, no control
+ * characters (bytes <= 32 and 127). */
+bool mc_key_valid(const char *key, size_t len);
+
+#endif

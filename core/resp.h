@@ -1,0 +1,77 @@
+/* resp.h -- the parser for what a memcached backend sends back.
+ *
+ * Contract
+ * - Zero-copy and resumable, like proto.h: mc_resp_parse() looks at the
+ *   bytes [buf, buf+len) that start at the beginning of one response unit and
+ *   reports offsets from buf.  It never allocates.
+ * - A unit is one line, except a "VALUE" line, whose unit also holds its data
+ *   block and the "\r\n" after it.  A get's reply is several units: zero or
+ *   more VALUE units and then END; the caller (the backend connection, which
+ *   knows what it asked) puts units together.
+ * - It returns
+ *     GW_OK     *r holds one unit; the caller consumes r->total_len bytes.
+ *     GW_AGAIN  the unit is incomplete; call again with more bytes appended
+ *               (r->need, when non-zero, is the total the unit needs, so the
+ *               caller can size its buffer for a large value at once).
+ *     GW_ERROR  the bytes are not a memcached reply (garbage, a VALUE line
+ *               that does not parse, a data block not followed by "\r\n").
+ *               The connection is out of sync and must be reset.
+ * - Line ends: "\r\n" (a bare "\n" is accepted too).
+ */
+#ifndef GW_RESP_H
+#define GW_RESP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+enum mc_resp_kind {
+    RESP_NONE = 0,
+    RESP_VALUE,        /* VALUE <key> <flags> <bytes> [<cas>] + data */
+    RESP_END,          /* END */
+    RESP_STORED,       /* STORED */
+    RESP_NOT_STORED,   /* NOT_STORED */
+    RESP_EXISTS,       /* EXISTS */
+    RESP_NOT_FOUND,    /* NOT_FOUND */
+    RESP_DELETED,      /* DELETED */
+    RESP_TOUCHED,      /* TOUCHED */
+    RESP_OK,           /* OK */
+    RESP_NUMBER,       /* <digits>: the reply to incr/decr */
+    RESP_VERSION,      /* VERSION <text> */
+    RESP_STAT,         /* STAT <name> <value> */
+    RESP_ERROR,        /* ERROR */
+    RESP_CLIENT_ERROR, /* CLIENT_ERROR <text> */
+    RESP_SERVER_ERROR, /* SERVER_ERROR <text> */
+    RESP_KIND_COUNT
+};
+
+struct mc_resp {
+    enum mc_resp_kind kind;
+    uint32_t line_len;   /* the first line, including its "\n" */
+    uint32_t total_len;  /* bytes to consume (VALUE: line + data + "\r\n") */
+    size_t need;         /* GW_AGAIN: bytes the unit needs in all, or 0 */
+
+    /* VALUE */
+    uint32_t key_off, key_len;
+    uint32_t flags;
+    uint32_t bytes;
+    uint32_t data_off;
+    uint64_t cas;
+    bool has_cas;
+
+    /* NUMBER */
+    uint64_t number;
+
+    /* VERSION, STAT, CLIENT_ERROR, SERVER_ERROR: the text after the first
+     * word and its space, up to the line end (no "\r\n") */
+    uint32_t msg_off, msg_len;
+};
+
+int mc_resp_parse(const char *buf, size_t len, struct mc_resp *r);
+
+/* "END", "STORED", ... for the fixed one-word kinds; NULL otherwise. */
+const char *mc_resp_word(enum mc_resp_kind kind);
+
+#endif
