@@ -6,7 +6,7 @@
 #   make bench    gateway vs twemproxy vs direct memcached, side by side
 #
 # Debian packages that are missing are installed with apt-get when run as
-# root (see tools/deps.sh).
+# root (the deps target); a non-root user is told what to install.
 
 CC      ?= cc
 LUA_PC  ?= lua5.4
@@ -31,6 +31,8 @@ CORE_SRCS := $(filter-out core/main.c,$(wildcard core/*.c))
 CORE_OBJS := $(CORE_SRCS:core/%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all deps run test unit spec bench clean
 
@@ -48,11 +50,30 @@ $(BUILD)/%.o: core/%.c | $(BUILD)
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libgw.a | $(BUILD)/unit
 	$(CC) $(CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(BUILD)/libgw.a $(LDLIBS)
 
-$(BUILD) $(BUILD)/unit:
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libgw.a | $(BUILD)/tools
+	$(CC) $(CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(BUILD)/libgw.a $(LDLIBS)
+
+$(BUILD) $(BUILD)/unit $(BUILD)/tools:
 	mkdir -p $@
 
+DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libev-dev \
+            libxxhash-dev lua-busted lua-socket memcached python3 \
+            python3-memcache python3-pymemcache libmemcached-tools nutcracker
+
 deps:
-	@sh tools/deps.sh
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
+	    || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps: installing$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "deps: missing Debian packages:$$missing (run make as root, or apt-get install them)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 run: deps gateway
 	./gateway gateway.lua.example
@@ -60,8 +81,8 @@ run: deps gateway
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do $$t; done
 
-spec: gateway
-	busted --lpath='./lua/?.lua;./lua/?/init.lua;./tests/spec/?.lua' tests/spec
+spec: gateway $(TOOL_BINS)
+	GATEWAY_TOOLS=$(BUILD)/tools busted --lpath='./lua/?.lua;./lua/?/init.lua;./tests/spec/?.lua' tests/spec
 
 test: deps
 	$(MAKE) unit

@@ -24,8 +24,52 @@
  *               its whole data block (it may be more than len: the caller
  *               swallows the rest as it arrives).
  * - A line ends with "\n"; an optional "\r" before it is ignored.  Tokens are
- *   separated by one or more spaces; trailing spaces are allowed.
- * - After GW_OK or GW_ERROR the parser is reset for the next request.
+ *   separated by one or more spaces (only spaces, as in memcached); leading
+ *   and trailing spaces are allowed.
+ * - After GW_OK or GW_ERROR the parser is reset for the next request.  After
+ *   GW_AGAIN *req holds nothing useful.
+ *
+ * Details (checked against memcached 1.6.18)
+ * - noreply: as in memcached, a command that takes it is noreply when its
+ *   last token is "noreply" (an unknown extra token in that place, as in
+ *   "set k 0 0 1 bogus", is ignored).  req->noreply is also set on GW_ERROR
+ *   when memcached would have suppressed that error reply (e.g. "set <key too
+ *   long> 0 0 5 noreply", "incr k abc noreply", a bad data chunk or a too
+ *   large value with noreply); errors for a wrong number of tokens ("ERROR")
+ *   never have it.  Whether to send the reply then is the caller's choice.
+ * - Deliberate deviation: when a storage command line is refused ("ERROR"
+ *   for a wrong token count, or any CLIENT_ERROR) but its <bytes> token is a
+ *   valid length (0 .. INT_MAX-2), total_len covers line + bytes + 2, so the
+ *   data block is swallowed and the stream stays in sync.  memcached only
+ *   swallows after "SERVER_ERROR object too large for cache" and otherwise
+ *   parses the data block as commands (usually answering "ERROR").  With an
+ *   unusable <bytes> ("-1", "abc", missing) only the line is consumed.
+ * - The data block: exactly bytes + 2 bytes follow the line; if the last two
+ *   are not "\r\n" the reply is "CLIENT_ERROR bad data chunk" and total_len
+ *   is still line + bytes + 2 (memcached consumes the same and parses what
+ *   follows as the next command).
+ * - A key is 1..250 bytes without control characters (bytes <= 32 or 127);
+ *   any other key gives "CLIENT_ERROR bad command line format" (memcached
+ *   only checks the length).  One bad key fails the whole multi-get.
+ * - "gat <exptime>" with no key: memcached answers an empty "END", so that is
+ *   reported as GW_ERROR with error "END" (retrieval requests that return
+ *   GW_OK always have nkeys >= 1).
+ * - Numbers are decimal with an optional '+' ('-' too for signed ones).
+ *   exptime and the flush_all delay take any int64_t.  Where memcached
+ *   silently truncates an out-of-range flags/verbosity level (over 2^32-1) or
+ *   <bytes> (over 2^31-1) it is an error here.  Error
+ *   replies: flags/exptime/bytes/cas of storage commands and the verbosity
+ *   level give "CLIENT_ERROR bad command line format"; incr/decr delta gives
+ *   "CLIENT_ERROR invalid numeric delta argument"; touch/gat/gats exptime
+ *   and flush_all delay give "CLIENT_ERROR invalid exptime argument"; delete
+ *   with anything but "0" and/or "noreply" after the key gives
+ *   "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]".
+ * - version and quit ignore any arguments; stats accepts any (args_off/
+ *   args_len: the trimmed text after "stats"; args_len is 0 without any).
+ * - A command line longer than max_line (counting its "\n"), or max_line
+ *   bytes with no "\n" yet, gives "CLIENT_ERROR line too long" with
+ *   req->close set; total_len is then the bytes looked at (memcached closes
+ *   such a connection without a reply).
  */
 #ifndef GW_PROTO_H
 #define GW_PROTO_H
@@ -77,7 +121,9 @@ struct mc_request {
     uint32_t key_off;
     uint32_t key_len;
     /* Retrieval commands: the key list spans [keys_off, keys_end); walk it
-     * with mc_key_next().  nkeys is how many keys it holds. */
+     * with mc_key_next().  nkeys is how many keys it holds.  Commands with
+     * one key (storage, delete, incr/decr, touch) set them too (nkeys = 1);
+     * commands without a key leave nkeys 0. */
     uint32_t keys_off;
     uint32_t keys_end;
     uint32_t nkeys;

@@ -17,6 +17,21 @@
  *               that does not parse, a data block not followed by "\r\n").
  *               The connection is out of sync and must be reset.
  * - Line ends: "\r\n" (a bare "\n" is accepted too).
+ * - A line (including its "\n") is at most MC_RESP_MAX_LINE bytes; with that
+ *   many bytes and no "\n" the parser gives GW_ERROR.  The bound holds for a
+ *   VALUE line too (its data block is not a line and is not bounded here), so
+ *   a line search never scans more than MC_RESP_MAX_LINE bytes per call.
+ * - Incomplete input is also checked as far as it goes: bytes that cannot
+ *   start any reply (a first word that is not, and cannot grow into, a known
+ *   word or a number; a data block whose next byte is not "\r") give
+ *   GW_ERROR at once rather than GW_AGAIN.  A prefix of a valid unit never
+ *   gives GW_ERROR.
+ * - Words are upper case, tokens are separated by one or more spaces, and
+ *   trailing spaces before the line end are ignored, except in msg (below),
+ *   which is kept as sent.  "ERROR <text>" (some servers send one) is
+ *   RESP_ERROR with msg set.  A one-word reply followed by other text (e.g.
+ *   "END x"), a number with anything after its digits but spaces, and a
+ *   number or VALUE field over its type's range are GW_ERROR.
  */
 #ifndef GW_RESP_H
 #define GW_RESP_H
@@ -26,6 +41,8 @@
 #include <stdint.h>
 
 #include "status.h"
+
+#define MC_RESP_MAX_LINE 8192
 
 enum mc_resp_kind {
     RESP_NONE = 0,
@@ -64,8 +81,9 @@ struct mc_resp {
     /* NUMBER */
     uint64_t number;
 
-    /* VERSION, STAT, CLIENT_ERROR, SERVER_ERROR: the text after the first
-     * word and its space, up to the line end (no "\r\n") */
+    /* VERSION, STAT, ERROR, CLIENT_ERROR, SERVER_ERROR: the text after the
+     * first word and its space, up to the line end (no "\r\n"); msg_len is 0
+     * (and msg_off the line end) when there is no text */
     uint32_t msg_off, msg_len;
 };
 

@@ -1,0 +1,451 @@
+/* backend.c -- see backend.h. */
+#include "backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+#include "pool.h"
+#include "req.h"
+#include "resp.h"
+#include "worker.h"
+
+#define FREE_OPS_MAX 4096
+
+static const char CRLF[] = "\r\n";
+static const char SPACE[] = " ";
+
+static void backend_on_event(void *data, int events);
+static void backend_on_timer(void *data, int events);
+
+struct backend *backend_new(struct worker *w, struct pool *pool, struct server *srv)
+{
+    struct backend *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->w = w;
+    b->pool = pool;
+    b->srv = srv;
+    b->fd = -1;
+    b->state = BE_IDLE;
+    b->timer = gw_timer_new(w->loop, backend_on_timer, b);
+    if (!b->timer) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+bool backend_is_up(const struct backend *b)
+{
+    return b->down_until == 0 || gw_loop_now(b->w->loop) >= b->down_until;
+}
+
+struct be_op *op_new(struct worker *w, struct gw_req *r, enum mc_cmd cmd)
+{
+    struct be_op *op = w->free_ops;
+    if (op) {
+        w->free_ops = op->next;
+        w->nfree_ops--;
+    } else {
+        op = malloc(sizeof *op);
+        if (!op) return NULL;
+    }
+    op->next = NULL;
+    op->req = r;
+    op->cmd = cmd;
+    op->first_key = op->last_key = op->cur_key = -1;
+    op->head_len = op->tail_len = 0;
+    r->refs++;
+    r->pending++;
+    return op;
+}
+
+static void op_free(struct worker *w, struct be_op *op)
+{
+    if (w->nfree_ops < FREE_OPS_MAX) {
+        op->next = w->free_ops;
+        w->free_ops = op;
+        w->nfree_ops++;
+    } else {
+        free(op);
+    }
+}
+
+/* The op is answered: the request loses a pending op and a reference. */
+static void op_finish(struct backend *b, struct be_op *op)
+{
+    struct gw_req *r = op->req;
+    req_op_done(r);
+    req_unref(r);
+    op_free(b->w, op);
+}
+
+/* Answer an op with an error: its keys fail, or its reply line is the error. */
+static void op_fail(struct backend *b, struct be_op *op, const char *reason)
+{
+    struct gw_req *r = op->req;
+    r->errors = true;
+    if (mc_cmd_is_retrieval(op->cmd)) {
+        for (int32_t k = op->cur_key; k >= 0; k = r->keys[k].next)
+            r->keys[k].state = KEY_ERROR;
+    }
+    if (op->cmd != MC_FLUSH_ALL) req_reply_fmt(r, "SERVER_ERROR %s", reason);
+    STAT_INC(&b->w->stats, gw_backend_errors);
+    op_finish(b, op);
+}
+
+static void fail_queue(struct backend *b, struct be_op **head, struct be_op **tail,
+                       const char *reason)
+{
+    struct be_op *op = *head;
+    *head = *tail = NULL;
+    while (op) {
+        struct be_op *next = op->next;
+        op_fail(b, op, reason);
+        op = next;
+    }
+}
+
+/* Drop the connection; every op still queued or waiting fails. */
+static void backend_reset(struct backend *b, const char *reason, bool mark_down)
+{
+    if (b->fd >= 0) {
+        LOG_VERBOSE("backend %s: %s", b->srv->name, reason);
+        gw_io_free(b->io);
+        b->io = NULL;
+        close(b->fd);
+        b->fd = -1;
+    }
+    b->state = BE_IDLE;
+    gw_timer_stop(b->timer);
+    rbuf_release(&b->in);
+    b->need = 0;
+    oq_clear(&b->out);
+    if (mark_down) b->down_until = gw_loop_now(b->w->loop) + b->pool->retry_timeout;
+    char msg[160];
+    snprintf(msg, sizeof msg, "backend %s %s", b->srv->name, reason);
+    fail_queue(b, &b->wait_head, &b->wait_tail, msg);
+    fail_queue(b, &b->send_head, &b->send_tail, msg);
+}
+
+void backend_free(struct backend *b)
+{
+    if (!b) return;
+    backend_reset(b, "closed", false);
+    gw_timer_free(b->timer);
+    oq_free(&b->out);
+    free(b);
+}
+
+void backend_enqueue(struct backend *b, struct be_op *op)
+{
+    if (!backend_is_up(b)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "backend %s is down", b->srv->name);
+        op_fail(b, op, msg);
+        return;
+    }
+    op->next = NULL;
+    if (b->send_tail) b->send_tail->next = op;
+    else b->send_head = op;
+    b->send_tail = op;
+    STAT_INC(&b->w->stats, gw_backend_requests);
+    worker_mark_backend(b->w, b);
+}
+
+/* Queue the bytes of one op: head, key(s), tail, data. */
+static int op_push(struct backend *b, struct be_op *op)
+{
+    struct gw_oq *q = &b->out;
+    struct gw_req *r = op->req;
+    int rc = oq_push(q, op->head, op->head_len);
+    if (mc_cmd_is_retrieval(op->cmd)) {
+        for (int32_t k = op->first_key; k >= 0 && rc == GW_OK; k = r->keys[k].next) {
+            if (k != op->first_key) rc = oq_push(q, SPACE, 1);
+            if (rc == GW_OK) rc = oq_push(q, r->keys[k].bkey, r->keys[k].bklen);
+        }
+        if (rc == GW_OK) rc = oq_push(q, CRLF, 2);
+        return rc;
+    }
+    if (op->cmd == MC_FLUSH_ALL) return rc;
+    if (rc == GW_OK) rc = oq_push(q, r->keys[0].bkey, r->keys[0].bklen);
+    if (rc == GW_OK) rc = oq_push(q, op->tail, op->tail_len);
+    if (rc == GW_OK && mc_cmd_is_storage(op->cmd))
+        rc = oq_push(q, r->base + r->mc.data_off, r->mc.bytes + 2);
+    return rc;
+}
+
+static void backend_watch(struct backend *b)
+{
+    int ev = GW_EV_READ;
+    if (b->state == BE_CONNECTING || b->out.count > 0) ev |= GW_EV_WRITE;
+    gw_io_set(b->io, ev);
+}
+
+static void backend_arm_timer(struct backend *b)
+{
+    if (!gw_timer_active(b->timer) && b->pool->timeout > 0) gw_timer_start(b->timer, b->pool->timeout);
+}
+
+static void backend_connect(struct backend *b)
+{
+    char err[GW_NET_ERRLEN];
+    int fd;
+    int rc = net_connect(&b->srv->addr, &fd, err);
+    STAT_INC(&b->w->stats, gw_backend_connects);
+    if (rc == GW_ERROR) {
+        STAT_INC(&b->w->stats, gw_backend_conn_failures);
+        LOG_WARN("backend %s: %s", b->srv->name, err);
+        backend_reset(b, "connect failed", true);
+        return;
+    }
+    b->fd = fd;
+    b->io = gw_io_new(b->w->loop, fd, 0, backend_on_event, b);
+    if (!b->io) {
+        backend_reset(b, "out of memory", false);
+        return;
+    }
+    b->state = rc == GW_OK ? BE_CONNECTED : BE_CONNECTING;
+    b->last_progress = gw_loop_now(b->w->loop);
+    backend_arm_timer(b);
+    backend_watch(b);
+}
+
+static void backend_write(struct backend *b)
+{
+    size_t written;
+    int rc = oq_write(&b->out, b->fd, &written);
+    if (written) b->last_progress = gw_loop_now(b->w->loop);
+    if (rc == GW_ERROR) {
+        backend_reset(b, "write failed", true);
+        return;
+    }
+    backend_watch(b);
+}
+
+void backend_flush(struct backend *b)
+{
+    if (!b->send_head) return;
+    if (b->state == BE_IDLE) {
+        backend_connect(b);
+        if (b->state == BE_IDLE) return;
+    }
+    if (b->state == BE_CONNECTING) return;
+    bool was_idle = b->wait_head == NULL;
+    while (b->send_head) {
+        struct be_op *op = b->send_head;
+        b->send_head = op->next;
+        if (!b->send_head) b->send_tail = NULL;
+        op->next = NULL;
+        if (b->wait_tail) b->wait_tail->next = op;
+        else b->wait_head = op;
+        b->wait_tail = op;
+        if (op_push(b, op) != GW_OK) {
+            backend_reset(b, "out of memory", false);
+            return;
+        }
+    }
+    if (was_idle) b->last_progress = gw_loop_now(b->w->loop);
+    backend_arm_timer(b);
+    backend_write(b);
+}
+
+/* The head op is answered. */
+static void wait_pop(struct backend *b)
+{
+    struct be_op *op = b->wait_head;
+    b->wait_head = op->next;
+    if (!b->wait_head) b->wait_tail = NULL;
+    op_finish(b, op);
+}
+
+static const char *static_line(enum mc_resp_kind kind)
+{
+    switch (kind) {
+    case RESP_STORED: return "STORED\r\n";
+    case RESP_NOT_STORED: return "NOT_STORED\r\n";
+    case RESP_EXISTS: return "EXISTS\r\n";
+    case RESP_NOT_FOUND: return "NOT_FOUND\r\n";
+    case RESP_DELETED: return "DELETED\r\n";
+    case RESP_TOUCHED: return "TOUCHED\r\n";
+    case RESP_OK: return "OK\r\n";
+    case RESP_END: return "END\r\n";
+    case RESP_ERROR: return "ERROR\r\n";
+    default: return NULL;
+    }
+}
+
+static void count_reply(struct worker *w, enum mc_cmd cmd, enum mc_resp_kind kind)
+{
+    struct gw_stats *st = &w->stats;
+    switch (cmd) {
+    case MC_DELETE:
+        if (kind == RESP_DELETED) STAT_INC(st, delete_hits);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, delete_misses);
+        break;
+    case MC_INCR:
+        if (kind == RESP_NUMBER) STAT_INC(st, incr_hits);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, incr_misses);
+        break;
+    case MC_DECR:
+        if (kind == RESP_NUMBER) STAT_INC(st, decr_hits);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, decr_misses);
+        break;
+    case MC_TOUCH:
+        if (kind == RESP_TOUCHED) STAT_INC(st, touch_hits);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, touch_misses);
+        break;
+    case MC_CAS:
+        if (kind == RESP_STORED) STAT_INC(st, cas_hits);
+        else if (kind == RESP_EXISTS) STAT_INC(st, cas_badval);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, cas_misses);
+        break;
+    default:
+        break;
+    }
+}
+
+/* One unit for a retrieval op.  Returns GW_OK when the op is complete,
+ * GW_AGAIN when more units belong to it, GW_ERROR when the reply does not
+ * fit what was asked. */
+static int handle_retrieval(struct backend *b, struct be_op *op, const char *base,
+                            const struct mc_resp *u)
+{
+    struct gw_req *r = op->req;
+    if (u->kind == RESP_VALUE) {
+        /* memcached answers keys in the order asked, skipping misses. */
+        int32_t k = op->cur_key;
+        while (k >= 0 && !(r->keys[k].bklen == u->key_len &&
+                           memcmp(r->keys[k].bkey, base + u->key_off, u->key_len) == 0)) {
+            r->keys[k].state = KEY_MISS;
+            k = r->keys[k].next;
+        }
+        if (k < 0) return GW_ERROR;
+        struct gw_key *key = &r->keys[k];
+        key->state = KEY_HIT;
+        key->flags = u->flags;
+        key->bytes = u->bytes;
+        key->cas = u->cas;
+        key->vbuf = b->in.b;
+        buf_ref(key->vbuf);
+        key->vdata = base + u->data_off;
+        op->cur_key = key->next;
+        return GW_AGAIN;
+    }
+    if (u->kind == RESP_END) {
+        for (int32_t k = op->cur_key; k >= 0; k = r->keys[k].next) r->keys[k].state = KEY_MISS;
+        op->cur_key = -1;
+        return GW_OK;
+    }
+    if (u->kind == RESP_SERVER_ERROR || u->kind == RESP_CLIENT_ERROR || u->kind == RESP_ERROR) {
+        for (int32_t k = op->cur_key; k >= 0; k = r->keys[k].next) r->keys[k].state = KEY_ERROR;
+        r->errors = true;
+        req_reply_fmt(r, "%.*s", (int)(u->line_len - 2), base);
+        return GW_OK;
+    }
+    return GW_ERROR;
+}
+
+/* One unit for any other op: its reply line. */
+static int handle_line(struct backend *b, struct be_op *op, const char *base,
+                       const struct mc_resp *u)
+{
+    struct gw_req *r = op->req;
+    if (u->kind == RESP_VALUE || u->kind == RESP_END || u->kind == RESP_STAT) return GW_ERROR;
+    count_reply(b->w, op->cmd, u->kind);
+    if (op->cmd == MC_FLUSH_ALL) {
+        if (u->kind != RESP_OK) r->errors = true;
+        return GW_OK;
+    }
+    const char *s = static_line(u->kind);
+    if (s) {
+        req_reply_static(r, s);
+    } else {
+        buf_unref(r->rline_buf);
+        r->rline = base;
+        r->rlen = u->line_len;
+        r->rline_buf = b->in.b;
+        buf_ref(r->rline_buf);
+    }
+    return GW_OK;
+}
+
+static void backend_read(struct backend *b)
+{
+    size_t n;
+    int rc = rbuf_read(&b->in, b->fd, b->need, &n);
+    if (rc == GW_AGAIN) return;
+    if (rc != GW_OK) {
+        backend_reset(b, n == 0 && rc == GW_ERROR ? "closed the connection" : "read failed",
+                      b->wait_head != NULL);
+        return;
+    }
+    b->last_progress = gw_loop_now(b->w->loop);
+    while (rbuf_len(&b->in) > 0) {
+        const char *base = rbuf_data(&b->in);
+        struct mc_resp u;
+        rc = mc_resp_parse(base, rbuf_len(&b->in), &u);
+        if (rc == GW_AGAIN) {
+            b->need = u.need;
+            break;
+        }
+        b->need = 0;
+        struct be_op *op = b->wait_head;
+        if (rc != GW_OK || !op) {
+            backend_reset(b, "sent an invalid reply", false);
+            return;
+        }
+        rc = mc_cmd_is_retrieval(op->cmd) ? handle_retrieval(b, op, base, &u)
+                                          : handle_line(b, op, base, &u);
+        if (rc == GW_ERROR) {
+            backend_reset(b, "sent an unexpected reply", false);
+            return;
+        }
+        b->in.pos += u.total_len;
+        if (rc == GW_OK) wait_pop(b);
+    }
+    if (!b->wait_head) gw_timer_stop(b->timer);
+}
+
+static void backend_on_event(void *data, int events)
+{
+    struct backend *b = data;
+    if (b->state == BE_CONNECTING && (events & GW_EV_WRITE)) {
+        char err[GW_NET_ERRLEN];
+        if (net_connect_result(b->fd, err) != GW_OK) {
+            STAT_INC(&b->w->stats, gw_backend_conn_failures);
+            LOG_WARN("backend %s: %s", b->srv->name, err);
+            backend_reset(b, "connect failed", true);
+            return;
+        }
+        b->state = BE_CONNECTED;
+        b->last_progress = gw_loop_now(b->w->loop);
+        backend_flush(b);
+        if (b->state != BE_CONNECTED) return;
+    }
+    if (events & GW_EV_READ) {
+        backend_read(b);
+        if (b->state != BE_CONNECTED) return;
+    }
+    if ((events & GW_EV_WRITE) && b->out.count > 0) backend_write(b);
+}
+
+/* Lazy timeout: the timer is armed once per busy period and re-armed for
+ * the time left since the last progress, so replies cost no timer work. */
+static void backend_on_timer(void *data, int events)
+{
+    struct backend *b = data;
+    if (!b->wait_head && b->state != BE_CONNECTING) return;
+    double now = gw_loop_now(b->w->loop);
+    double left = b->last_progress + b->pool->timeout - now;
+    if (left > 0.0005) {
+        gw_timer_start(b->timer, left);
+        return;
+    }
+    STAT_INC(&b->w->stats, gw_backend_timeouts);
+    backend_reset(b, b->state == BE_CONNECTING ? "connect timed out" : "timed out", true);
+}

@@ -1,0 +1,77 @@
+/* backend.h -- one persistent connection from a worker to one memcached
+ * server, with pipelining.
+ *
+ * Ops queued during a loop iteration are written together with one writev
+ * when the worker flushes (backend_flush); their replies are matched in
+ * order.  The connection is opened on first use and re-opened after a
+ * failure.  A failure (refused, timed out, closed mid-reply, garbage)
+ * answers every op still waiting with SERVER_ERROR and resets the
+ * connection; a server that failed is left alone for the pool's
+ * retry_timeout, during which its ops fail at once.
+ *
+ * Ownership: a be_op holds a reference on its request until it is
+ * answered.  backend_free fails what is still queued.
+ */
+#ifndef GW_BACKEND_H
+#define GW_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "proto.h"
+
+struct worker;
+struct pool;
+struct server;
+struct gw_req;
+struct gw_io;
+struct gw_timer;
+
+struct be_op {
+    struct be_op *next;
+    struct gw_req *req;
+    enum mc_cmd cmd;
+    int32_t first_key;     /* retrieval: the batch's first key index */
+    int32_t last_key;      /* retrieval: where the next key is linked */
+    int32_t cur_key;       /* retrieval: next key a VALUE may answer */
+    uint16_t head_len, tail_len;
+    char head[40];         /* "get ", "gat 100 ", "set ", "flush_all 0\r\n" */
+    char tail[72];         /* " <flags> <exptime> <bytes> [<cas>]\r\n", ... */
+};
+
+enum backend_state { BE_IDLE, BE_CONNECTING, BE_CONNECTED };
+
+struct backend {
+    struct worker *w;
+    struct pool *pool;
+    struct server *srv;
+    int fd;
+    enum backend_state state;
+    struct gw_io *io;
+    struct gw_timer *timer;
+    struct gw_rbuf in;
+    size_t need;               /* bytes the unit being read needs */
+    struct gw_oq out;
+    struct be_op *send_head, *send_tail;   /* queued, not yet written */
+    struct be_op *wait_head, *wait_tail;   /* written (or in out), awaiting a reply */
+    double last_progress;      /* loop time of the last byte moved */
+    double down_until;         /* loop time before which the server is not tried */
+    bool dirty;
+    struct backend *next_dirty;
+};
+
+struct backend *backend_new(struct worker *w, struct pool *pool, struct server *srv);
+void backend_free(struct backend *b);
+
+bool backend_is_up(const struct backend *b);
+
+/* An op for request r (from the worker's free list); it takes a reference on r
+ * and counts as pending on it. */
+struct be_op *op_new(struct worker *w, struct gw_req *r, enum mc_cmd cmd);
+/* Queue an op; it is written on the next flush. */
+void backend_enqueue(struct backend *b, struct be_op *op);
+/* Write what is queued (connecting first if need be). */
+void backend_flush(struct backend *b);
+
+#endif

@@ -1,0 +1,170 @@
+/* buf.c -- see buf.h. */
+#define _GNU_SOURCE
+#include "buf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CACHE_MAX 256
+
+static __thread struct gw_buf *cache[CACHE_MAX];
+static __thread int cached;
+
+struct gw_buf *buf_new(size_t cap)
+{
+    struct gw_buf *b;
+    if (cap <= GW_BUF_SIZE && cached > 0) {
+        b = cache[--cached];
+    } else {
+        if (cap < GW_BUF_SIZE) cap = GW_BUF_SIZE;
+        if (cap > UINT32_MAX - sizeof *b) return NULL;
+        b = malloc(sizeof *b + cap);
+        if (!b) return NULL;
+        b->cap = (uint32_t)cap;
+    }
+    b->refs = 1;
+    return b;
+}
+
+void buf_unref(struct gw_buf *b)
+{
+    if (!b || --b->refs > 0) return;
+    if (b->cap == GW_BUF_SIZE && cached < CACHE_MAX) cache[cached++] = b;
+    else free(b);
+}
+
+void buf_cache_drain(void)
+{
+    while (cached > 0) free(cache[--cached]);
+}
+
+/* Make room for `need` unconsumed bytes (and at least a little to read
+ * into).  Moves bytes only when nobody else points at them. */
+static int rbuf_make_room(struct gw_rbuf *r, size_t need)
+{
+    size_t have = r->end - r->pos;
+    if (need < have + 1) need = have + 1;
+    if (!r->b) {
+        r->b = buf_new(need);
+        if (!r->b) return GW_NOMEM;
+        r->pos = r->end = 0;
+        return GW_OK;
+    }
+    if (r->b->refs == 1 && have == 0) r->pos = r->end = 0;
+    if (r->b->cap - r->pos >= need && r->end < r->b->cap) return GW_OK;
+    if (r->b->refs == 1 && r->b->cap >= need) {
+        memmove(r->b->data, r->b->data + r->pos, have);
+        r->pos = 0;
+        r->end = (uint32_t)have;
+        return GW_OK;
+    }
+    /* Grow geometrically so a large value arriving in pieces is copied a
+     * bounded number of times. */
+    size_t cap = need;
+    if (cap > GW_BUF_SIZE && cap < 2 * (size_t)r->b->cap) cap = 2 * (size_t)r->b->cap;
+    struct gw_buf *nb = buf_new(cap);
+    if (!nb) return GW_NOMEM;
+    memcpy(nb->data, r->b->data + r->pos, have);
+    buf_unref(r->b);
+    r->b = nb;
+    r->pos = 0;
+    r->end = (uint32_t)have;
+    return GW_OK;
+}
+
+int rbuf_read(struct gw_rbuf *r, int fd, size_t need, size_t *n)
+{
+    *n = 0;
+    int rc = rbuf_make_room(r, need);
+    if (rc != GW_OK) return rc;
+    for (;;) {
+        ssize_t got = read(fd, r->b->data + r->end, r->b->cap - r->end);
+        if (got > 0) {
+            r->end += (uint32_t)got;
+            *n = (size_t)got;
+            return GW_OK;
+        }
+        if (got == 0) return GW_ERROR;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return GW_AGAIN;
+        return GW_ERROR;
+    }
+}
+
+void rbuf_release(struct gw_rbuf *r)
+{
+    buf_unref(r->b);
+    r->b = NULL;
+    r->pos = r->end = 0;
+}
+
+int oq_push(struct gw_oq *q, const void *p, size_t len)
+{
+    if (len == 0) return GW_OK;
+    if (q->head + q->count == q->cap) {
+        if (q->head > 0) {
+            memmove(q->iov, q->iov + q->head, q->count * sizeof *q->iov);
+            q->head = 0;
+        }
+        if (q->count == q->cap) {
+            uint32_t ncap = q->cap ? 2 * q->cap : 64;
+            struct iovec *n = realloc(q->iov, ncap * sizeof *n);
+            if (!n) return GW_NOMEM;
+            q->iov = n;
+            q->cap = ncap;
+        }
+    }
+    q->iov[q->head + q->count].iov_base = (void *)p;
+    q->iov[q->head + q->count].iov_len = len;
+    q->count++;
+    q->bytes += len;
+    return GW_OK;
+}
+
+int oq_write(struct gw_oq *q, int fd, size_t *written)
+{
+    *written = 0;
+    while (q->count > 0) {
+        int cnt = q->count > IOV_MAX ? IOV_MAX : (int)q->count;
+        ssize_t w = writev(fd, q->iov + q->head, cnt);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return GW_AGAIN;
+            return GW_ERROR;
+        }
+        size_t left = (size_t)w;
+        *written += left;
+        q->bytes -= left;
+        while (left > 0) {
+            struct iovec *v = &q->iov[q->head];
+            if (left >= v->iov_len) {
+                left -= v->iov_len;
+                q->head++;
+                q->count--;
+            } else {
+                v->iov_base = (char *)v->iov_base + left;
+                v->iov_len -= left;
+                left = 0;
+            }
+        }
+    }
+    q->head = 0;
+    return GW_OK;
+}
+
+void oq_clear(struct gw_oq *q)
+{
+    q->head = q->count = 0;
+    q->bytes = 0;
+}
+
+void oq_free(struct gw_oq *q)
+{
+    free(q->iov);
+    q->iov = NULL;
+    q->head = q->count = q->cap = 0;
+    q->bytes = 0;
+}

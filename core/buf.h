@@ -1,0 +1,75 @@
+/* buf.h -- reference-counted byte buffers, a socket reader and a writev queue.
+ *
+ * Values are never copied on their way through the gateway: a request or
+ * reply keeps a reference on the buffer its bytes were read into, and the
+ * bytes are written out from there with writev.
+ *
+ * gw_buf   refs counts the owners.  The reader that fills a buffer is one
+ *          owner; each request or reply that points into it takes another.
+ *          Default-size buffers are recycled through a per-thread free list,
+ *          so steady traffic does not call malloc.  A buffer belongs to the
+ *          thread that made it.
+ * gw_rbuf  the unconsumed bytes [pos, end) of the buffer a socket is read
+ *          into.  rbuf_read only appends while the buffer has room, so bytes
+ *          others point at never move; when it is full, the unconsumed tail
+ *          is carried to a fresh buffer.
+ * gw_oq    a queue of iovecs written with writev.  It does not own what the
+ *          iovecs point at: the owner keeps that alive until oq_write reports
+ *          the bytes written.
+ */
+#ifndef GW_BUF_H
+#define GW_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "status.h"
+
+#define GW_BUF_SIZE (16 * 1024)
+
+struct gw_buf {
+    uint32_t refs;
+    uint32_t cap;
+    char data[];
+};
+
+/* A buffer of at least cap bytes with refs = 1, or NULL. */
+struct gw_buf *buf_new(size_t cap);
+static inline void buf_ref(struct gw_buf *b) { b->refs++; }
+void buf_unref(struct gw_buf *b);
+/* Free this thread's cached buffers (at thread exit). */
+void buf_cache_drain(void);
+
+struct gw_rbuf {
+    struct gw_buf *b;
+    uint32_t pos;
+    uint32_t end;
+};
+
+static inline size_t rbuf_len(const struct gw_rbuf *r) { return r->end - r->pos; }
+static inline const char *rbuf_data(const struct gw_rbuf *r) { return r->b->data + r->pos; }
+
+/* Read what fd has into r, making room for at least `need` unconsumed bytes
+ * in all (0: any).  GW_OK: *n bytes arrived; GW_AGAIN: nothing to read;
+ * GW_ERROR: the peer closed (*n = 0) or a socket error; GW_NOMEM. */
+int rbuf_read(struct gw_rbuf *r, int fd, size_t need, size_t *n);
+void rbuf_release(struct gw_rbuf *r);
+
+struct gw_oq {
+    struct iovec *iov;
+    uint32_t head;      /* first iovec not fully written */
+    uint32_t count;     /* iovecs in the queue, from head */
+    uint32_t cap;
+    size_t bytes;       /* bytes queued */
+};
+
+/* Queue len bytes at p.  GW_NOMEM if the queue cannot grow. */
+int oq_push(struct gw_oq *q, const void *p, size_t len);
+/* writev as much as the socket takes.  *written is the byte count.
+ * GW_OK: the queue is empty; GW_AGAIN: bytes remain; GW_ERROR: socket error. */
+int oq_write(struct gw_oq *q, int fd, size_t *written);
+void oq_clear(struct gw_oq *q);
+void oq_free(struct gw_oq *q);
+
+#endif

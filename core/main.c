@@ -1,0 +1,201 @@
+/* main.c -- command line, config validation, listeners, worker threads.
+ *
+ * The config is first run in a validation state on the main thread: that
+ * is what --check does, and what catches config errors before anything
+ * listens.  Then each worker runs it in its own state, and the main thread
+ * only waits for signals.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "lhost.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+#include "pool.h"
+#include "version.h"
+#include "worker.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:11211"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: gateway [options] [CONFIG]\n"
+            "  A Lua-scriptable memcached gateway.  CONFIG defaults to gateway.lua.\n"
+            "\n"
+            "  --check CONFIG        load and validate CONFIG, print file:line: message, exit 0/1\n"
+            "  -l, --listen HOST:PORT listen here (overrides the config's gateway.listen)\n"
+            "  -t, --threads N       worker threads (overrides gateway.settings)\n"
+            "  -v                    more logging (repeat for more)\n"
+            "      --version         print the version\n"
+            "  -h, --help            this text\n");
+}
+
+/* lua/ next to the binary, unless GATEWAY_LUA_DIR says otherwise. */
+static char *find_lua_dir(void)
+{
+    const char *env = getenv("GATEWAY_LUA_DIR");
+    if (env && *env) return strdup(env);
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            char path[PATH_MAX + 8];
+            snprintf(path, sizeof path, "%s/lua", exe);
+            if (access(path, R_OK) == 0) return strdup(path);
+        }
+    }
+    return strdup("lua");
+}
+
+static struct gw_loop *main_loop;
+
+static void on_stop_signal(void *data, int events)
+{
+    LOG_INFO("shutting down");
+    gw_loop_break(main_loop);
+}
+
+static int bind_listeners(const char *const *addrs, int naddrs, int nworkers, int **fds_out)
+{
+    int *fds = calloc((size_t)(naddrs * nworkers), sizeof *fds);
+    if (!fds) return GW_ERROR;
+    for (int a = 0; a < naddrs; a++) {
+        struct gw_addr addr;
+        char host[256], err[GW_NET_ERRLEN];
+        uint16_t port;
+        if (net_parse_addr(addrs[a], &addr, host, sizeof host, &port, err) != GW_OK) {
+            LOG_ERROR("listen %s: %s", addrs[a], err);
+            return GW_ERROR;
+        }
+        for (int w = 0; w < nworkers; w++) {
+            if (net_listen(&addr, true, 1024, &fds[w * naddrs + a], err) != GW_OK) {
+                LOG_ERROR("listen %s: %s", addrs[a], err);
+                return GW_ERROR;
+            }
+        }
+        LOG_INFO("listening on %s", addrs[a]);
+    }
+    *fds_out = fds;
+    return GW_OK;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "check", required_argument, NULL, 'c' },
+        { "listen", required_argument, NULL, 'l' },
+        { "threads", required_argument, NULL, 't' },
+        { "version", no_argument, NULL, 'V' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *check = NULL, *listen_override = NULL;
+    int threads_override = 0, c;
+    while ((c = getopt_long(argc, argv, "l:t:vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': check = optarg; break;
+        case 'l': listen_override = optarg; break;
+        case 't':
+            threads_override = atoi(optarg);
+            if (threads_override < 1 || threads_override > 256) {
+                fprintf(stderr, "gateway: --threads wants 1 to 256\n");
+                return 2;
+            }
+            break;
+        case 'v': log_level++; break;
+        case 'V': printf("gateway %s\n", GW_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    const char *config = check ? check : optind < argc ? argv[optind] : "gateway.lua";
+    char *lua_dir = find_lua_dir();
+    char err[1024];
+
+    struct lhost *validate = lhost_new(NULL, config, lua_dir, err, sizeof err);
+    if (!validate) {
+        fprintf(stderr, "%s\n", err);
+        free(lua_dir);
+        return 1;
+    }
+    if (check) {
+        printf("%s: ok\n", config);
+        lhost_free(validate);
+        free(lua_dir);
+        return 0;
+    }
+    const struct lhost_config *cfg = lhost_config(validate);
+
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    gw_start_time = (double)tv.tv_sec;
+    gw_settings.config_path = config;
+    gw_settings.lua_dir = lua_dir;
+    gw_settings.threads = threads_override ? threads_override : cfg->threads ? cfg->threads : 1;
+    gw_settings.max_value = cfg->max_value ? cfg->max_value : 1024 * 1024;
+    gw_settings.max_line = cfg->max_line ? cfg->max_line : 1024 * 1024;
+    gw_settings.max_connections = cfg->max_connections ? cfg->max_connections : 4096;
+    gw_settings.max_pending = 4096;
+    gw_settings.max_output = 8 * 1024 * 1024;
+
+    const char *default_listen = DEFAULT_LISTEN;
+    const char *const *addrs = (const char *const *)cfg->listen;
+    char *const *names = cfg->listen_names;
+    char *no_name[1] = { NULL };
+    int naddrs = cfg->nlisten;
+    if (listen_override || naddrs == 0) {
+        addrs = listen_override ? &listen_override : &default_listen;
+        names = no_name;
+        naddrs = 1;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    int nworkers = gw_settings.threads;
+    int *fds;
+    if (bind_listeners(addrs, naddrs, nworkers, &fds) != GW_OK) return 1;
+
+    gw_workers = calloc((size_t)nworkers, sizeof *gw_workers);
+    if (!gw_workers) return 1;
+    gw_nworkers = nworkers;
+    for (int i = 0; i < nworkers; i++) {
+        if (worker_init(&gw_workers[i], i, fds + i * naddrs, (char **)addrs, (char **)names,
+                        naddrs, err, sizeof err) != GW_OK) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+    }
+    main_loop = gw_loop_default();
+    struct gw_signal *sigint = gw_signal_new(main_loop, SIGINT, on_stop_signal, NULL);
+    struct gw_signal *sigterm = gw_signal_new(main_loop, SIGTERM, on_stop_signal, NULL);
+    for (int i = 0; i < nworkers; i++) {
+        if (worker_start(&gw_workers[i]) != GW_OK) {
+            fprintf(stderr, "gateway: cannot start worker thread\n");
+            return 1;
+        }
+    }
+    LOG_INFO("gateway %s serving with %d thread%s", GW_VERSION, nworkers, nworkers == 1 ? "" : "s");
+    gw_loop_run(main_loop);
+
+    for (int i = 0; i < nworkers; i++) worker_stop(&gw_workers[i]);
+    gw_signal_free(sigint);
+    gw_signal_free(sigterm);
+    lhost_free(validate);
+    pool_stores_free();
+    buf_cache_drain();
+    free(gw_workers);
+    free(fds);
+    free(lua_dir);
+    return 0;
+}

@@ -1,0 +1,131 @@
+/* net.c -- see net.h. */
+#define _GNU_SOURCE
+#include "net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int fail(char *err, const char *what, int e)
+{
+    snprintf(err, GW_NET_ERRLEN, "%s: %s", what, strerror(e));
+    return GW_ERROR;
+}
+
+int net_parse_addr(const char *spec, struct gw_addr *out, char *host, size_t hostlen,
+                   uint16_t *port, char *err)
+{
+    const char *colon = strrchr(spec, ':');
+    if (!colon || colon == spec || !colon[1]) {
+        snprintf(err, GW_NET_ERRLEN, "bad address '%s' (want host:port)", spec);
+        return GW_ERROR;
+    }
+    const char *h = spec;
+    size_t hlen = (size_t)(colon - spec);
+    if (h[0] == '[' && hlen >= 2 && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    if (hlen == 0 || hlen >= hostlen) {
+        snprintf(err, GW_NET_ERRLEN, "bad host in '%s'", spec);
+        return GW_ERROR;
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p <= 0 || p > 65535) {
+        snprintf(err, GW_NET_ERRLEN, "bad port in '%s'", spec);
+        return GW_ERROR;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = 0;
+    *port = (uint16_t)p;
+
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%ld", p);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, GW_NET_ERRLEN, "cannot resolve '%s': %s", host, gai_strerror(rc));
+        return GW_ERROR;
+    }
+    memcpy(&out->sa, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return GW_OK;
+}
+
+int net_listen(const struct gw_addr *addr, bool reuseport, int backlog, int *fd, char *err)
+{
+    int s = socket(addr->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) return fail(err, "socket", errno);
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport && setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        int e = errno;
+        close(s);
+        return fail(err, "SO_REUSEPORT", e);
+    }
+    if (bind(s, (const struct sockaddr *)&addr->sa, addr->len) < 0) {
+        int e = errno;
+        close(s);
+        return fail(err, "bind", e);
+    }
+    if (listen(s, backlog) < 0) {
+        int e = errno;
+        close(s);
+        return fail(err, "listen", e);
+    }
+    *fd = s;
+    return GW_OK;
+}
+
+static void set_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+int net_accept(int lfd, int *fd, char *err)
+{
+    for (;;) {
+        int s = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (s >= 0) {
+            set_nodelay(s);
+            *fd = s;
+            return GW_OK;
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED) return GW_AGAIN;
+        return fail(err, "accept", errno);
+    }
+}
+
+int net_connect(const struct gw_addr *addr, int *fd, char *err)
+{
+    int s = socket(addr->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s < 0) return fail(err, "socket", errno);
+    set_nodelay(s);
+    *fd = s;
+    if (connect(s, (const struct sockaddr *)&addr->sa, addr->len) == 0) return GW_OK;
+    if (errno == EINPROGRESS) return GW_AGAIN;
+    int e = errno;
+    close(s);
+    *fd = -1;
+    return fail(err, "connect", e);
+}
+
+int net_connect_result(int fd, char *err)
+{
+    int e = 0;
+    socklen_t len = sizeof e;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0) e = errno;
+    if (e == 0) return GW_OK;
+    return fail(err, "connect", e);
+}

@@ -1,0 +1,40 @@
+/* net.h -- socket helpers (TCP over IPv4/IPv6), anet style.
+ *
+ * Every function that can fail returns GW_OK or GW_ERROR (GW_AGAIN where
+ * said) and, on failure, writes a readable reason into err[GW_NET_ERRLEN].
+ * All sockets made here are non-blocking and close-on-exec.
+ */
+#ifndef GW_NET_H
+#define GW_NET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "status.h"
+
+#define GW_NET_ERRLEN 256
+
+struct gw_addr {
+    struct sockaddr_storage sa;
+    socklen_t len;
+};
+
+/* Split "host:port" (or "[v6]:port") into host and port; resolves
+ * numerically or through getaddrinfo. */
+int net_parse_addr(const char *spec, struct gw_addr *out, char *host, size_t hostlen,
+                   uint16_t *port, char *err);
+
+/* A listening socket on addr.  reuseport sets SO_REUSEPORT so that each
+ * worker can bind its own socket to the same address. */
+int net_listen(const struct gw_addr *addr, bool reuseport, int backlog, int *fd, char *err);
+
+/* Accept one connection.  GW_AGAIN when none is pending. */
+int net_accept(int lfd, int *fd, char *err);
+
+/* Start a non-blocking connect.  GW_OK: connected at once; GW_AGAIN: in
+ * progress (wait for writability, then call net_connect_result). */
+int net_connect(const struct gw_addr *addr, int *fd, char *err);
+int net_connect_result(int fd, char *err);
+
+#endif

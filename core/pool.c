@@ -1,0 +1,125 @@
+/* pool.c -- see pool.h. */
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "store.h"
+
+#define MAX_STORES 64
+
+static pthread_mutex_t stores_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct store *stores[MAX_STORES];
+
+static struct pool *pool_alloc(struct worker *w, const char *name, enum pool_kind kind)
+{
+    struct pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->kind = kind;
+    p->w = w;
+    p->name = strdup(name ? name : "pool");
+    if (!p->name) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+struct pool *pool_new(struct worker *w, const struct pool_spec *spec, char *err, size_t errlen)
+{
+    struct pool *p = pool_alloc(w, spec->name, POOL_SERVERS);
+    if (!p) goto nomem;
+    p->timeout = spec->timeout;
+    p->retry_timeout = spec->retry_timeout;
+    p->failover = spec->failover;
+    p->servers = calloc(spec->nservers, sizeof *p->servers);
+    if (!p->servers) goto nomem;
+    p->nservers = spec->nservers;
+    for (uint32_t i = 0; i < spec->nservers; i++) {
+        struct server *s = &p->servers[i];
+        char nerr[GW_NET_ERRLEN];
+        s->name = strdup(spec->server_names[i]);
+        if (!s->name) goto nomem;
+        if (net_parse_addr(s->name, &s->addr, s->host, sizeof s->host, &s->port, nerr) != GW_OK) {
+            snprintf(err, errlen, "%s", nerr);
+            goto fail;
+        }
+        s->weight = spec->servers[i].weight;
+    }
+    if (hash_dist_build(&p->dist, spec->mode, spec->pymc_legacy_one, spec->servers,
+                        spec->nservers, err, errlen) != GW_OK)
+        goto fail;
+    if (w) {
+        for (uint32_t i = 0; i < p->nservers; i++) {
+            p->servers[i].be = backend_new(w, p, &p->servers[i]);
+            if (!p->servers[i].be) goto nomem;
+        }
+    }
+    return p;
+nomem:
+    snprintf(err, errlen, "out of memory");
+fail:
+    pool_free(p);
+    return NULL;
+}
+
+struct pool *pool_new_internal(struct worker *w, int index, size_t max_bytes, char *err,
+                               size_t errlen)
+{
+    if (index < 0 || index >= MAX_STORES) {
+        snprintf(err, errlen, "too many memcache.internal stores (at most %d)", MAX_STORES);
+        return NULL;
+    }
+    pthread_mutex_lock(&stores_lock);
+    if (!stores[index]) stores[index] = store_new(max_bytes);
+    struct store *st = stores[index];
+    pthread_mutex_unlock(&stores_lock);
+    struct pool *p = st ? pool_alloc(w, "internal", POOL_INTERNAL) : NULL;
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->store = st;
+    return p;
+}
+
+void pool_stores_free(void)
+{
+    pthread_mutex_lock(&stores_lock);
+    for (int i = 0; i < MAX_STORES; i++) {
+        if (stores[i]) store_free(stores[i]);
+        stores[i] = NULL;
+    }
+    pthread_mutex_unlock(&stores_lock);
+}
+
+void pool_free(struct pool *p)
+{
+    if (!p) return;
+    for (uint32_t i = 0; p->servers && i < p->nservers; i++) {
+        backend_free(p->servers[i].be);
+        free(p->servers[i].name);
+    }
+    free(p->servers);
+    if (p->kind == POOL_SERVERS) hash_dist_free(&p->dist);
+    free(p->name);
+    free(p);
+}
+
+static bool server_up(void *ctx, uint32_t i)
+{
+    struct pool *p = ctx;
+    return backend_is_up(p->servers[i].be);
+}
+
+struct backend *pool_pick(struct pool *p, const char *key, size_t len)
+{
+    uint32_t i = p->nservers == 1 ? 0 : hash_dist_pick(&p->dist, key, len);
+    struct backend *b = p->servers[i].be;
+    if (p->failover == FAILOVER_NONE || backend_is_up(b)) return b;
+    int32_t j = hash_dist_pick_up(&p->dist, key, len, server_up, p);
+    return j < 0 ? NULL : p->servers[j].be;
+}

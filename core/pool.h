@@ -1,0 +1,78 @@
+/* pool.h -- a pool: servers chosen by a hash distribution, or the embedded
+ * store, behind one interface.
+ *
+ * A worker's Lua state runs the config, so each worker builds its own pools
+ * and each server has one persistent backend connection per worker.  A pool
+ * built with no worker (config check) is validated but opens nothing.
+ * The embedded stores are process-wide: the n-th memcache.internal{} of the
+ * config is the same store in every worker.
+ *
+ * Ownership: pool_new copies what it needs from the spec; pool_free closes
+ * its backends (failing what they still had in flight).
+ */
+#ifndef GW_POOL_H
+#define GW_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hash.h"
+#include "net.h"
+
+struct worker;
+struct backend;
+struct store;
+
+enum pool_kind { POOL_SERVERS, POOL_INTERNAL };
+enum failover { FAILOVER_NONE, FAILOVER_REHASH, FAILOVER_NEXT };
+
+struct server {
+    char *name;                /* "host:port" as configured */
+    char host[256];
+    uint16_t port;
+    uint32_t weight;
+    struct gw_addr addr;
+    struct backend *be;        /* NULL in a config check */
+};
+
+struct pool_spec {
+    const char *name;
+    struct hash_server *servers;
+    const char **server_names; /* "host:port" strings, parallel to servers */
+    uint32_t nservers;
+    enum hash_mode mode;
+    bool pymc_legacy_one;
+    double timeout;            /* seconds, connect and each reply */
+    double retry_timeout;      /* seconds a failed server is left alone */
+    enum failover failover;
+};
+
+struct pool {
+    enum pool_kind kind;
+    char *name;
+    struct worker *w;
+    struct hash_dist dist;
+    struct server *servers;
+    uint32_t nservers;
+    double timeout;
+    double retry_timeout;
+    enum failover failover;
+    struct store *store;       /* POOL_INTERNAL */
+};
+
+struct pool *pool_new(struct worker *w, const struct pool_spec *spec, char *err, size_t errlen);
+/* The embedded store number `index` of the config (made on first use with
+ * max_bytes), wrapped as a pool. */
+struct pool *pool_new_internal(struct worker *w, int index, size_t max_bytes, char *err,
+                               size_t errlen);
+void pool_free(struct pool *p);
+
+/* The backend for key, honouring the failover policy; NULL if the policy
+ * finds no server up. */
+struct backend *pool_pick(struct pool *p, const char *key, size_t len);
+
+/* Free the process-wide embedded stores (at exit). */
+void pool_stores_free(void);
+
+#endif

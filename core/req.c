@@ -1,0 +1,154 @@
+/* req.c -- see req.h. */
+#include "req.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "worker.h"
+
+#define FREE_REQS_MAX 1024
+
+struct arena_chunk {
+    struct arena_chunk *next;
+    char data[];
+};
+
+static void arena_reset(struct gw_req *r)
+{
+    struct arena_chunk *c = r->arena.chunks;
+    while (c) {
+        struct arena_chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+    r->arena.chunks = NULL;
+    r->arena.cur = r->arena_inline;
+    r->arena.left = sizeof r->arena_inline;
+}
+
+char *req_alloc(struct gw_req *r, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    if (n > r->arena.left) {
+        size_t size = n > 4096 ? n : 4096;
+        struct arena_chunk *c = malloc(sizeof *c + size);
+        if (!c) return NULL;
+        c->next = r->arena.chunks;
+        r->arena.chunks = c;
+        r->arena.cur = c->data;
+        r->arena.left = size;
+    }
+    char *p = r->arena.cur;
+    r->arena.cur += n;
+    r->arena.left -= n;
+    return p;
+}
+
+struct gw_req *req_new(struct worker *w, struct gw_buf *in, const char *base,
+                       const struct mc_request *mc)
+{
+    struct gw_req *r = w->free_reqs;
+    if (r) {
+        w->free_reqs = r->next;
+        w->nfree_reqs--;
+    } else {
+        r = calloc(1, sizeof *r);
+        if (!r) return NULL;
+        r->arena.cur = r->arena_inline;
+        r->arena.left = sizeof r->arena_inline;
+    }
+    r->next = NULL;
+    r->client = NULL;
+    r->w = w;
+    r->mc = *mc;
+    r->base = base;
+    r->in = in;
+    if (in) buf_ref(in);
+    r->refs = 1;
+    r->pending = 0;
+    r->done = false;
+    r->errors = false;
+    r->rline = NULL;
+    r->rlen = 0;
+    r->rline_buf = NULL;
+    r->out_left = 0;
+    r->nkeys = 0;
+    r->keys = r->keys_inline;
+    return r;
+}
+
+int req_reserve_keys(struct gw_req *r, uint32_t n)
+{
+    if (n <= REQ_INLINE_KEYS) {
+        r->keys = r->keys_inline;
+        return GW_OK;
+    }
+    if (n > r->keys_heap_cap) {
+        struct gw_key *k = realloc(r->keys_heap, n * sizeof *k);
+        if (!k) return GW_NOMEM;
+        r->keys_heap = k;
+        r->keys_heap_cap = n;
+    }
+    r->keys = r->keys_heap;
+    return GW_OK;
+}
+
+void req_unref(struct gw_req *r)
+{
+    if (--r->refs > 0) return;
+    for (uint32_t i = 0; i < r->nkeys; i++) buf_unref(r->keys[i].vbuf);
+    r->nkeys = 0;
+    buf_unref(r->rline_buf);
+    r->rline_buf = NULL;
+    buf_unref(r->in);
+    r->in = NULL;
+    if (r->arena.chunks || r->arena.cur != r->arena_inline) arena_reset(r);
+    struct worker *w = r->w;
+    if (w->nfree_reqs < FREE_REQS_MAX) {
+        r->next = w->free_reqs;
+        w->free_reqs = r;
+        w->nfree_reqs++;
+    } else {
+        free(r->keys_heap);
+        free(r);
+    }
+}
+
+void req_reply_static(struct gw_req *r, const char *line)
+{
+    r->rline = line;
+    r->rlen = (uint32_t)strlen(line);
+}
+
+void req_reply_fmt(struct gw_req *r, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp - 2, fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if (n > (int)sizeof tmp - 3) n = (int)sizeof tmp - 3;
+    char *p = req_alloc(r, (size_t)n + 2);
+    if (!p) {
+        req_reply_static(r, "SERVER_ERROR out of memory\r\n");
+        return;
+    }
+    memcpy(p, tmp, (size_t)n);
+    p[n] = '\r';
+    p[n + 1] = '\n';
+    r->rline = p;
+    r->rlen = (uint32_t)n + 2;
+}
+
+void req_op_done(struct gw_req *r)
+{
+    if (--r->pending > 0) return;
+    if (r->mc.cmd == MC_FLUSH_ALL)
+        req_reply_static(r, r->errors ? "SERVER_ERROR flush_all failed on a backend\r\n" : "OK\r\n");
+    r->done = true;
+    if (r->client) client_request_done(r->client, r);
+}

@@ -1,0 +1,269 @@
+/* resp.c -- the parser for what a memcached backend sends back.
+ *
+ * One call looks at one unit from its start.  The line end is found with a
+ * single memchr bounded by MC_RESP_MAX_LINE, so a caller that re-calls from
+ * the unit start after each read rescans at most one short line; the data
+ * block of a VALUE is never scanned: once its line parses, the unit's size is
+ * known and only the two bytes after the block are looked at.
+ */
+#include "resp.h"
+
+#include <string.h>
+
+/* The longest first word ("CLIENT_ERROR", "SERVER_ERROR"). */
+#define WORD_MAX 12
+
+static const char *const resp_words[RESP_KIND_COUNT] = {
+    [RESP_VALUE] = "VALUE",
+    [RESP_END] = "END",
+    [RESP_STORED] = "STORED",
+    [RESP_NOT_STORED] = "NOT_STORED",
+    [RESP_EXISTS] = "EXISTS",
+    [RESP_NOT_FOUND] = "NOT_FOUND",
+    [RESP_DELETED] = "DELETED",
+    [RESP_TOUCHED] = "TOUCHED",
+    [RESP_OK] = "OK",
+    [RESP_VERSION] = "VERSION",
+    [RESP_STAT] = "STAT",
+    [RESP_ERROR] = "ERROR",
+    [RESP_CLIENT_ERROR] = "CLIENT_ERROR",
+    [RESP_SERVER_ERROR] = "SERVER_ERROR",
+};
+
+const char *mc_resp_word(enum mc_resp_kind kind)
+{
+    switch (kind) {
+    case RESP_END:
+    case RESP_STORED:
+    case RESP_NOT_STORED:
+    case RESP_EXISTS:
+    case RESP_NOT_FOUND:
+    case RESP_DELETED:
+    case RESP_TOUCHED:
+    case RESP_OK:
+    case RESP_ERROR:
+        return resp_words[kind];
+    default:
+        return NULL;
+    }
+}
+
+static inline bool is_digit(char c)
+{
+    return (unsigned char)(c - '0') <= 9;
+}
+
+#define EQ(w, lit) (memcmp((w), lit, sizeof(lit) - 1) == 0)
+
+/* The kind a whole first word names, or RESP_NONE.  Digits are not words. */
+static enum mc_resp_kind word_kind(const char *w, size_t n)
+{
+    switch (n) {
+    case 2:
+        return EQ(w, "OK") ? RESP_OK : RESP_NONE;
+    case 3:
+        return EQ(w, "END") ? RESP_END : RESP_NONE;
+    case 4:
+        return EQ(w, "STAT") ? RESP_STAT : RESP_NONE;
+    case 5:
+        if (w[0] == 'V')
+            return EQ(w, "VALUE") ? RESP_VALUE : RESP_NONE;
+        return EQ(w, "ERROR") ? RESP_ERROR : RESP_NONE;
+    case 6:
+        if (w[0] == 'S')
+            return EQ(w, "STORED") ? RESP_STORED : RESP_NONE;
+        return EQ(w, "EXISTS") ? RESP_EXISTS : RESP_NONE;
+    case 7:
+        switch (w[0]) {
+        case 'D': return EQ(w, "DELETED") ? RESP_DELETED : RESP_NONE;
+        case 'T': return EQ(w, "TOUCHED") ? RESP_TOUCHED : RESP_NONE;
+        case 'V': return EQ(w, "VERSION") ? RESP_VERSION : RESP_NONE;
+        default: return RESP_NONE;
+        }
+    case 9:
+        return EQ(w, "NOT_FOUND") ? RESP_NOT_FOUND : RESP_NONE;
+    case 10:
+        return EQ(w, "NOT_STORED") ? RESP_NOT_STORED : RESP_NONE;
+    case 12:
+        if (w[0] == 'C')
+            return EQ(w, "CLIENT_ERROR") ? RESP_CLIENT_ERROR : RESP_NONE;
+        return EQ(w, "SERVER_ERROR") ? RESP_SERVER_ERROR : RESP_NONE;
+    default:
+        return RESP_NONE;
+    }
+}
+
+/* Decimal digits at *pp (at least one), stopping at the first non-digit.
+ * False when there is no digit or the value does not fit in 64 bits. */
+static inline bool parse_u64(const char **pp, const char *end, uint64_t *out)
+{
+    const char *p = *pp;
+    uint64_t v = 0;
+
+    if (p >= end || !is_digit(*p))
+        return false;
+    do {
+        unsigned d = (unsigned)(unsigned char)*p - '0';
+        if (v > UINT64_MAX / 10 ||
+            (v == UINT64_MAX / 10 && d > UINT64_MAX % 10))
+            return false;
+        v = v * 10 + d;
+        p++;
+    } while (p < end && is_digit(*p));
+    *pp = p;
+    *out = v;
+    return true;
+}
+
+/* One or more spaces at *pp. */
+static inline bool skip_spaces1(const char **pp, const char *end)
+{
+    const char *p = *pp;
+    if (p >= end || *p != ' ')
+        return false;
+    do
+        p++;
+    while (p < end && *p == ' ');
+    *pp = p;
+    return true;
+}
+
+static inline bool only_spaces(const char *p, const char *end)
+{
+    while (p < end && *p == ' ')
+        p++;
+    return p == end;
+}
+
+/* An incomplete line [buf, buf+len) (no "\n", len < MC_RESP_MAX_LINE): can it
+ * still become a valid line?  Only its first word is judged. */
+static bool partial_ok(const char *buf, size_t len)
+{
+    size_t n;
+
+    if (len == 0)
+        return true;
+    if (is_digit(buf[0])) {
+        for (n = 1; n < len && is_digit(buf[n]); n++)
+            ;
+        return n == len || buf[n] == ' ' || buf[n] == '\r';
+    }
+    for (n = 0; n < len && n <= WORD_MAX && buf[n] != ' ' && buf[n] != '\r';
+         n++)
+        ;
+    if (n == 0 || n > WORD_MAX)
+        return false;
+    if (n < len) /* the word is whole */
+        return word_kind(buf, n) != RESP_NONE;
+    for (int k = RESP_NONE + 1; k < RESP_KIND_COUNT; k++) {
+        const char *w = resp_words[k];
+        if (w != NULL && strlen(w) >= n && memcmp(w, buf, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The VALUE line [buf, end) after its word (p), then the data block. */
+static int parse_value(const char *buf, size_t len, const char *p,
+                       const char *end, struct mc_resp *r)
+{
+    uint64_t v;
+    const char *key;
+
+    if (!skip_spaces1(&p, end))
+        return GW_ERROR;
+    key = p;
+    while (p < end && (unsigned char)*p > ' ')
+        p++;
+    if (p == key)
+        return GW_ERROR;
+    r->key_off = (uint32_t)(key - buf);
+    r->key_len = (uint32_t)(p - key);
+
+    if (!skip_spaces1(&p, end) || !parse_u64(&p, end, &v) || v > UINT32_MAX)
+        return GW_ERROR;
+    r->flags = (uint32_t)v;
+
+    if (!skip_spaces1(&p, end) || !parse_u64(&p, end, &v) || v > UINT32_MAX)
+        return GW_ERROR;
+    r->bytes = (uint32_t)v;
+
+    if (p < end) {
+        if (!skip_spaces1(&p, end))
+            return GW_ERROR;
+        if (p < end) {
+            if (!parse_u64(&p, end, &r->cas) || !only_spaces(p, end))
+                return GW_ERROR;
+            r->has_cas = true;
+        }
+    }
+
+    uint64_t total = (uint64_t)r->line_len + r->bytes + 2;
+    if (total > UINT32_MAX)
+        return GW_ERROR;
+    size_t stop = (size_t)r->line_len + r->bytes; /* the "\r" after data */
+    r->data_off = r->line_len;
+    if (len < total) {
+        if (len > stop && buf[stop] != '\r')
+            return GW_ERROR;
+        r->need = (size_t)total;
+        return GW_AGAIN;
+    }
+    if (buf[stop] != '\r' || buf[stop + 1] != '\n')
+        return GW_ERROR;
+    r->total_len = (uint32_t)total;
+    return GW_OK;
+}
+
+int mc_resp_parse(const char *buf, size_t len, struct mc_resp *r)
+{
+    memset(r, 0, sizeof(*r));
+
+    const char *nl =
+        memchr(buf, '\n', len < MC_RESP_MAX_LINE ? len : MC_RESP_MAX_LINE);
+    if (nl == NULL) {
+        if (len >= MC_RESP_MAX_LINE || !partial_ok(buf, len))
+            return GW_ERROR;
+        return GW_AGAIN;
+    }
+    const char *end = nl;
+    if (end > buf && end[-1] == '\r')
+        end--;
+    r->line_len = r->total_len = (uint32_t)(nl - buf) + 1;
+
+    if (is_digit(buf[0])) {
+        const char *p = buf;
+        if (!parse_u64(&p, end, &r->number) || !only_spaces(p, end))
+            return GW_ERROR;
+        r->kind = RESP_NUMBER;
+        return GW_OK;
+    }
+
+    const char *w = buf;
+    const char *wlim = end - buf > WORD_MAX ? buf + WORD_MAX + 1 : end;
+    while (w < wlim && *w != ' ')
+        w++;
+    enum mc_resp_kind kind = word_kind(buf, (size_t)(w - buf));
+    r->kind = kind;
+
+    switch (kind) {
+    case RESP_NONE:
+        return GW_ERROR;
+    case RESP_VALUE:
+        return parse_value(buf, len, w, end, r);
+    case RESP_VERSION:
+    case RESP_STAT:
+    case RESP_ERROR:
+    case RESP_CLIENT_ERROR:
+    case RESP_SERVER_ERROR:
+        if (w < end) { /* *w == ' ' */
+            r->msg_off = (uint32_t)(w + 1 - buf);
+            r->msg_len = (uint32_t)(end - (w + 1));
+        } else {
+            r->msg_off = (uint32_t)(end - buf);
+        }
+        return GW_OK;
+    default:
+        return only_spaces(w, end) ? GW_OK : GW_ERROR;
+    }
+}

@@ -1,0 +1,312 @@
+/* router.c -- see router.h. */
+#include "router.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "buf.h"
+#include "client.h"
+#include "lhost.h"
+#include "pool.h"
+#include "req.h"
+#include "stats.h"
+#include "store.h"
+#include "version.h"
+#include "worker.h"
+
+#define GW_VERSION_LINE "VERSION " GW_VERSION "\r\n"
+
+static void key_init(struct gw_req *r, uint32_t i, uint32_t off, uint32_t len)
+{
+    struct gw_key *k = &r->keys[i];
+    k->ckey = k->bkey = r->base + off;
+    k->cklen = k->bklen = (uint16_t)len;
+    k->state = KEY_PENDING;
+    k->next = -1;
+    k->vbuf = NULL;
+    k->vdata = NULL;
+}
+
+static void *alloc_value_buf(void *ctx, size_t n)
+{
+    struct gw_buf **bp = ctx;
+    *bp = buf_new(n + 2);
+    return *bp ? (*bp)->data : NULL;
+}
+
+/* A retrieval key served by the embedded store. */
+static void internal_get(struct pool *p, struct gw_req *r, struct gw_key *k)
+{
+    bool touch = r->mc.cmd == MC_GAT || r->mc.cmd == MC_GATS;
+    struct gw_buf *vb = NULL;
+    char *data;
+    size_t bytes;
+    enum store_result res = store_get(p->store, k->bkey, k->bklen, touch, r->mc.exptime,
+                                      &k->flags, &k->cas, &data, &bytes, alloc_value_buf, &vb);
+    if (res != STORE_HIT || !vb) {
+        buf_unref(vb);
+        k->state = res == STORE_MISS ? KEY_MISS : KEY_ERROR;
+        return;
+    }
+    vb->data[bytes] = '\r';
+    vb->data[bytes + 1] = '\n';
+    k->state = KEY_HIT;
+    k->bytes = (uint32_t)bytes;
+    k->vbuf = vb;
+    k->vdata = vb->data;
+}
+
+static const char *store_line(enum store_result res)
+{
+    switch (res) {
+    case STORE_STORED: return "STORED\r\n";
+    case STORE_NOT_STORED: return "NOT_STORED\r\n";
+    case STORE_EXISTS: return "EXISTS\r\n";
+    case STORE_NOT_FOUND: return "NOT_FOUND\r\n";
+    case STORE_DELETED: return "DELETED\r\n";
+    case STORE_TOUCHED: return "TOUCHED\r\n";
+    case STORE_NON_NUMERIC: return "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
+    case STORE_TOO_LARGE: return "SERVER_ERROR object too large for cache\r\n";
+    case STORE_NOMEM: return "SERVER_ERROR out of memory storing object\r\n";
+    default: return "SERVER_ERROR internal store error\r\n";
+    }
+}
+
+static const enum store_op store_ops[MC_CMD_COUNT] = {
+    [MC_SET] = STORE_SET, [MC_ADD] = STORE_ADD, [MC_REPLACE] = STORE_REPLACE,
+    [MC_APPEND] = STORE_APPEND, [MC_PREPEND] = STORE_PREPEND, [MC_CAS] = STORE_CAS,
+};
+
+/* A single-key command served by the embedded store. */
+static void internal_single(struct pool *p, struct gw_req *r)
+{
+    const struct mc_request *m = &r->mc;
+    struct gw_key *k = &r->keys[0];
+    enum store_result res;
+    uint64_t n;
+    switch (m->cmd) {
+    case MC_DELETE:
+        res = store_delete(p->store, k->bkey, k->bklen);
+        break;
+    case MC_INCR:
+    case MC_DECR:
+        res = store_arith(p->store, k->bkey, k->bklen, m->cmd == MC_INCR, m->delta, &n);
+        if (res == STORE_ARITH_OK) {
+            req_reply_fmt(r, "%" PRIu64, n);
+            return;
+        }
+        break;
+    case MC_TOUCH:
+        res = store_touch(p->store, k->bkey, k->bklen, m->exptime);
+        break;
+    default:
+        res = store_update(p->store, store_ops[m->cmd], k->bkey, k->bklen, m->flags,
+                           m->exptime, r->base + m->data_off, m->bytes, m->cas);
+        break;
+    }
+    req_reply_static(r, store_line(res));
+}
+
+/* Fill in an op's command text for a single-key command. */
+static void op_format_single(struct be_op *op, const struct mc_request *m)
+{
+    const char *name = mc_cmd_name(m->cmd);
+    op->head_len = (uint16_t)snprintf(op->head, sizeof op->head, "%s ", name);
+    int n;
+    switch (m->cmd) {
+    case MC_CAS:
+        n = snprintf(op->tail, sizeof op->tail, " %u %" PRId64 " %u %" PRIu64 "\r\n", m->flags,
+                     m->exptime, m->bytes, m->cas);
+        break;
+    case MC_INCR:
+    case MC_DECR:
+        n = snprintf(op->tail, sizeof op->tail, " %" PRIu64 "\r\n", m->delta);
+        break;
+    case MC_TOUCH:
+        n = snprintf(op->tail, sizeof op->tail, " %" PRId64 "\r\n", m->exptime);
+        break;
+    case MC_DELETE:
+        n = snprintf(op->tail, sizeof op->tail, "\r\n");
+        break;
+    default: /* set, add, replace, append, prepend */
+        n = snprintf(op->tail, sizeof op->tail, " %u %" PRId64 " %u\r\n", m->flags, m->exptime,
+                     m->bytes);
+        break;
+    }
+    op->tail_len = (uint16_t)n;
+}
+
+static void op_format_retrieval(struct be_op *op, const struct mc_request *m)
+{
+    const char *name = mc_cmd_name(m->cmd);
+    if (m->cmd == MC_GAT || m->cmd == MC_GATS)
+        op->head_len = (uint16_t)snprintf(op->head, sizeof op->head, "%s %" PRId64 " ", name,
+                                          m->exptime);
+    else
+        op->head_len = (uint16_t)snprintf(op->head, sizeof op->head, "%s ", name);
+}
+
+static void fail_request(struct gw_req *r, const char *why)
+{
+    r->errors = true;
+    req_reply_fmt(r, "SERVER_ERROR %s", why);
+}
+
+static void dispatch_single(struct worker *w, struct client *c, struct gw_req *r)
+{
+    const struct mc_request *m = &r->mc;
+    r->nkeys = 1;
+    key_init(r, 0, m->key_off, m->key_len);
+    if (mc_cmd_is_storage(m->cmd)) STAT_INC(&w->stats, cmd_set);
+    else if (m->cmd == MC_TOUCH) STAT_INC(&w->stats, cmd_touch);
+    const char *err = NULL;
+    struct pool *p = lhost_route(w->lua, c, r, 0, &err);
+    if (!p) {
+        fail_request(r, err);
+        return;
+    }
+    if (p->kind == POOL_INTERNAL) {
+        internal_single(p, r);
+        return;
+    }
+    struct backend *b = pool_pick(p, r->keys[0].bkey, r->keys[0].bklen);
+    if (!b) {
+        fail_request(r, "no server available");
+        return;
+    }
+    struct be_op *op = op_new(w, r, m->cmd);
+    if (!op) {
+        fail_request(r, "out of memory");
+        return;
+    }
+    op_format_single(op, m);
+    backend_enqueue(b, op);
+}
+
+#define BATCH_SLOTS 64
+
+/* Route each key; batch the keys bound for each backend into one op. */
+static void dispatch_retrieval(struct worker *w, struct client *c, struct gw_req *r)
+{
+    const struct mc_request *m = &r->mc;
+    if (req_reserve_keys(r, m->nkeys) != GW_OK) {
+        fail_request(r, "out of memory");
+        return;
+    }
+    struct backend *slot_be[BATCH_SLOTS];
+    struct be_op *slot_op[BATCH_SLOTS];
+    int nslots = 0;
+    uint32_t pos = m->keys_off, off, len, i = 0;
+    const char *last_err = NULL;
+    while (mc_key_next(r->base, m, &pos, &off, &len)) {
+        key_init(r, i, off, len);
+        r->nkeys = ++i;
+        struct gw_key *k = &r->keys[i - 1];
+        const char *err = NULL;
+        struct pool *p = lhost_route(w->lua, c, r, i - 1, &err);
+        if (!p) {
+            k->state = KEY_ERROR;
+            last_err = err;
+            continue;
+        }
+        if (p->kind == POOL_INTERNAL) {
+            internal_get(p, r, k);
+            continue;
+        }
+        struct backend *b = pool_pick(p, k->bkey, k->bklen);
+        if (!b) {
+            k->state = KEY_ERROR;
+            last_err = "no server available";
+            continue;
+        }
+        int s = 0;
+        while (s < nslots && slot_be[s] != b) s++;
+        if (s == nslots) {
+            if (nslots == BATCH_SLOTS) {
+                /* Too many servers for one request: send what we have. */
+                for (int j = 0; j < nslots; j++) backend_enqueue(slot_be[j], slot_op[j]);
+                nslots = s = 0;
+            }
+            struct be_op *op = op_new(w, r, m->cmd);
+            if (!op) {
+                k->state = KEY_ERROR;
+                last_err = "out of memory";
+                continue;
+            }
+            op_format_retrieval(op, m);
+            op->first_key = op->cur_key = (int32_t)(i - 1);
+            slot_be[s] = b;
+            slot_op[s] = op;
+            nslots++;
+        } else {
+            r->keys[slot_op[s]->last_key].next = (int32_t)(i - 1);
+        }
+        slot_op[s]->last_key = (int32_t)(i - 1);
+    }
+    if (last_err && r->nkeys == 1) fail_request(r, last_err);
+    for (int j = 0; j < nslots; j++) backend_enqueue(slot_be[j], slot_op[j]);
+}
+
+static void dispatch_flush(struct worker *w, struct gw_req *r)
+{
+    STAT_INC(&w->stats, cmd_flush);
+    struct pool **pools;
+    int n = lhost_pools(w->lua, &pools);
+    for (int i = 0; i < n; i++) {
+        struct pool *p = pools[i];
+        if (p->kind == POOL_INTERNAL) {
+            store_flush(p->store, r->mc.delay);
+            continue;
+        }
+        for (uint32_t s = 0; s < p->nservers; s++) {
+            struct be_op *op = op_new(w, r, MC_FLUSH_ALL);
+            if (!op) {
+                r->errors = true;
+                continue;
+            }
+            op->head_len = (uint16_t)(r->mc.delay
+                ? snprintf(op->head, sizeof op->head, "flush_all %" PRId64 "\r\n", r->mc.delay)
+                : snprintf(op->head, sizeof op->head, "flush_all\r\n"));
+            backend_enqueue(p->servers[s].be, op);
+        }
+    }
+}
+
+void router_dispatch(struct worker *w, struct client *c, struct gw_req *r)
+{
+    /* The dispatch itself counts as one pending op, so backends that fail
+     * at once cannot finish the request before every key is routed. */
+    r->pending = 1;
+    switch (r->mc.cmd) {
+    case MC_GET:
+    case MC_GETS:
+    case MC_GAT:
+    case MC_GATS:
+        dispatch_retrieval(w, c, r);
+        break;
+    case MC_FLUSH_ALL:
+        dispatch_flush(w, r);
+        break;
+    case MC_VERSION:
+        req_reply_static(r, GW_VERSION_LINE);
+        break;
+    case MC_VERBOSITY:
+        req_reply_static(r, "OK\r\n");
+        break;
+    case MC_STATS:
+        stats_reply(w, r);
+        break;
+    default:
+        dispatch_single(w, c, r);
+        break;
+    }
+    req_op_done(r);
+}
+
+void router_conn_closed(struct worker *w, struct client *c)
+{
+    lhost_conn_closed(w->lua, c);
+}

@@ -1,0 +1,92 @@
+/* stats.c -- the reply to `stats`, in memcached's format. */
+#include "stats.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "req.h"
+#include "version.h"
+#include "worker.h"
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static void add(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(struct sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n > 0 && b->len + (size_t)n < b->cap) b->len += (size_t)n;
+}
+
+static void general_stats(struct sbuf *b)
+{
+    struct gw_stats s;
+    worker_stats_sum(&s);
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    add(b, "STAT pid %d\r\n", (int)getpid());
+    add(b, "STAT uptime %ld\r\n", (long)(now.tv_sec - (time_t)gw_start_time));
+    add(b, "STAT time %ld\r\n", (long)now.tv_sec);
+    add(b, "STAT version %s\r\n", GW_VERSION);
+    add(b, "STAT libevent libev\r\n");
+    add(b, "STAT pointer_size %d\r\n", (int)(8 * sizeof(void *)));
+    add(b, "STAT rusage_user %ld.%06ld\r\n", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
+    add(b, "STAT rusage_system %ld.%06ld\r\n", (long)ru.ru_stime.tv_sec,
+        (long)ru.ru_stime.tv_usec);
+    add(b, "STAT max_connections %u\r\n", gw_settings.max_connections);
+#define GW_STAT_LINE(name) add(b, "STAT " #name " %" PRIu64 "\r\n", s.name);
+    GW_STATS_FIELDS(GW_STAT_LINE)
+#undef GW_STAT_LINE
+    add(b, "STAT threads %d\r\n", gw_nworkers);
+}
+
+static void settings_stats(struct sbuf *b)
+{
+    add(b, "STAT maxconns %u\r\n", gw_settings.max_connections);
+    add(b, "STAT item_size_max %zu\r\n", gw_settings.max_value);
+    add(b, "STAT max_line %zu\r\n", gw_settings.max_line);
+    add(b, "STAT num_threads %d\r\n", gw_settings.threads);
+    add(b, "STAT config %s\r\n", gw_settings.config_path);
+}
+
+void stats_reply(struct worker *w, struct gw_req *r)
+{
+    size_t cap = 8192;
+    struct sbuf b = { req_alloc(r, cap), 0, cap };
+    if (!b.p) {
+        req_reply_static(r, "SERVER_ERROR out of memory\r\n");
+        return;
+    }
+    const char *args = r->base + r->mc.args_off;
+    size_t alen = r->mc.args_len;
+    if (alen == 0) {
+        general_stats(&b);
+    } else if (alen == 8 && !memcmp(args, "settings", 8)) {
+        settings_stats(&b);
+    } else if ((alen == 5 && !memcmp(args, "items", 5)) || (alen == 5 && !memcmp(args, "slabs", 5)) ||
+               (alen == 5 && !memcmp(args, "sizes", 5)) || (alen == 5 && !memcmp(args, "conns", 5))) {
+        /* Per-server details live on the servers; the gateway has none. */
+    } else if (alen == 5 && !memcmp(args, "reset", 5)) {
+        req_reply_static(r, "RESET\r\n");
+        return;
+    } else {
+        req_reply_static(r, "ERROR\r\n");
+        return;
+    }
+    add(&b, "END\r\n");
+    r->rline = b.p;
+    r->rlen = (uint32_t)b.len;
+}

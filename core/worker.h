@@ -1,0 +1,93 @@
+/* worker.h -- a worker thread: one event loop, one Lua state, and the
+ * client and backend connections it owns.
+ *
+ * Everything reachable from a worker is touched only by its thread, except
+ * its stats (read by `stats` on any worker) and the wake-up async.  Work
+ * produced while handling events (backend writes, client replies) is put on
+ * the dirty lists and flushed once per loop iteration, just before the loop
+ * blocks: many requests, one writev per socket.
+ */
+#ifndef GW_WORKER_H
+#define GW_WORKER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stats.h"
+
+struct gw_loop;
+struct gw_hook;
+struct gw_async;
+struct gw_io;
+struct lhost;
+struct client;
+struct backend;
+struct gw_req;
+struct be_op;
+
+/* Process-wide settings, fixed after start-up. */
+struct gw_settings {
+    int threads;
+    size_t max_value;          /* largest value accepted, bytes */
+    size_t max_line;           /* longest command line accepted, bytes */
+    uint32_t max_connections;
+    uint32_t max_pending;      /* requests in flight per client before reading pauses */
+    size_t max_output;         /* unwritten reply bytes per client before reading pauses */
+    const char *config_path;
+    const char *lua_dir;
+};
+
+extern struct gw_settings gw_settings;
+extern double gw_start_time;   /* unix time the process started */
+
+struct listener {
+    int fd;
+    struct gw_io *io;
+    struct worker *w;
+    char *addr;                /* as configured */
+    char *name;                /* optional label */
+};
+
+struct worker {
+    int id;
+    pthread_t thread;
+    struct gw_loop *loop;
+    struct lhost *lua;
+    struct gw_hook *flush_hook;
+    struct gw_async *wake;
+    bool stopping;
+
+    struct listener *listeners;
+    int nlisteners;
+
+    struct client *clients;          /* every open client (for shutdown) */
+    struct client *dirty_clients;
+    struct backend *dirty_backends;
+
+    struct gw_req *free_reqs;
+    struct be_op *free_ops;
+    uint32_t nfree_reqs, nfree_ops;
+
+    struct gw_stats stats;
+};
+
+extern struct worker *gw_workers;
+extern int gw_nworkers;
+
+/* Set up a worker (loop, Lua state running the config, listeners on the
+ * given fds).  On failure returns GW_ERROR with err filled. */
+int worker_init(struct worker *w, int id, int *listen_fds, char **addrs, char **names,
+                int nlisteners, char *err, size_t errlen);
+int worker_start(struct worker *w);
+/* Ask the worker to stop (any thread) and wait for it. */
+void worker_stop(struct worker *w);
+void worker_destroy(struct worker *w);
+
+void worker_mark_client(struct worker *w, struct client *c);
+void worker_mark_backend(struct worker *w, struct backend *b);
+
+/* Sum of every worker's counters. */
+void worker_stats_sum(struct gw_stats *out);
+
+#endif

@@ -1,0 +1,314 @@
+-- prelude.lua -- the config-time API and the sandbox, on top of the core's
+-- primitives.
+--
+-- The core loads this file into a fresh Lua state with the standard
+-- libraries and calls the function it returns:
+--     boot(core, config_path, lua_dir, live)
+-- It builds the `gateway` and `memcache` tables, validates what the config
+-- passes them (errors name the config's file:line), runs the config in a
+-- sandboxed environment, and then seals that environment so that request
+-- code cannot create globals.
+local string, table, math, utf8, os = string, table, math, utf8, os
+local debug, type, pairs, ipairs, tostring, tonumber, select, error, setmetatable,
+      getmetatable, rawget, rawset, pcall, loadfile, next =
+      debug, type, pairs, ipairs, tostring, tonumber, select, error, setmetatable,
+      getmetatable, rawget, rawset, pcall, loadfile, next
+
+local PRELUDE = debug.getinfo(1, "S").source
+
+local M = {}
+
+-- "file:line: " of the innermost config (non-prelude) Lua frame.
+local function where()
+  for level = 2, 64 do
+    local info = debug.getinfo(level, "Sl")
+    if not info then break end
+    if info.what ~= "C" and info.source ~= PRELUDE and info.currentline > 0 then
+      local src = info.source:sub(1, 1) == "@" and info.source:sub(2) or info.short_src
+      return src .. ":" .. info.currentline .. ": "
+    end
+  end
+  return ""
+end
+
+local function config_error(fmt, ...)
+  error(where() .. string.format(fmt, ...), 0)
+end
+M.config_error = config_error
+
+-- "64MB", "1 MiB", "512k", 1048576 -> bytes
+local UNITS = { [""] = 1, b = 1, k = 1024, kb = 1024, kib = 1024, m = 1024 ^ 2,
+  mb = 1024 ^ 2, mib = 1024 ^ 2, g = 1024 ^ 3, gb = 1024 ^ 3, gib = 1024 ^ 3 }
+
+function M.parse_size(v)
+  if type(v) == "number" then
+    if v >= 0 and v == math.floor(v) then return math.tointeger(v) end
+    return nil, "a size must be a whole number of bytes"
+  end
+  if type(v) ~= "string" then return nil, "a size must be a number or a string like \"64MB\"" end
+  local num, unit = v:match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
+  local mult = unit and UNITS[unit:lower()]
+  if not num or not mult then return nil, "bad size '" .. v .. "' (try \"64MB\")" end
+  return math.tointeger(math.floor(tonumber(num) * mult))
+end
+
+local function check_table(fname, t, allowed)
+  if type(t) ~= "table" then config_error("%s expects a table, got %s", fname, type(t)) end
+  for k in pairs(t) do
+    if type(k) == "string" and not allowed[k] then
+      config_error("%s: unknown option '%s'", fname, k)
+    end
+  end
+end
+
+local function set_of(...)
+  local s = {}
+  for _, v in ipairs({ ... }) do s[v] = true end
+  return s
+end
+
+local HASHES = set_of("python-memcached", "ketama", "jump")
+local FAILOVERS = set_of("none", "rehash", "next")
+local POOL_OPTS = set_of("servers", "hash", "timeout", "retry_timeout", "failover", "name",
+  "python_memcached", "hash_tag")
+
+local function check_addr(fname, addr)
+  if type(addr) ~= "string" or not addr:match("^.+:%d+$") then
+    config_error("%s: server address must be \"host:port\", got %s", fname, tostring(addr))
+  end
+end
+
+-- Validate a memcache.pool{} spec and turn it into what core.pool takes.
+function M.pool_spec(opts)
+  local fname = "memcache.pool"
+  check_table(fname, opts, POOL_OPTS)
+  local servers = opts.servers
+  if type(servers) ~= "table" or #servers == 0 then
+    config_error("%s: 'servers' must be a non-empty list", fname)
+  end
+  local list = {}
+  for i, s in ipairs(servers) do
+    local addr, weight = s, 1
+    if type(s) == "table" then
+      addr, weight = s[1] or s.addr, s.weight or 1
+    end
+    check_addr(fname, addr)
+    if math.type(weight) ~= "integer" or weight < 1 then
+      config_error("%s: server %d: weight must be an integer >= 1", fname, i)
+    end
+    list[i] = { addr = addr, weight = weight }
+  end
+  local hash = opts.hash or "python-memcached"
+  if not HASHES[hash] then
+    config_error("%s: unknown hash '%s' (python-memcached, ketama or jump)", fname, tostring(hash))
+  end
+  local failover = opts.failover or "none"
+  if not FAILOVERS[failover] then
+    config_error("%s: unknown failover '%s' (none, rehash or next)", fname, tostring(failover))
+  end
+  local timeout = opts.timeout or 0.5
+  if type(timeout) ~= "number" or timeout <= 0 then
+    config_error("%s: timeout must be a positive number of seconds", fname)
+  end
+  local retry = opts.retry_timeout or 1
+  if type(retry) ~= "number" or retry < 0 then
+    config_error("%s: retry_timeout must be a number of seconds >= 0", fname)
+  end
+  local pyver = opts.python_memcached or "1.59"
+  if pyver ~= "1.59" and pyver ~= "1.60" then
+    config_error("%s: python_memcached must be \"1.59\" or \"1.60\"", fname)
+  end
+  return { name = opts.name or list[1].addr, servers = list, hash = hash,
+    legacy = pyver == "1.59", timeout = timeout, retry_timeout = retry, failover = failover }
+end
+
+local SETTINGS = set_of("threads", "max_value_size", "max_line", "max_connections",
+  "instruction_limit")
+
+function M.settings_spec(opts)
+  check_table("gateway.settings", opts, SETTINGS)
+  local out = {}
+  if opts.threads ~= nil then
+    if math.type(opts.threads) ~= "integer" or opts.threads < 1 or opts.threads > 256 then
+      config_error("gateway.settings: threads must be an integer from 1 to 256")
+    end
+    out.threads = opts.threads
+  end
+  for _, k in ipairs({ "max_value_size", "max_line" }) do
+    if opts[k] ~= nil then
+      local n, err = M.parse_size(opts[k])
+      if not n or n < 1 then config_error("gateway.settings: %s: %s", k, err or "must be > 0") end
+      out[k] = n
+    end
+  end
+  for _, k in ipairs({ "max_connections", "instruction_limit" }) do
+    if opts[k] ~= nil then
+      if math.type(opts[k]) ~= "integer" or opts[k] < 0 then
+        config_error("gateway.settings: %s must be an integer >= 0", k)
+      end
+      out[k] = opts[k]
+    end
+  end
+  return out
+end
+
+-- memcache.route{ ["prefix"] = target, default = target } -> list, default
+function M.route_spec(t, is_pool)
+  if type(t) ~= "table" then config_error("memcache.route expects a table") end
+  local list, default = {}, nil
+  for k, target in pairs(t) do
+    if not (is_pool(target) or type(target) == "function") then
+      config_error("memcache.route: the target of '%s' must be a pool or a function, got %s",
+        tostring(k), type(target))
+    end
+    if k == "default" then
+      default = target
+    elseif type(k) == "string" then
+      list[#list + 1] = { k, target }
+    else
+      config_error("memcache.route: keys must be prefix strings or 'default', got %s", type(k))
+    end
+  end
+  table.sort(list, function(a, b) return a[1] < b[1] end)
+  return list, default
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+local SAFE_GLOBALS = { "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
+  "rawget", "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber",
+  "tostring", "type", "xpcall", "_VERSION" }
+
+-- The environment config and route code run in: an allow-list, with no
+-- os.execute, io, load of strings, dofile or debug.
+function M.make_env(api)
+  local env = {}
+  for _, k in ipairs(SAFE_GLOBALS) do env[k] = _G[k] end
+  env.string, env.table, env.math, env.utf8 = copy(string), copy(table), copy(math), copy(utf8)
+  env.os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
+  for k, v in pairs(api) do env[k] = v end
+  env._G = env
+  return env
+end
+
+-- Forbid new globals from now on (request time): a global shared by
+-- concurrent requests is a race.
+function M.seal(env)
+  setmetatable(env, {
+    __newindex = function(_, k)
+      error("assignment to global '" .. tostring(k) ..
+        "' at request time (use a local, or req.conn for per-connection state)", 2)
+    end,
+  })
+end
+
+-- A require that loads Lua files (text only) from the config's folder,
+-- lua/ and scripts/, into the sandbox.
+local function make_require(env, dirs)
+  local loaded = {}
+  return function(name)
+    if type(name) ~= "string" then error("bad argument #1 to 'require' (string expected)", 2) end
+    if loaded[name] ~= nil then return loaded[name] end
+    local rel = name:gsub("%.", "/")
+    for _, dir in ipairs(dirs) do
+      for _, pat in ipairs({ "%s/%s.lua", "%s/%s/init.lua" }) do
+        local path = string.format(pat, dir, rel)
+        local f = io.open(path, "r")
+        if f then
+          f:close()
+          local chunk, err = loadfile(path, "t", env)
+          if not chunk then error(err, 0) end
+          local v = chunk(name)
+          if v == nil then v = true end
+          loaded[name] = v
+          return v
+        end
+      end
+    end
+    error(string.format("module '%s' not found in %s", name, table.concat(dirs, ", ")), 2)
+  end
+end
+
+function M.boot(core, config_path, lua_dir, live)
+  local phase = "config"
+  local function config_only(fname)
+    if phase ~= "config" then
+      error(fname .. " may only be called at config time", 3)
+    end
+  end
+  local function is_pool(v)
+    local mt = getmetatable(v)
+    return type(v) == "userdata" and mt and mt.__name == "memcache.pool"
+  end
+  local function call_core(f, ...)
+    local ok, res = pcall(f, ...)
+    if not ok then config_error("%s", tostring(res):gsub("^[^:]*:%d+: ", "")) end
+    return res
+  end
+
+  local gateway, memcache = {}, {}
+
+  function gateway.listen(spec)
+    config_only("gateway.listen")
+    local addr, name = spec, nil
+    if type(spec) == "table" then addr, name = spec[1] or spec.addr, spec.name end
+    if type(addr) ~= "string" or not addr:match("^.+:%d+$") then
+      config_error("gateway.listen: address must be \"host:port\", got %s", tostring(addr))
+    end
+    if name ~= nil and type(name) ~= "string" then
+      config_error("gateway.listen: name must be a string")
+    end
+    core.listen(addr, name)
+  end
+
+  function gateway.settings(opts)
+    config_only("gateway.settings")
+    core.settings(M.settings_spec(opts))
+  end
+
+  function gateway.log(level, ...)
+    local parts = {}
+    for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+    core.log(level, table.concat(parts, "\t"))
+  end
+
+  function memcache.pool(opts)
+    config_only("memcache.pool")
+    return call_core(core.pool, M.pool_spec(opts))
+  end
+
+  function memcache.internal(opts)
+    config_only("memcache.internal")
+    opts = opts or {}
+    check_table("memcache.internal", opts, set_of("size"))
+    local size, err = M.parse_size(opts.size or "64MB")
+    if not size or size < 1 then config_error("memcache.internal: size: %s", err or "must be > 0") end
+    return call_core(core.internal, size)
+  end
+
+  function memcache.route(t)
+    config_only("memcache.route")
+    local list, default = M.route_spec(t, is_pool)
+    core.route(list, default)
+  end
+
+  memcache.valid_key = core.valid_key
+
+  local root = lua_dir:gsub("/lua/?$", "")
+  local config_dir = config_path:match("^(.*)/[^/]*$") or "."
+  local env = M.make_env({ gateway = gateway, memcache = memcache })
+  env.print = function(...) gateway.log("info", ...) end
+  env.require = make_require(env, { config_dir, lua_dir, root .. "/scripts" })
+
+  local chunk, err = loadfile(config_path, "t", env)
+  if not chunk then error(err, 0) end
+  chunk()
+  phase = "request"
+  M.seal(env)
+end
+
+return setmetatable(M, { __call = function(_, ...) return M.boot(...) end })

@@ -1,0 +1,138 @@
+#!/usr/bin/python3
+"""bench_util.py -- small helpers for tests/bench/bench.sh.
+
+    bench_util.py port                     a free loopback TCP port
+    bench_util.py wait PORT SECONDS        wait until 127.0.0.1:PORT accepts
+    bench_util.py cpu PID                  utime+stime of PID, in microseconds
+    bench_util.py parse MEMCASLAP_OUTPUT   "ops runtime_s tps avg_us get_misses"
+    bench_util.py report RESULTS           the summary table
+
+RESULTS has one line per run: "target round ops runtime_s tps avg_us
+get_misses cpu_us" (cpu_us is "-" for the direct target).
+"""
+import os
+import re
+import socket
+import sys
+import time
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait(port, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def cpu_us(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is field 3 (state); utime and stime are fields 14 and 15
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks * 1000000 // os.sysconf("SC_CLK_TCK")
+
+
+def parse(path):
+    text = open(path, errors="replace").read()
+    m = re.search(r"Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+)", text)
+    if not m:
+        raise SystemExit("no 'Run time: ... Ops: ... TPS:' line in %s" % path)
+    runtime, ops, tps = float(m.group(1)), int(m.group(2)), int(m.group(3))
+    # the final histogram block: "Total Statistics (N events)" ... "Avg: X"
+    blocks = re.findall(r"Total Statistics \(\d+ events\)\s*\n\s*Min:\s*\d+\s*\n"
+                        r"\s*Max:\s*\d+\s*\n\s*Avg:\s*([\d.]+)", text)
+    avg = float(blocks[-1]) if blocks else float("nan")
+    misses = re.findall(r"get_misses: (\d+)", text)
+    print("%d %.2f %d %.1f %s" % (ops, runtime, tps, avg, misses[-1] if misses else "-"))
+
+
+def fmt(v, spec):
+    return "n/a" if v is None else format(v, spec)
+
+
+def report(path):
+    runs = {}
+    order = []
+    for line in open(path):
+        p = line.split()
+        if len(p) != 8:
+            continue
+        target, _rnd, ops, runtime, tps, avg, misses, cpu = p
+        if target not in runs:
+            runs[target] = []
+            order.append(target)
+        runs[target].append({
+            "ops": int(ops), "runtime": float(runtime), "tps": int(tps),
+            "avg": float(avg), "misses": int(misses) if misses != "-" else 0,
+            "cpu": None if cpu == "-" else int(cpu)})
+    summary = {}
+    for t in order:
+        rs = runs[t]
+        ops = sum(r["ops"] for r in rs)
+        secs = sum(r["runtime"] for r in rs)
+        # latency: mean over runs weighted by ops
+        avg = sum(r["avg"] * r["ops"] for r in rs) / ops if ops else None
+        cpu = None
+        if all(r["cpu"] is not None for r in rs) and ops:
+            cpu = sum(r["cpu"] for r in rs) / ops
+        summary[t] = {"tps": ops / secs if secs else 0, "avg": avg, "cpu": cpu,
+                      "misses": sum(r["misses"] for r in rs), "runs": len(rs),
+                      "min": min(r["tps"] for r in rs), "max": max(r["tps"] for r in rs)}
+
+    print()
+    print("%-10s %4s %11s %19s %10s %13s %10s" % (
+        "target", "runs", "ops/s", "(min..max per run)", "mean µs", "proxy CPU µs/op", "get_misses"))
+    for t in order:
+        s = summary[t]
+        print("%-10s %4d %11.0f %19s %10s %15s %10d" % (
+            t, s["runs"], s["tps"], "%d..%d" % (s["min"], s["max"]),
+            fmt(s["avg"], ".1f"), fmt(s["cpu"], ".2f"), s["misses"]))
+
+    def ratio(a, b, key):
+        if a not in summary or b not in summary:
+            return None
+        x, y = summary[a][key], summary[b][key]
+        if x is None or y is None or y == 0:
+            return None
+        return x / y
+
+    print()
+    for other in ("twemproxy", "direct"):
+        if "gateway" not in summary or other not in summary:
+            continue
+        print("gateway/%-9s ops/s %s   mean latency %s   proxy CPU/op %s" % (
+            other, fmt(ratio("gateway", other, "tps"), ".2f"),
+            fmt(ratio("gateway", other, "avg"), ".2f"),
+            fmt(ratio("gateway", other, "cpu"), ".2f")))
+
+
+def main():
+    cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    if cmd == "port":
+        print(free_port())
+    elif cmd == "wait":
+        sys.exit(0 if wait(int(sys.argv[2]), float(sys.argv[3])) else 1)
+    elif cmd == "cpu":
+        print(cpu_us(int(sys.argv[2])))
+    elif cmd == "parse":
+        parse(sys.argv[2])
+    elif cmd == "report":
+        report(sys.argv[2])
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,842 @@
+/* test_hash.c -- known-answer and property tests for core/hash*.c.
+ *
+ * Where the vectors come from:
+ *   crc32, md5   RFC 1321's test suite, the CRC-32 check value, and
+ *                digests of other lengths computed with Python's hashlib
+ *                and binascii (padding boundaries at 55/56/63/64 bytes).
+ *   xxh3, jump   xxHash's sanity values; jump hash vectors shared by the
+ *                reference implementations (Go, Python, Elixir ports).
+ *   pymc         Debian's python-memcached 1.59 (python3-memcache),
+ *                Client._get_server with _Host.connect stubbed to mark
+ *                servers up or down; ">= 1.60" columns swap in the hash
+ *                without the "or 1".
+ *   ketama       Debian's nutcracker 0.5.0 (md5 + ketama): keys set through
+ *                it and found by a direct get on each real memcached.
+ */
+#include <stdlib.h>
+
+#include "hash.h"
+#include "unit.h"
+
+/* --- small functions ---------------------------------------------------- */
+
+static void hex16(const unsigned char d[16], char out[33])
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void test_crc32(void)
+{
+    unsigned char bytes[256];
+
+    for (int i = 0; i < 256; i++)
+        bytes[i] = (unsigned char)i;
+    CHECK_EQ_INT(hash_crc32("123456789", 9), 0xCBF43926u);
+    CHECK_EQ_INT(hash_crc32("", 0), 0);
+    CHECK_EQ_INT(hash_crc32("a", 1), 0xe8b7be43u);
+    CHECK_EQ_INT(hash_crc32("abc", 3), 0x352441c2u);
+    CHECK_EQ_INT(hash_crc32("The quick brown fox jumps over the lazy dog", 43),
+                 0x414fa339u);
+    CHECK_EQ_INT(hash_crc32(bytes, 256), 0x29058c73u);
+}
+
+static void test_md5_rfc1321(void)
+{
+    static const struct { const char *in, *hex; } v[] = {
+        { "", "d41d8cd98f00b204e9800998ecf8427e" },
+        { "a", "0cc175b9c0f1b6a831c399e269772661" },
+        { "abc", "900150983cd24fb0d6963f7d28e17f72" },
+        { "message digest", "f96b697d7cb7938d525a2f31aaf161d0" },
+        { "abcdefghijklmnopqrstuvwxyz", "c3fcd3d76192e4007dfb496cca67e13b" },
+        { "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+          "d174ab98d277d9f5a5611c2c9f419d9f" },
+        { "1234567890123456789012345678901234567890"
+          "1234567890123456789012345678901234567890",
+          "57edf4a22be3c955ac49da2e2107b67a" },
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(v); i++) {
+        unsigned char d[16];
+        char hex[33];
+
+        hash_md5(v[i].in, strlen(v[i].in), d);
+        hex16(d, hex);
+        CHECK_EQ_MEM(hex, 32, v[i].hex);
+    }
+}
+
+/* Lengths around the padding boundaries: data[i] = i * 7 + 3. */
+static void test_md5_lengths(void)
+{
+    static const struct { size_t len; const char *hex; } v[] = {
+        { 55, "52c0e574e1198de5fe3f8f11440dcb1b" },
+        { 56, "46c9907fc908ee68b1e7b8e71286a518" },
+        { 57, "1c805dd236c35cab25fcb1bc73802c51" },
+        { 63, "a62f6d59e837867693f042f5b8f5a236" },
+        { 64, "7160b8fb5e9e4023d549c3971fbaeead" },
+        { 65, "70bd662e7aefbda85a0f7244167b7897" },
+        { 119, "e84905d4214f4d1ca56c2cdcc152b143" },
+        { 120, "e3eb5a6c8669ea01a8c185b8abc8a5dc" },
+        { 127, "acce2474d6cc8302120d09c818d17ef7" },
+        { 128, "10b2da1a82f16d99a81a7203fe9f02cb" },
+        { 129, "03fefbbcebe2959cf2270241aafe0250" },
+        { 1000, "10046f077f2082ac19676b8079f1cb1a" },
+    };
+    unsigned char data[1000];
+
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (unsigned char)(i * 7 + 3);
+    for (size_t i = 0; i < GW_ARRAY_LEN(v); i++) {
+        unsigned char d[16];
+        char hex[33];
+
+        hash_md5(data, v[i].len, d);
+        hex16(d, hex);
+        CHECK_EQ_MEM(hex, 32, v[i].hex);
+    }
+}
+
+static void test_xxh3(void)
+{
+    CHECK(hash_xxh64("", 0) == 0x2D06800538D394C2ull);
+    CHECK(hash_xxh64("a", 1) == 0xE6C632B61E964E1Full);
+    CHECK(hash_xxh64("abc", 3) == 0x78AF5F94892F3950ull);
+}
+
+static void test_jump_vectors(void)
+{
+    static const struct { uint64_t key; int32_t buckets, want; } v[] = {
+        { 1, 1, 0 },          { 42, 57, 43 },        { 0xDEAD10CC, 1, 0 },
+        { 0xDEAD10CC, 666, 361 }, { 256, 1024, 520 }, { 0, 1, 0 },
+        { 3, 1, 0 },          { 0, 2, 0 },           { 4, 2, 1 },
+        { 7, 2, 0 },          { 1, 128, 55 },        { 129, 128, 120 },
+        { 128, 100000000, 38172097 },
+        { 18446744073709551615ull, 128, 92 },
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(v); i++)
+        CHECK_EQ_INT(hash_jump(v[i].key, v[i].buckets), v[i].want);
+    CHECK_EQ_INT(hash_jump(0xDEAD10CC, 0), -1);
+    CHECK_EQ_INT(hash_jump(0xDEAD10CC, -666), -1);
+}
+
+/* Jump's defining property: growing from n to n+1 buckets moves a key only
+ * into the new bucket, and about 1/(n+1) of the keys move. */
+static void test_jump_monotone(void)
+{
+    for (int32_t n = 1; n < 40; n++) {
+        int moved = 0;
+
+        for (uint64_t k = 0; k < 2000; k++) {
+            uint64_t h = hash_xxh64(&k, sizeof(k));
+            int32_t a = hash_jump(h, n), b = hash_jump(h, n + 1);
+
+            CHECK(a >= 0 && a < n);
+            if (a != b) {
+                CHECK_EQ_INT(b, n);
+                moved++;
+            }
+        }
+        CHECK(moved > 2000 / (n + 1) / 2 && moved < 2000 * 2 / (n + 1) + 20);
+    }
+}
+
+static void test_pymc_hash(void)
+{
+    CHECK_EQ_INT(hash_pymc("k1", 2, true), 5646);
+    CHECK_EQ_INT(hash_pymc("ob", 2, true), 1);
+    CHECK_EQ_INT(hash_pymc("ob", 2, false), 0);
+    CHECK_EQ_INT(hash_pymc("", 0, true), 1);
+    CHECK_EQ_INT(hash_pymc("", 0, false), 0);
+    /* the 15-bit value is bits 16..30 of the crc */
+    CHECK_EQ_INT(hash_pymc("123456789", 9, false), (0xCBF43926u >> 16) & 0x7fff);
+}
+
+/* --- distributions ------------------------------------------------------ */
+
+static bool down_mask[64];
+
+static bool mask_up(void *ctx, uint32_t i)
+{
+    (void)ctx;
+    return !down_mask[i];
+}
+
+static void set_down(const char *list)  /* e.g. "02": servers 0 and 2 */
+{
+    memset(down_mask, 0, sizeof(down_mask));
+    for (; list && *list; list++)
+        down_mask[*list - '0'] = true;
+}
+
+static bool all_up(void *ctx, uint32_t i)
+{
+    (void)ctx;
+    (void)i;
+    return true;
+}
+
+static bool none_up(void *ctx, uint32_t i)
+{
+    (void)ctx;
+    (void)i;
+    return false;
+}
+
+static const struct hash_server pymc_s1[] = {
+    { "a", 1, 1 }, { "b", 2, 2 }, { "c", 3, 1 },
+};
+static const struct hash_server pymc_s2[] = {
+    { "h0", 1, 3 }, { "h1", 2, 1 }, { "h2", 3, 4 }, { "h3", 4, 1 },
+    { "h4", 5, 5 },
+};
+
+/* Columns: key, len, 1.59 hash, 1.60 hash; then servers s1 (a, b x2, c):
+ * all up 1.59 / 1.60, b down 1.59 / 1.60, a and c down; then s2 (weights
+ * 3,1,4,1,5): all up, h2 down, h2+h4 down, h0+h2+h4 down, only h3 up,
+ * h2+h4 down with the 1.60 hash.  -1: ten rehashes all hit down servers.
+ * ob, "" and z*: 15-bit hash 0, so 1.59 and 1.60 differ.  r3863, r12193,
+ * r26438: the first rehash (str(h) + "0") has 15-bit hash 0, so the
+ * "or 1" rule also applies inside the failover walk. */
+static const struct pymc_vec {
+    const char *key;
+    size_t len;
+    int h_legacy, h_modern;
+    int s1_up, s1_up_m, s1_b, s1_b_m, s1_ac;
+    int s2_up, s2_d2, s2_d24, s2_d024, s2_only3, s2_d24_m;
+} pymc_vecs[] = {
+    { "k1", 2, 5646, 5646, 1, 1, 0, 0, 1, 2, 0, 0, -1, -1, 0 },
+    { "foo", 3, 3187, 3187, 2, 2, 2, 2, 1, 4, 4, 3, 3, 3, 3 },
+    { "name", 4, 24099, 24099, 2, 2, 2, 2, 1, 2, 1, 1, 1, -1, 1 },
+    { "product_count", 13, 9349, 9349, 1, 1, 2, 2, 1, 4, 4, 3, 3, 3, 3 },
+    { "session:abc", 11, 17413, 17413, 1, 1, 2, 2, 1, 4, 4, 0, 1, -1, 0 },
+    { "0", 1, 29915, 29915, 2, 2, 2, 2, 1, 4, 4, 1, 1, -1, 1 },
+    { "\xc3\xa9", 2, 3588, 3588, 0, 0, 0, 0, 1, 2, 4, 1, 1, 3, 1 },
+    { "ob", 2, 1, 0, 1, 0, 2, 0, 1, 0, 0, 0, 1, -1, 0 },
+    { "z37384", 6, 1, 0, 1, 0, 2, 0, 1, 0, 0, 0, 1, -1, 0 },
+    { "z63051", 6, 1, 0, 1, 0, 2, 0, 1, 0, 0, 0, 1, -1, 0 },
+    { "z118415", 7, 1, 0, 1, 0, 2, 0, 1, 0, 0, 0, 1, -1, 0 },
+    { "z171314", 7, 1, 0, 1, 0, 2, 0, 1, 0, 0, 0, 1, -1, 0 },
+    { "user:0", 6, 3234, 3234, 1, 1, 2, 2, 1, 0, 0, 0, -1, -1, 0 },
+    { "user:3", 6, 5547, 5547, 2, 2, 2, 2, 1, 1, 1, 1, 1, 3, 1 },
+    { "user:6", 6, 26049, 26049, 1, 1, 0, 0, 1, 4, 4, 1, 1, -1, 1 },
+    { "user:9", 6, 30078, 30078, 1, 1, 0, 0, 1, 2, 4, 0, 3, 3, 0 },
+    { "user:12", 7, 6424, 6424, 0, 0, 0, 0, 1, 4, 4, 3, 3, 3, 3 },
+    { "user:15", 7, 1916, 1916, 0, 0, 0, 0, 1, 4, 4, 0, 1, -1, 0 },
+    { "user:18", 7, 31181, 31181, 1, 1, 2, 2, 1, 1, 1, 1, 1, -1, 1 },
+    { "user:21", 7, 11068, 11068, 0, 0, 0, 0, 1, 3, 3, 3, 3, 3, 3 },
+    { "user:24", 7, 23382, 23382, 1, 1, 0, 0, 1, 0, 0, 0, 1, -1, 0 },
+    { "user:27", 7, 16991, 16991, 2, 2, 2, 2, 1, 4, 4, 0, 1, -1, 0 },
+    { "a", 1, 26807, 26807, 2, 2, 2, 2, 1, 4, 4, 0, -1, -1, 0 },
+    { "b", 1, 29118, 29118, 1, 1, 0, 0, 1, 4, 4, 3, 3, 3, 3 },
+    { "", 0, 1, 0, 1, 0, 2, 0, 1, 0, 0, 0, 1, -1, 0 },
+    { "hello", 5, 13840, 13840, 0, 0, 0, 0, 1, 3, 3, 3, 3, 3, 3 },
+    { "cache/page/index.html", 21, 24788, 24788, 0, 0, 0, 0, 1, 3, 3, 3, 3, 3, 3 },
+    { "\x00\x01\xff", 3, 19288, 19288, 0, 0, 0, 0, 1, 4, 4, 1, 1, -1, 1 },
+    { "KEY", 3, 7223, 7223, 2, 2, 2, 2, 1, 4, 4, 3, 3, 3, 3 },
+    { "key_with_a_fairly_long_name_0123456789", 38, 10380, 10380, 0, 0, 0, 0, 1, 2, 4, 3, 3, 3, 3 },
+    { "r3863", 5, 15130, 15130, 1, 1, 2, 0, 1, 4, 4, 0, 3, 3, 0 },
+    { "r12193", 6, 9654, 9654, 1, 1, 2, 0, 1, 3, 3, 3, 3, 3, 3 },
+    { "r26438", 6, 1666, 1666, 1, 1, 2, 0, 1, 0, 0, 0, 3, 3, 0 },
+    { "obj0", 4, 12441, 12441, 1, 1, 0, 0, 1, 4, 4, 3, 3, 3, 3 },
+    { "obj7919", 7, 10546, 10546, 1, 1, 2, 2, 1, 2, 0, 0, 1, -1, 0 },
+    { "obj15838", 8, 29706, 29706, 1, 1, 2, 2, 1, 4, 4, 3, 3, 3, 3 },
+    { "obj23757", 8, 23416, 23416, 0, 0, 0, 0, 1, 3, 3, 3, 3, 3, 3 },
+    { "obj31676", 8, 2274, 2274, 1, 1, 0, 0, 1, 2, 0, 0, -1, -1, 0 },
+    { "obj39595", 8, 18586, 18586, 1, 1, 0, 0, 1, 3, 3, 3, 3, 3, 3 },
+    { "obj47514", 8, 9659, 9659, 2, 2, 2, 2, 1, 4, 4, 3, 3, 3, 3 },
+    { "obj55433", 8, 8002, 8002, 1, 1, 0, 0, 1, 3, 3, 3, 3, 3, 3 },
+    { "obj63352", 8, 22939, 22939, 2, 2, 2, 2, 1, 2, 0, 0, -1, -1, 0 },
+    { "obj71271", 8, 25615, 25615, 2, 2, 2, 2, 1, 4, 4, 0, -1, -1, 0 },
+};
+
+static void pick_pymc_case(const struct hash_server *s, uint32_t n,
+                           bool legacy, const char *key, size_t len,
+                           const char *down, int want, int line)
+{
+    struct hash_dist d;
+    char err[128];
+
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_PYTHON_MEMCACHED, legacy, s, n, err,
+                                 sizeof(err)), GW_OK);
+    set_down(down);
+    if (hash_dist_pick_up(&d, key, len, mask_up, NULL) != want)
+        fprintf(stderr, "  pymc vector line %d key '%.*s' down '%s'\n", line,
+                (int)len, key, down ? down : "");
+    CHECK_EQ_INT(hash_dist_pick_up(&d, key, len, mask_up, NULL), want);
+    if (down == NULL)
+        CHECK_EQ_INT(hash_dist_pick(&d, key, len), want);
+    hash_dist_free(&d);
+}
+
+static void test_pymc_vectors(void)
+{
+    for (size_t i = 0; i < GW_ARRAY_LEN(pymc_vecs); i++) {
+        const struct pymc_vec *v = &pymc_vecs[i];
+        const struct hash_server *s1 = pymc_s1, *s2 = pymc_s2;
+        int l = (int)i;
+
+        CHECK_EQ_INT(hash_pymc(v->key, v->len, true), v->h_legacy);
+        CHECK_EQ_INT(hash_pymc(v->key, v->len, false), v->h_modern);
+        pick_pymc_case(s1, 3, true, v->key, v->len, NULL, v->s1_up, l);
+        pick_pymc_case(s1, 3, false, v->key, v->len, NULL, v->s1_up_m, l);
+        pick_pymc_case(s1, 3, true, v->key, v->len, "1", v->s1_b, l);
+        pick_pymc_case(s1, 3, false, v->key, v->len, "1", v->s1_b_m, l);
+        pick_pymc_case(s1, 3, true, v->key, v->len, "02", v->s1_ac, l);
+        pick_pymc_case(s2, 5, true, v->key, v->len, NULL, v->s2_up, l);
+        pick_pymc_case(s2, 5, true, v->key, v->len, "2", v->s2_d2, l);
+        pick_pymc_case(s2, 5, true, v->key, v->len, "24", v->s2_d24, l);
+        pick_pymc_case(s2, 5, true, v->key, v->len, "024", v->s2_d024, l);
+        pick_pymc_case(s2, 5, true, v->key, v->len, "0124", v->s2_only3, l);
+        pick_pymc_case(s2, 5, false, v->key, v->len, "24", v->s2_d24_m, l);
+    }
+}
+
+/* The issue's own examples, spelled out, plus a 250-byte key. */
+static void test_pymc_examples(void)
+{
+    static const struct { const char *key; int want; } v[] = {
+        { "k1", 1 }, { "foo", 2 }, { "name", 2 }, { "product_count", 1 },
+        { "session:abc", 1 }, { "0", 2 }, { "\xc3\xa9", 0 }, { "ob", 1 },
+    };
+    struct hash_dist d, m;
+    char err[128], x250[250];
+
+    memset(x250, 'x', sizeof(x250));
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_PYTHON_MEMCACHED, true, pymc_s1, 3,
+                                 err, sizeof(err)), GW_OK);
+    CHECK_EQ_INT(hash_dist_build(&m, HASH_PYTHON_MEMCACHED, false, pymc_s1, 3,
+                                 err, sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.nbuckets, 4);
+    for (size_t i = 0; i < GW_ARRAY_LEN(v); i++)
+        CHECK_EQ_INT(hash_dist_pick(&d, v[i].key, strlen(v[i].key)), v[i].want);
+    CHECK_EQ_INT(hash_dist_pick(&m, "ob", 2), 0);
+    CHECK_EQ_INT(hash_pymc(x250, 250, true), 2408);
+    CHECK_EQ_INT(hash_dist_pick(&d, x250, 250), 0);
+    set_down("1");
+    CHECK_EQ_INT(hash_dist_pick_up(&d, "k1", 2, mask_up, NULL), 0);
+    CHECK_EQ_INT(hash_dist_pick_up(&d, "product_count", 13, mask_up, NULL), 2);
+    CHECK_EQ_INT(hash_dist_pick_up(&d, x250, 250, mask_up, NULL), 0);
+    CHECK_EQ_INT(hash_dist_pick_up(&d, "k1", 2, none_up, NULL), -1);
+    hash_dist_free(&d);
+    hash_dist_free(&m);
+}
+
+/* nutcracker pool A: 127.0.0.1 ports 21211..21213, weights 1, 2, 3. */
+static const struct hash_server ketama_a[] = {
+    { "127.0.0.1", 21211, 1 }, { "127.0.0.1", 21212, 2 },
+    { "127.0.0.1", 21213, 3 },
+};
+/* Pool B: port 11211, so point names carry no port; weights 1, 1, 2. */
+static const struct hash_server ketama_b[] = {
+    { "127.0.0.2", 11211, 1 }, { "127.0.0.3", 11211, 1 },
+    { "127.0.0.4", 11211, 2 },
+};
+
+struct ketama_vec {
+    const char *key;  /* NULL: 250 x's */
+    size_t len;
+    int want;
+};
+
+static const struct ketama_vec ketama_a_vecs[] = {
+    { "k1", 2, 2 },
+    { "foo", 3, 2 },
+    { "name", 4, 2 },
+    { "product_count", 13, 2 },
+    { "session:abc", 11, 2 },
+    { "0", 1, 2 },
+    { "\xc3\xa9", 2, 1 },
+    { NULL /* x*250 */, 250, 2 },
+    { "ob", 2, 2 },
+    { "a", 1, 0 },
+    { "b", 1, 2 },
+    { "key:0", 5, 2 },
+    { "key:7919", 8, 2 },
+    { "key:15838", 9, 2 },
+    { "key:23757", 9, 1 },
+    { "key:31676", 9, 1 },
+    { "key:39595", 9, 0 },
+    { "key:47514", 9, 2 },
+    { "key:55433", 9, 2 },
+    { "key:63352", 9, 1 },
+    { "key:71271", 9, 2 },
+    { "key:79190", 9, 2 },
+    { "key:87109", 9, 1 },
+    { "key:95028", 9, 1 },
+    { "key:102947", 10, 2 },
+    { "key:110866", 10, 1 },
+    { "key:118785", 10, 1 },
+    { "key:126704", 10, 2 },
+    { "key:134623", 10, 2 },
+    { "key:142542", 10, 0 },
+    { "key:150461", 10, 2 },
+    { "key:158380", 10, 2 },
+    { "key:166299", 10, 2 },
+    { "key:174218", 10, 2 },
+    { "key:182137", 10, 2 },
+    { "key:190056", 10, 2 },
+    { "key:197975", 10, 0 },
+    { "key:205894", 10, 2 },
+    { "key:213813", 10, 2 },
+    { "key:221732", 10, 1 },
+    { "key:229651", 10, 2 },
+    { "key:237570", 10, 1 },
+    { "key:245489", 10, 2 },
+    { "key:253408", 10, 1 },
+    { "key:261327", 10, 1 },
+    { "key:269246", 10, 2 },
+    { "key:277165", 10, 0 },
+    { "key:285084", 10, 0 },
+    { "key:293003", 10, 0 },
+    { "key:300922", 10, 1 },
+    { "key:308841", 10, 2 },
+};
+static const struct ketama_vec ketama_b_vecs[] = {
+    { "k1", 2, 0 },
+    { "foo", 3, 1 },
+    { "name", 4, 1 },
+    { "product_count", 13, 2 },
+    { "session:abc", 11, 1 },
+    { "0", 1, 1 },
+    { "\xc3\xa9", 2, 2 },
+    { NULL /* x*250 */, 250, 2 },
+    { "ob", 2, 1 },
+    { "a", 1, 2 },
+    { "b", 1, 0 },
+    { "key:0", 5, 1 },
+    { "key:7919", 8, 2 },
+    { "key:15838", 9, 0 },
+    { "key:23757", 9, 1 },
+    { "key:31676", 9, 2 },
+    { "key:39595", 9, 1 },
+    { "key:47514", 9, 2 },
+    { "key:55433", 9, 2 },
+    { "key:63352", 9, 2 },
+    { "key:71271", 9, 0 },
+    { "key:79190", 9, 0 },
+    { "key:87109", 9, 2 },
+    { "key:95028", 9, 1 },
+    { "key:102947", 10, 1 },
+    { "key:110866", 10, 1 },
+    { "key:118785", 10, 0 },
+    { "key:126704", 10, 2 },
+    { "key:134623", 10, 0 },
+    { "key:142542", 10, 2 },
+    { "key:150461", 10, 0 },
+    { "key:158380", 10, 2 },
+    { "key:166299", 10, 2 },
+    { "key:174218", 10, 2 },
+    { "key:182137", 10, 0 },
+    { "key:190056", 10, 2 },
+    { "key:197975", 10, 2 },
+    { "key:205894", 10, 2 },
+    { "key:213813", 10, 2 },
+    { "key:221732", 10, 2 },
+    { "key:229651", 10, 0 },
+    { "key:237570", 10, 1 },
+    { "key:245489", 10, 2 },
+    { "key:253408", 10, 0 },
+    { "key:261327", 10, 2 },
+    { "key:269246", 10, 1 },
+    { "key:277165", 10, 2 },
+    { "key:285084", 10, 1 },
+    { "key:293003", 10, 0 },
+    { "key:300922", 10, 2 },
+    { "key:308841", 10, 2 },
+};
+/* Pool C: 25 equal-weight servers 127.0.0.10 .. 127.0.0.34 on 11211. */
+static const struct ketama_vec ketama_c_vecs[] = {
+    { "k1", 2, 24 },
+    { "foo", 3, 24 },
+    { "name", 4, 16 },
+    { "product_count", 13, 17 },
+    { "session:abc", 11, 4 },
+    { "0", 1, 2 },
+    { "\xc3\xa9", 2, 10 },
+    { NULL /* x*250 */, 250, 3 },
+    { "ob", 2, 20 },
+    { "a", 1, 10 },
+    { "b", 1, 22 },
+    { "key:0", 5, 3 },
+    { "key:7919", 8, 3 },
+    { "key:15838", 9, 16 },
+    { "key:23757", 9, 20 },
+    { "key:31676", 9, 8 },
+    { "key:39595", 9, 6 },
+    { "key:47514", 9, 16 },
+    { "key:55433", 9, 15 },
+    { "key:63352", 9, 6 },
+    { "key:71271", 9, 14 },
+    { "key:79190", 9, 4 },
+    { "key:87109", 9, 15 },
+    { "key:95028", 9, 3 },
+    { "key:102947", 10, 7 },
+    { "key:110866", 10, 8 },
+    { "key:118785", 10, 13 },
+    { "key:126704", 10, 23 },
+    { "key:134623", 10, 16 },
+    { "key:142542", 10, 24 },
+    { "key:150461", 10, 6 },
+    { "key:158380", 10, 22 },
+    { "key:166299", 10, 8 },
+    { "key:174218", 10, 12 },
+    { "key:182137", 10, 20 },
+    { "key:190056", 10, 3 },
+    { "key:197975", 10, 12 },
+    { "key:205894", 10, 11 },
+    { "key:213813", 10, 22 },
+    { "key:221732", 10, 8 },
+    { "key:229651", 10, 23 },
+    { "key:237570", 10, 6 },
+    { "key:245489", 10, 19 },
+    { "key:253408", 10, 9 },
+    { "key:261327", 10, 2 },
+    { "key:269246", 10, 21 },
+    { "key:277165", 10, 23 },
+    { "key:285084", 10, 16 },
+    { "key:293003", 10, 6 },
+    { "key:300922", 10, 12 },
+    { "key:308841", 10, 17 },
+    /* keys that move if the point count is computed in double (160 per
+     * server) instead of twemproxy's float (156) */
+    { "key:688953", 10, 4 },
+    { "key:807738", 10, 4 },
+    { "key:1449177", 11, 16 },
+    { "key:2185644", 11, 19 },
+    { "key:2233158", 11, 21 },
+    { "key:2375700", 11, 3 },
+    { "key:2446971", 11, 11 },
+    { "key:2969625", 11, 20 },
+    { "key:3080491", 11, 19 },
+    { "key:3215114", 11, 4 },
+    { "key:3238871", 11, 22 },
+    { "key:3286385", 11, 12 },
+};
+
+static void check_ketama_vecs(const struct hash_server *s, uint32_t n,
+                              const struct ketama_vec *v, size_t nv)
+{
+    struct hash_dist d;
+    char err[128], x250[250];
+
+    memset(x250, 'x', sizeof(x250));
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, s, n, err,
+                                 sizeof(err)), GW_OK);
+    for (size_t i = 0; i < nv; i++) {
+        const char *key = v[i].key ? v[i].key : x250;
+        uint32_t got = hash_dist_pick(&d, key, v[i].len);
+
+        if ((int)got != v[i].want)
+            fprintf(stderr, "  ketama key '%.*s'\n", (int)v[i].len, key);
+        CHECK_EQ_INT(got, v[i].want);
+        CHECK_EQ_INT(hash_dist_pick_up(&d, key, v[i].len, all_up, NULL),
+                     v[i].want);
+    }
+    hash_dist_free(&d);
+}
+
+static void test_ketama_nutcracker_vectors(void)
+{
+    struct hash_server c[25];
+    char hosts[25][16];
+
+    for (int i = 0; i < 25; i++) {
+        snprintf(hosts[i], sizeof(hosts[i]), "127.0.0.%d", 10 + i);
+        c[i] = (struct hash_server){ hosts[i], 11211, 1 };
+    }
+    check_ketama_vecs(ketama_a, 3, ketama_a_vecs, GW_ARRAY_LEN(ketama_a_vecs));
+    check_ketama_vecs(ketama_b, 3, ketama_b_vecs, GW_ARRAY_LEN(ketama_b_vecs));
+    check_ketama_vecs(c, 25, ketama_c_vecs, GW_ARRAY_LEN(ketama_c_vecs));
+}
+
+static uint32_t count_points(const struct hash_dist *d, uint32_t server)
+{
+    uint32_t c = 0;
+
+    for (uint32_t i = 0; i < d->npoints; i++)
+        c += d->points[i].server == server;
+    return c;
+}
+
+/* Point counts follow twemproxy's float formula, and the ring is sorted. */
+static void test_ketama_points(void)
+{
+    struct hash_dist d;
+    char err[128];
+    struct hash_server many[61];
+
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, ketama_a, 3, err,
+                                 sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 480);
+    CHECK_EQ_INT(count_points(&d, 0), 80);
+    CHECK_EQ_INT(count_points(&d, 1), 160);
+    CHECK_EQ_INT(count_points(&d, 2), 240);
+    for (uint32_t i = 1; i < d.npoints; i++)
+        CHECK(d.points[i - 1].value <= d.points[i].value);
+    hash_dist_free(&d);
+
+    for (int i = 0; i < 61; i++)
+        many[i] = (struct hash_server){ "10.0.0.1", (uint16_t)(20000 + i), 1 };
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, many, 25, err,
+                                 sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 25 * 156);
+    hash_dist_free(&d);
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, many, 24, err,
+                                 sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 24 * 160);
+    hash_dist_free(&d);
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, many, 61, err,
+                                 sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 61 * 156);
+    hash_dist_free(&d);
+}
+
+/* The binary search agrees with a linear scan, including the wrap. */
+static void test_ketama_search(void)
+{
+    struct hash_dist d;
+    char err[128];
+
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, ketama_a, 3, err,
+                                 sizeof(err)), GW_OK);
+    for (uint32_t k = 0; k < 5000; k++) {
+        char key[16];
+        unsigned char dg[16];
+        int len = snprintf(key, sizeof(key), "s%u", k);
+        uint32_t h, want = d.points[0].server;
+
+        hash_md5(key, (size_t)len, dg);
+        h = (uint32_t)dg[3] << 24 | (uint32_t)dg[2] << 16 |
+            (uint32_t)dg[1] << 8 | dg[0];
+        for (uint32_t i = 0; i < d.npoints; i++)
+            if (d.points[i].value >= h) {
+                want = d.points[i].server;
+                break;
+            }
+        CHECK_EQ_INT(hash_dist_pick(&d, key, (size_t)len), want);
+    }
+    hash_dist_free(&d);
+}
+
+/* pick_up: keys of up servers stay put; keys of a down server go to the
+ * owner of the next point on the ring that belongs to an up server. */
+static void test_ketama_pick_up(void)
+{
+    struct hash_dist d;
+    char err[128];
+
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, ketama_a, 3, err,
+                                 sizeof(err)), GW_OK);
+    set_down("2");
+    for (uint32_t k = 0; k < 3000; k++) {
+        char key[16];
+        int len = snprintf(key, sizeof(key), "u%u", k);
+        uint32_t p = hash_dist_pick(&d, key, (size_t)len);
+        int32_t q = hash_dist_pick_up(&d, key, (size_t)len, mask_up, NULL);
+
+        if (p != 2) {
+            CHECK_EQ_INT(q, p);
+        } else {
+            /* find the point the key landed on, then walk */
+            unsigned char dg[16];
+            uint32_t h, i = 0;
+
+            hash_md5(key, (size_t)len, dg);
+            h = (uint32_t)dg[3] << 24 | (uint32_t)dg[2] << 16 |
+                (uint32_t)dg[1] << 8 | dg[0];
+            while (i < d.npoints && d.points[i].value < h)
+                i++;
+            for (;; i++) {
+                if (i == d.npoints)
+                    i = 0;
+                if (d.points[i].server != 2)
+                    break;
+            }
+            CHECK_EQ_INT(q, d.points[i].server);
+        }
+    }
+    set_down("012");
+    CHECK_EQ_INT(hash_dist_pick_up(&d, "k1", 2, mask_up, NULL), -1);
+    hash_dist_free(&d);
+}
+
+static void test_jump_dist(void)
+{
+    static const struct hash_server s[] = {
+        { "a", 1, 1 }, { "b", 2, 2 }, { "c", 3, 1 },
+    };
+    struct hash_dist d, d4;
+    char err[128];
+    int count[3] = { 0 }, moved_ok = 1;
+
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_JUMP, false, s, 3, err,
+                                 sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.nbuckets, 4);
+    /* weights: b has two of the four buckets */
+    for (uint32_t k = 0; k < 20000; k++) {
+        char key[16];
+        int len = snprintf(key, sizeof(key), "j%u", k);
+        uint32_t p = hash_dist_pick(&d, key, (size_t)len);
+
+        CHECK(p < 3);
+        count[p]++;
+        CHECK_EQ_INT(p, d.buckets[hash_jump(hash_xxh64(key, (size_t)len), 4)]);
+    }
+    CHECK(count[0] > 4500 && count[0] < 5500);
+    CHECK(count[1] > 9500 && count[1] < 10500);
+    CHECK(count[2] > 4500 && count[2] < 5500);
+
+    /* adding a server (appended) moves keys only onto it */
+    {
+        static const struct hash_server s4[] = {
+            { "a", 1, 1 }, { "b", 2, 2 }, { "c", 3, 1 }, { "d", 4, 1 },
+        };
+        CHECK_EQ_INT(hash_dist_build(&d4, HASH_JUMP, false, s4, 4, err,
+                                     sizeof(err)), GW_OK);
+        for (uint32_t k = 0; k < 5000; k++) {
+            char key[16];
+            int len = snprintf(key, sizeof(key), "j%u", k);
+            uint32_t a = hash_dist_pick(&d, key, (size_t)len);
+            uint32_t b = hash_dist_pick(&d4, key, (size_t)len);
+
+            if (a != b && b != 3)
+                moved_ok = 0;
+        }
+        CHECK(moved_ok);
+        hash_dist_free(&d4);
+    }
+
+    /* pick_up: up servers keep their keys; down ones' keys go elsewhere,
+     * deterministically; nothing up gives -1. */
+    set_down("1");
+    for (uint32_t k = 0; k < 3000; k++) {
+        char key[16];
+        int len = snprintf(key, sizeof(key), "j%u", k);
+        uint32_t p = hash_dist_pick(&d, key, (size_t)len);
+        int32_t q = hash_dist_pick_up(&d, key, (size_t)len, mask_up, NULL);
+
+        if (p != 1)
+            CHECK_EQ_INT(q, p);
+        else
+            CHECK(q == 0 || q == 2);
+        CHECK_EQ_INT(hash_dist_pick_up(&d, key, (size_t)len, mask_up, NULL), q);
+    }
+    /* with only one server up every key still finds it (fallback walk) */
+    set_down("01");
+    for (uint32_t k = 0; k < 3000; k++) {
+        char key[16];
+        int len = snprintf(key, sizeof(key), "j%u", k);
+
+        CHECK_EQ_INT(hash_dist_pick_up(&d, key, (size_t)len, mask_up, NULL), 2);
+    }
+    CHECK_EQ_INT(hash_dist_pick_up(&d, "k1", 2, none_up, NULL), -1);
+    hash_dist_free(&d);
+}
+
+static const struct { const char *key; int up, b_down; } jump_regress[] = {
+    { "k1", 1, 2 },
+    { "foo", 1, 2 },
+    { "name", 2, 2 },
+    { "product_count", 1, 2 },
+    { "session:abc", 2, 2 },
+    { "0", 2, 2 },
+    { "ob", 2, 2 },
+    { "user:1", 1, 0 },
+    { "user:2", 0, 0 },
+    { "user:3", 1, 0 },
+    { "user:4", 1, 2 },
+    { "user:5", 2, 2 },
+    { "user:6", 1, 2 },
+    { "user:7", 1, 0 },
+    { "user:8", 1, 2 },
+    { "user:9", 1, 2 },
+    { "alpha", 1, 0 },
+    { "beta", 1, 2 },
+    { "gamma", 0, 0 },
+    { "delta", 1, 0 },
+};
+
+/* Regression guard: jump placements computed by this implementation (not
+ * an outside reference; XXH3 and jump are each checked against one above). */
+static void test_jump_regression(void)
+{
+    static const struct hash_server s[] = {
+        { "a", 1, 1 }, { "b", 2, 2 }, { "c", 3, 1 },
+    };
+    struct hash_dist d;
+    char err[128];
+
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_JUMP, false, s, 3, err,
+                                 sizeof(err)), GW_OK);
+    for (size_t i = 0; i < GW_ARRAY_LEN(jump_regress); i++) {
+        const char *k = jump_regress[i].key;
+
+        CHECK_EQ_INT(hash_dist_pick(&d, k, strlen(k)), jump_regress[i].up);
+        set_down("1");
+        CHECK_EQ_INT(hash_dist_pick_up(&d, k, strlen(k), mask_up, NULL),
+                     jump_regress[i].b_down);
+    }
+    hash_dist_free(&d);
+}
+
+static void test_mode_parse(void)
+{
+    enum hash_mode m = HASH_JUMP;
+
+    CHECK_EQ_INT(hash_mode_parse("python-memcached", &m), GW_OK);
+    CHECK_EQ_INT(m, HASH_PYTHON_MEMCACHED);
+    CHECK_EQ_INT(hash_mode_parse("ketama", &m), GW_OK);
+    CHECK_EQ_INT(m, HASH_KETAMA);
+    CHECK_EQ_INT(hash_mode_parse("jump", &m), GW_OK);
+    CHECK_EQ_INT(m, HASH_JUMP);
+    CHECK_EQ_INT(hash_mode_parse("Ketama", &m), GW_ERROR);
+    CHECK_EQ_INT(hash_mode_parse("", &m), GW_ERROR);
+    CHECK_EQ_INT(hash_mode_parse(NULL, &m), GW_ERROR);
+    CHECK_EQ_INT(m, HASH_JUMP);
+}
+
+static void test_build_errors(void)
+{
+    static const struct hash_server zero_w[] = { { "a", 1, 1 }, { "b", 2, 0 } };
+    static const struct hash_server heavy[] = { { "a", 1, 2000000 } };
+    struct hash_dist d;
+    char err[128];
+
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, zero_w, 0, err,
+                                 sizeof(err)), GW_ERROR);
+    CHECK(strstr(err, "no servers") != NULL);
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_JUMP, false, zero_w, 2, err,
+                                 sizeof(err)), GW_ERROR);
+    CHECK(strstr(err, "weight") != NULL);
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_PYTHON_MEMCACHED, true, heavy, 1, err,
+                                 sizeof(err)), GW_ERROR);
+    CHECK(d.buckets == NULL && d.points == NULL);
+    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, heavy, 1, err,
+                                 sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 160);
+    hash_dist_free(&d);
+    hash_dist_free(&d);  /* idempotent */
+    CHECK(d.points == NULL);
+}
+
+int main(void)
+{
+    RUN(test_crc32);
+    RUN(test_md5_rfc1321);
+    RUN(test_md5_lengths);
+    RUN(test_xxh3);
+    RUN(test_jump_vectors);
+    RUN(test_jump_monotone);
+    RUN(test_pymc_hash);
+    RUN(test_pymc_vectors);
+    RUN(test_pymc_examples);
+    RUN(test_ketama_nutcracker_vectors);
+    RUN(test_ketama_points);
+    RUN(test_ketama_search);
+    RUN(test_ketama_pick_up);
+    RUN(test_jump_dist);
+    RUN(test_jump_regression);
+    RUN(test_mode_parse);
+    RUN(test_build_errors);
+    return unit_report("hash");
+}
