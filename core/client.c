@@ -12,7 +12,6 @@
 #include "router.h"
 #include "worker.h"
 
-static const char CRLF[] = "\r\n";
 static const char END[] = "END\r\n";
 
 static void client_on_event(void *data, int events);
@@ -93,7 +92,10 @@ static void enqueue_error(struct client *c, const struct mc_request *mc)
         c->closing = true;
         return;
     }
-    r->mc.noreply = false;
+    /* memcached stays silent on a refused noreply command, unless the
+     * connection is about to close. */
+    if (mc->close) r->mc.noreply = false;
+    r->mc.cmd = MC_NONE; /* the reply is the error line, whatever the command */
     req_reply_fmt(r, "%s", mc->error);
     r->done = true;
     enqueue(c, r);

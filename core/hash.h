@@ -14,8 +14,11 @@
  *                          up to 10 tries of h = hash(str(h) .. str(i)).
  *   HASH_KETAMA            libmemcached/twemproxy weighted ketama over md5
  *                          (point names "host:port-i", or "host-i" when the
- *                          port is 11211).
- *   HASH_JUMP              jump consistent hash over XXH3-64 of the key.
+ *                          port is 11211; points per server computed in
+ *                          single precision exactly as twemproxy does).
+ *   HASH_JUMP              jump consistent hash over XXH3-64 of the key,
+ *                          over the same weighted buckets as
+ *                          python-memcached.
  *
  * Ownership: hash_dist_build() allocates inside *d; hash_dist_free() frees
  * it.  A built distribution is read-only and may be shared across threads.
@@ -82,8 +85,9 @@ uint32_t hash_dist_pick(const struct hash_dist *d, const void *key,
 /* The server index for a key when some servers are down (is_up(ctx, i)
  * false).  python-memcached: its rehash walk (10 tries; if all land on down
  * servers, returns -1).  ketama: the next point on the ring whose server is
- * up.  jump: rehash the key hash with the try number, up to 10 tries.
- * Returns -1 if no server is up. */
+ * up.  jump: rehash the key hash with the try number, up to 10 tries
+ * (h = XXH3(le64(h) || le64(try))), then the next up bucket after the last
+ * try.  Returns -1 if no server is up. */
 int32_t hash_dist_pick_up(const struct hash_dist *d, const void *key,
                           size_t len, bool (*is_up)(void *ctx, uint32_t i),
                           void *ctx);

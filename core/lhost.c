@@ -167,8 +167,6 @@ static int core_pool(lua_State *L)
     char err[256];
     struct pool *p = pool_new(h->w, &spec, err, sizeof err);
     if (!p) return luaL_error(L, "%s", err);
-    /* The distribution names servers by host and port; fill them in now
-     * that the addresses are parsed. */
     return push_pool(L, h, p);
 }
 

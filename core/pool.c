@@ -28,6 +28,25 @@ static struct pool *pool_alloc(struct worker *w, const char *name, enum pool_kin
     return p;
 }
 
+/* The distribution names servers by their parsed host and port. */
+static int build_dist(struct pool *p, const struct pool_spec *spec, char *err, size_t errlen)
+{
+    struct hash_server *hs = calloc(p->nservers, sizeof *hs);
+    if (!hs) {
+        snprintf(err, errlen, "out of memory");
+        return GW_ERROR;
+    }
+    for (uint32_t i = 0; i < p->nservers; i++) {
+        hs[i].host = p->servers[i].host;
+        hs[i].port = p->servers[i].port;
+        hs[i].weight = p->servers[i].weight;
+    }
+    int rc = hash_dist_build(&p->dist, spec->mode, spec->pymc_legacy_one, hs, p->nservers, err,
+                             errlen);
+    free(hs);
+    return rc;
+}
+
 struct pool *pool_new(struct worker *w, const struct pool_spec *spec, char *err, size_t errlen)
 {
     struct pool *p = pool_alloc(w, spec->name, POOL_SERVERS);
@@ -49,9 +68,7 @@ struct pool *pool_new(struct worker *w, const struct pool_spec *spec, char *err,
         }
         s->weight = spec->servers[i].weight;
     }
-    if (hash_dist_build(&p->dist, spec->mode, spec->pymc_legacy_one, spec->servers,
-                        spec->nservers, err, errlen) != GW_OK)
-        goto fail;
+    if (build_dist(p, spec, err, errlen) != GW_OK) goto fail;
     if (w) {
         for (uint32_t i = 0; i < p->nservers; i++) {
             p->servers[i].be = backend_new(w, p, &p->servers[i]);

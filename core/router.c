@@ -17,7 +17,7 @@
 #include "version.h"
 #include "worker.h"
 
-#define GW_VERSION_LINE "VERSION " GW_VERSION "\r\n"
+#define GW_VERSION_LINE "VERSION " GW_VERSION_REPLY "\r\n"
 
 static void key_init(struct gw_req *r, uint32_t i, uint32_t off, uint32_t len)
 {

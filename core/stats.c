@@ -40,7 +40,7 @@ static void general_stats(struct sbuf *b)
     add(b, "STAT pid %d\r\n", (int)getpid());
     add(b, "STAT uptime %ld\r\n", (long)(now.tv_sec - (time_t)gw_start_time));
     add(b, "STAT time %ld\r\n", (long)now.tv_sec);
-    add(b, "STAT version %s\r\n", GW_VERSION);
+    add(b, "STAT version %s\r\n", GW_VERSION_REPLY);
     add(b, "STAT libevent libev\r\n");
     add(b, "STAT pointer_size %d\r\n", (int)(8 * sizeof(void *)));
     add(b, "STAT rusage_user %ld.%06ld\r\n", (long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec);
