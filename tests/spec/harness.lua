@@ -61,9 +61,15 @@ local function spawn(cmd, log)
   return assert(tonumber(out:match("%d+")), "could not start: " .. cmd)
 end
 
+-- Alive means running: a zombie (exited, not yet reaped by whoever
+-- inherited it) counts as gone.
 local function proc_alive(pid)
-  local _, ok = H.run("kill -0 " .. pid .. " 2>/dev/null")
-  return ok
+  local f = io.open("/proc/" .. pid .. "/stat", "r")
+  if not f then return false end
+  local stat = f:read("a") or ""
+  f:close()
+  local state = stat:match("%) (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
 end
 H.alive = proc_alive
 
