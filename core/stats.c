@@ -2,6 +2,7 @@
 #include "stats.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,10 +30,28 @@ static void add(struct sbuf *b, const char *fmt, ...)
     if (n > 0 && b->len + (size_t)n < b->cap) b->len += (size_t)n;
 }
 
+/* `stats reset` zeroes counters by remembering where they stood. */
+static pthread_mutex_t baseline_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gw_stats baseline;
+
+static void stats_reset(void)
+{
+    pthread_mutex_lock(&baseline_lock);
+    worker_stats_sum(&baseline);
+    baseline.curr_connections = 0;
+    baseline.gw_lua_memory = 0;
+    pthread_mutex_unlock(&baseline_lock);
+}
+
 static void general_stats(struct sbuf *b)
 {
     struct gw_stats s;
     worker_stats_sum(&s);
+    pthread_mutex_lock(&baseline_lock);
+#define GW_STAT_SUB(name) s.name -= baseline.name;
+    GW_STATS_FIELDS(GW_STAT_SUB)
+#undef GW_STAT_SUB
+    pthread_mutex_unlock(&baseline_lock);
     struct timeval now;
     gettimeofday(&now, NULL);
     struct rusage ru;
@@ -80,6 +99,7 @@ void stats_reply(struct worker *w, struct gw_req *r)
                (alen == 5 && !memcmp(args, "sizes", 5)) || (alen == 5 && !memcmp(args, "conns", 5))) {
         /* Per-server details live on the servers; the gateway has none. */
     } else if (alen == 5 && !memcmp(args, "reset", 5)) {
+        stats_reset();
         req_reply_static(r, "RESET\r\n");
         return;
     } else {
