@@ -35,10 +35,19 @@ struct route {
     int fref;            /* ... or a function (registry ref) */
 };
 
+/* Small blocks are recycled per size class, so the garbage a request
+ * makes (its request object, strings) costs no malloc in steady state. */
+#define SC_STEP 16
+#define SC_MAX 256
+#define SC_COUNT (SC_MAX / SC_STEP)
+#define SC_KEEP 4096
+
 struct lhost {
     lua_State *L;
     struct worker *w;
     size_t mem;
+    void *sc_free[SC_COUNT];
+    uint32_t sc_nfree[SC_COUNT];
 
     struct route *routes;        /* sorted longest prefix first */
     int nroutes;
@@ -67,21 +76,68 @@ static struct lhost *host_of(lua_State *L)
 
 /* --- allocator ----------------------------------------------------------- */
 
+static int size_class(size_t n)
+{
+    return n == 0 || n > SC_MAX ? -1 : (int)((n - 1) / SC_STEP);
+}
+
+static void *block_get(struct lhost *h, int c)
+{
+    void *p = h->sc_free[c];
+    if (!p) return malloc((size_t)(c + 1) * SC_STEP);
+    h->sc_free[c] = *(void **)p;
+    h->sc_nfree[c]--;
+    return p;
+}
+
+static void block_put(struct lhost *h, int c, void *p)
+{
+    if (c < 0 || h->sc_nfree[c] >= SC_KEEP) {
+        free(p);
+        return;
+    }
+    *(void **)p = h->sc_free[c];
+    h->sc_free[c] = p;
+    h->sc_nfree[c]++;
+}
+
+static void blocks_free(struct lhost *h)
+{
+    for (int c = 0; c < SC_COUNT; c++) {
+        while (h->sc_free[c]) {
+            void *p = h->sc_free[c];
+            h->sc_free[c] = *(void **)p;
+            free(p);
+        }
+        h->sc_nfree[c] = 0;
+    }
+}
+
+/* Lua's allocator: counts the bytes the state holds (shown in stats). */
 static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct lhost *h = ud;
-    if (!ptr) osize = 0;
+    if (!ptr) osize = 0; /* then osize is a type tag, not a size */
+    int oc = ptr ? size_class(osize) : -1, nc = size_class(nsize);
+    void *np = NULL;
     if (nsize == 0) {
-        free(ptr);
-        h->mem -= osize;
+        if (ptr) block_put(h, oc, ptr);
+    } else if (ptr && oc == nc && oc >= 0) {
+        np = ptr;
+    } else if (nc < 0 && oc < 0) {
+        np = realloc(ptr, nsize);
+        if (!np) return NULL;
     } else {
-        void *n = realloc(ptr, nsize);
-        if (!n) return NULL;
-        h->mem += nsize - osize;
-        ptr = n;
+        np = nc >= 0 ? block_get(h, nc) : malloc(nsize);
+        if (!np) return NULL;
+        if (ptr) {
+            memcpy(np, ptr, osize < nsize ? osize : nsize);
+            block_put(h, oc, ptr);
+        }
     }
+    h->mem += nsize - osize;
     if (h->w) __atomic_store_n(&h->w->stats.gw_lua_memory, h->mem, __ATOMIC_RELAXED);
-    return nsize ? ptr : NULL;
+    return np;
 }
 
 /* --- memcache.pool userdata --------------------------------------------- */
@@ -528,6 +584,7 @@ void lhost_free(struct lhost *h)
     if (!h) return;
     routes_clear(h);
     lua_close(h->L);
+    blocks_free(h);
     for (int i = 0; i < h->npools; i++) pool_free(h->pools[i]);
     free(h->pools);
     free(h->idle);
