@@ -629,7 +629,8 @@ static lua_State *thread_get(struct lhost *h)
     lua_State *L = h->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
     lua_State *co = lua_newthread(L);
-    lua_rawseti(L, -2, (lua_Integer)luaL_len(L, -2) + 1);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
     lua_pop(L, 1);
     return co;
 }
@@ -644,6 +645,19 @@ static void thread_put(struct lhost *h, lua_State *co)
         h->idle_cap = cap;
     }
     h->idle[h->nidle++] = co;
+}
+
+/* A coroutine that ended in an error is not reused (a hook that raised
+ * leaves it unable to run hooks again): unanchor it for the collector. */
+static void thread_drop(struct lhost *h, lua_State *co)
+{
+    lua_State *L = h->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
 }
 
 static void budget_hook(lua_State *L, lua_Debug *ar)
@@ -704,11 +718,6 @@ struct pool *lhost_route(struct lhost *h, struct client *c, struct gw_req *r, ui
         st = LUA_ERRRUN;
     }
     *err = route_error(h, co, r);
-#if LUA_VERSION_RELEASE_NUM >= 50406
-    lua_closethread(co, h->L);
-#else
-    lua_resetthread(co);
-#endif
-    thread_put(h, co);
+    thread_drop(h, co);
     return NULL;
 }

@@ -42,14 +42,16 @@ local UNITS = { [""] = 1, b = 1, k = 1024, kb = 1024, kib = 1024, m = 1024 ^ 2,
 
 function M.parse_size(v)
   if type(v) == "number" then
-    if v >= 0 and v == math.floor(v) then return math.tointeger(v) end
+    if v >= 0 and v == math.floor(v) and math.tointeger(v) then return math.tointeger(v) end
     return nil, "a size must be a whole number of bytes"
   end
   if type(v) ~= "string" then return nil, "a size must be a number or a string like \"64MB\"" end
   local num, unit = v:match("^%s*(%d+%.?%d*)%s*(%a*)%s*$")
   local mult = unit and UNITS[unit:lower()]
   if not num or not mult then return nil, "bad size '" .. v .. "' (try \"64MB\")" end
-  return math.tointeger(math.floor(tonumber(num) * mult))
+  local n = math.tointeger(math.floor(tonumber(num) * mult))
+  if not n then return nil, "size '" .. v .. "' is too large" end
+  return n
 end
 
 local function check_table(fname, t, allowed)
@@ -70,7 +72,7 @@ end
 local HASHES = set_of("python-memcached", "ketama", "jump")
 local FAILOVERS = set_of("none", "rehash", "next")
 local POOL_OPTS = set_of("servers", "hash", "timeout", "retry_timeout", "failover", "name",
-  "python_memcached", "hash_tag")
+  "python_memcached")
 
 local function check_addr(fname, addr)
   if type(addr) ~= "string" or not addr:match("^.+:%d+$") then
@@ -107,11 +109,11 @@ function M.pool_spec(opts)
     config_error("%s: unknown failover '%s' (none, rehash or next)", fname, tostring(failover))
   end
   local timeout = opts.timeout or 0.5
-  if type(timeout) ~= "number" or timeout <= 0 then
+  if type(timeout) ~= "number" or not (timeout > 0) then
     config_error("%s: timeout must be a positive number of seconds", fname)
   end
   local retry = opts.retry_timeout or 1
-  if type(retry) ~= "number" or retry < 0 then
+  if type(retry) ~= "number" or not (retry >= 0) then
     config_error("%s: retry_timeout must be a number of seconds >= 0", fname)
   end
   local pyver = opts.python_memcached or "1.59"

@@ -10,8 +10,10 @@
 # 100-byte values.  "direct" is one of the two memcached servers.
 #
 # Printed: ops/s, mean latency (memcaslap's), the proxy's own CPU time per op
-# (utime+stime from /proc/PID/stat over the run, divided by the ops), and the
-# ratios gateway/twemproxy and gateway/direct.
+# (utime+stime from /proc/PID/stat over the run, divided by the ops), the
+# get/set commands the memcached servers saw per client op (about 1.00: the
+# target really forwarded), and the ratios gateway/twemproxy and
+# gateway/direct.
 #
 # Knobs (environment):
 #   BENCH_ROUNDS=3  BENCH_SECONDS=8  BENCH_WARMUP=2  BENCH_CONC=32
@@ -100,7 +102,6 @@ bench:
 EOF
     start twemproxy "$PORT_twemproxy" nutcracker -c "$WORK/nutcracker.yml" \
         -s "$NC_STATS" -a 127.0.0.1 -o "$WORK/nutcracker.out"
-    PID_twemproxy=$PID_twemproxy
 esac
 
 case " $TARGETS " in *" gateway "*)
@@ -146,6 +147,8 @@ drive() {
 echo "bench: $ROUNDS rounds x [$TARGETS] x ${SECS}s; memcaslap -c $CONC -T $THREADS," \
      "90/10 get/set, 32 B keys, 100 B values; gateway threads = $GW_THREADS"
 
+for t in $TARGETS; do eval "$UTIL probe $t \$PORT_$t"; done
+
 if [ "$WARMUP" -gt 0 ]; then
     for t in $TARGETS; do drive "$t" "$WARMUP" "$WORK/warmup-$t.out"; done
 fi
@@ -159,13 +162,15 @@ while [ $r -le "$ROUNDS" ]; do
         out="$WORK/round$r-$t.out"
         cpu0=""
         [ -n "$pid" ] && cpu0=$($UTIL cpu "$pid")
+        b0=$($UTIL backend_ops "$M1" "$M2")
         drive "$t" "$SECS" "$out"
+        b1=$($UTIL backend_ops "$M1" "$M2")
         cpu="-"
         if [ -n "$pid" ]; then
             kill -0 "$pid" 2>/dev/null || { echo "bench: $t died" >&2; exit 1; }
             cpu=$(( $($UTIL cpu "$pid") - cpu0 ))
         fi
-        line="$t $r $($UTIL parse "$out") $cpu"
+        line="$t $r $($UTIL parse "$out") $cpu $((b1 - b0))"
         echo "$line" >>"$RESULTS"
         set -- $line
         printf '  round %d  %-10s %9s ops/s  mean %7s us  misses %s\n' "$r" "$t" "$5" "$6" "$7"

@@ -4,11 +4,15 @@
     bench_util.py port                     a free loopback TCP port
     bench_util.py wait PORT SECONDS        wait until 127.0.0.1:PORT accepts
     bench_util.py cpu PID                  utime+stime of PID, in microseconds
+    bench_util.py backend_ops PORT...      sum of cmd_get + cmd_set over servers
+    bench_util.py probe NAME PORT          warn if NAME rejects memcaslap-style keys
     bench_util.py parse MEMCASLAP_OUTPUT   "ops runtime_s tps avg_us get_misses"
     bench_util.py report RESULTS           the summary table
 
 RESULTS has one line per run: "target round ops runtime_s tps avg_us
-get_misses cpu_us" (cpu_us is "-" for the direct target).
+get_misses cpu_us backend_ops" (cpu_us is "-" for the direct target;
+backend_ops is how many get/set commands the memcached servers saw, so a
+target that answered without asking them would show).
 """
 import os
 import re
@@ -44,6 +48,45 @@ def cpu_us(pid):
     return ticks * 1000000 // os.sysconf("SC_CLK_TCK")
 
 
+def backend_ops(ports):
+    total = 0
+    for port in ports:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"stats\r\n")
+            buf = b""
+            while not buf.endswith(b"END\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        st = dict(l.split()[1:3] for l in buf.decode().splitlines()
+                  if l.startswith("STAT "))
+        total += int(st["cmd_get"]) + int(st["cmd_set"])
+    print(total)
+
+
+def probe(name, port):
+    """memcaslap's keys start with an 8-byte binary prefix (bytes such as
+    0x10 and 0xb0), which memcached accepts.  Say so when a target does not."""
+    key = b"\x10\xb0\x10\x10\x10\x10\x10\x10probe%d" % os.getpid()
+    req = b"set " + key + b" 0 0 3\r\nabc\r\nget " + key + b"\r\n"
+    want = b"STORED\r\nVALUE " + key + b" 0 3\r\nabc\r\nEND\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(req)
+        buf = b""
+        deadline = time.monotonic() + 5
+        while len(buf) < len(want) and time.monotonic() < deadline:
+            if buf.count(b"\r\n") >= 2 and not buf.startswith(b"STORED"):
+                break
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    if buf != want:
+        print("bench: WARNING: %s answers a memcaslap-style key (%r) with %r; "
+              "memcached answers %r" % (name, req, buf, want), file=sys.stderr)
+
+
 def parse(path):
     text = open(path, errors="replace").read()
     m = re.search(r"Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+)", text)
@@ -67,16 +110,16 @@ def report(path):
     order = []
     for line in open(path):
         p = line.split()
-        if len(p) != 8:
+        if len(p) != 9:
             continue
-        target, _rnd, ops, runtime, tps, avg, misses, cpu = p
+        target, _rnd, ops, runtime, tps, avg, misses, cpu, bops = p
         if target not in runs:
             runs[target] = []
             order.append(target)
         runs[target].append({
             "ops": int(ops), "runtime": float(runtime), "tps": int(tps),
             "avg": float(avg), "misses": int(misses) if misses != "-" else 0,
-            "cpu": None if cpu == "-" else int(cpu)})
+            "cpu": None if cpu == "-" else int(cpu), "bops": int(bops)})
     summary = {}
     for t in order:
         rs = runs[t]
@@ -89,16 +132,18 @@ def report(path):
             cpu = sum(r["cpu"] for r in rs) / ops
         summary[t] = {"tps": ops / secs if secs else 0, "avg": avg, "cpu": cpu,
                       "misses": sum(r["misses"] for r in rs), "runs": len(rs),
-                      "min": min(r["tps"] for r in rs), "max": max(r["tps"] for r in rs)}
+                      "min": min(r["tps"] for r in rs), "max": max(r["tps"] for r in rs),
+                      "fwd": sum(r["bops"] for r in rs) / ops if ops else 0}
 
     print()
-    print("%-10s %4s %11s %19s %10s %13s %10s" % (
-        "target", "runs", "ops/s", "(min..max per run)", "mean µs", "proxy CPU µs/op", "get_misses"))
+    print("%-10s %4s %9s %17s %8s %16s %11s %16s" % (
+        "target", "runs", "ops/s", "min..max per run", "mean µs",
+        "proxy CPU µs/op", "get misses", "backend ops/op"))
     for t in order:
         s = summary[t]
-        print("%-10s %4d %11.0f %19s %10s %15s %10d" % (
+        print("%-10s %4d %9.0f %17s %8s %16s %11d %16.2f" % (
             t, s["runs"], s["tps"], "%d..%d" % (s["min"], s["max"]),
-            fmt(s["avg"], ".1f"), fmt(s["cpu"], ".2f"), s["misses"]))
+            fmt(s["avg"], ".1f"), fmt(s["cpu"], ".2f"), s["misses"], s["fwd"]))
 
     def ratio(a, b, key):
         if a not in summary or b not in summary:
@@ -108,6 +153,11 @@ def report(path):
             return None
         return x / y
 
+    # memcaslap counts an error reply (CLIENT_ERROR, SERVER_ERROR) as a done
+    # op, so a target that rejects its requests looks fast.  The memcached
+    # servers' own counters tell: each client op must reach one of them.
+    invalid = [t for t in order if summary[t]["fwd"] < 0.95]
+
     print()
     for other in ("twemproxy", "direct"):
         if "gateway" not in summary or other not in summary:
@@ -116,6 +166,12 @@ def report(path):
             other, fmt(ratio("gateway", other, "tps"), ".2f"),
             fmt(ratio("gateway", other, "avg"), ".2f"),
             fmt(ratio("gateway", other, "cpu"), ".2f")))
+    for t in invalid:
+        print("INVALID: %s: the memcached servers saw %.2f get/set commands per "
+              "client op (expected about 1.00); it answered memcaslap without "
+              "forwarding (error replies?), so its numbers mean nothing.  See "
+              "the raw output with BENCH_KEEP=1." % (t, summary[t]["fwd"]))
+    return 1 if invalid else 0
 
 
 def main():
@@ -126,10 +182,14 @@ def main():
         sys.exit(0 if wait(int(sys.argv[2]), float(sys.argv[3])) else 1)
     elif cmd == "cpu":
         print(cpu_us(int(sys.argv[2])))
+    elif cmd == "backend_ops":
+        backend_ops([int(p) for p in sys.argv[2:]])
+    elif cmd == "probe":
+        probe(sys.argv[2], int(sys.argv[3]))
     elif cmd == "parse":
         parse(sys.argv[2])
     elif cmd == "report":
-        report(sys.argv[2])
+        sys.exit(report(sys.argv[2]))
     else:
         raise SystemExit(__doc__)
 

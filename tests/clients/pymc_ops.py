@@ -10,9 +10,9 @@ append, prepend, incr, decr, delete, delete_multi, touch, expiry, gets + cas
 their flags, a 500 KB value and get_stats.  The endpoint may be a plain
 memcached (the control) or the gateway.
 
-Every key starts with PFX (default: a fresh per-run namespace) so runs do not
-see each other's keys; pass e.g. --prefix t1:x: to send every request
-through a gateway route that matches "t1:".
+Every key is PFX + a fresh per-run token + the test's name, so neither runs
+nor tests see each other's keys; pass e.g. --prefix t1: to send every
+request through a gateway route that matches "t1:".
 
 Uses /usr/bin/python3 (Debian's python3-memcache), not a pyenv python.
 Exit status is non-zero when any test fails.
@@ -44,8 +44,11 @@ def _recording_mark_dead(self, reason):
 memcache._Host.mark_dead = _recording_mark_dead
 
 
+CUR = None       # NS + the running test's name: no test sees another's keys
+
+
 def K(name):
-    return NS + name
+    return CUR + name
 
 
 def client(**kw):
@@ -97,6 +100,8 @@ class Point(object):
 class PyMemcacheOps(unittest.TestCase):
 
     def setUp(self):
+        global CUR
+        CUR = NS + self._testMethodName[len("test_"):] + ":"
         del DEAD[:]
         self.mc = client()
 
@@ -269,10 +274,15 @@ class PyMemcacheOps(unittest.TestCase):
 
     # --- touch / expiry ---------------------------------------------------
 
+    # memcached's clock ticks once a second, so an item set with time=1 may
+    # be gone at any moment within about a second: nothing below expects
+    # a time=1 item to still be there.
+
     def test_expiry(self):
+        self.assertTrue(self.mc.set(K("k3"), "v", time=3))
+        self.assertEqual(self.mc.get(K("k3")), "v")
         self.assertTrue(self.mc.set(K("k"), "v", time=1))
         self.assertTrue(self.mc.set(K("stays"), "v"))
-        self.assertEqual(self.mc.get(K("k")), "v")
         gone = wait_until(lambda: self.mc.get(K("k")) is None, timeout=5)
         self.assertTrue(gone, "an item set with time=1 was still there after 5 s")
         self.assertEqual(self.mc.get(K("stays")), "v")
@@ -281,19 +291,18 @@ class PyMemcacheOps(unittest.TestCase):
     def test_touch(self):
         self.assertTrue(self.mc.set(K("t"), "v"))            # no expiry
         self.assertTrue(self.mc.set(K("stays"), "v"))
-        self.assertEqual(self.mc.touch(K("t"), 1), 1)
-        self.assertEqual(self.mc.get(K("t")), "v")
+        self.assertEqual(self.mc.touch(K("t"), 1), 1)        # TOUCHED
         gone = wait_until(lambda: self.mc.get(K("t")) is None, timeout=5)
         self.assertTrue(gone, "touch(key, 1) did not make the item expire")
         self.assertEqual(self.mc.get(K("stays")), "v")
         self.assertEqual(self.mc.touch(K("t"), 10), 0)       # no longer there
 
     def test_touch_extends(self):
-        self.assertTrue(self.mc.set(K("t2"), "v", time=1))
+        self.assertTrue(self.mc.set(K("t2"), "v", time=2))
         self.assertEqual(self.mc.touch(K("t2"), 0), 1)       # 0 = never expire
         t0 = time.monotonic()
-        # it outlives its original 1 s expiry by a clear margin
-        while time.monotonic() - t0 < 2.5:
+        # it outlives its original 2 s expiry by a clear margin
+        while time.monotonic() - t0 < 3.5:
             self.assertEqual(self.mc.get(K("t2")), "v")
             time.sleep(0.1)
 
@@ -436,13 +445,12 @@ def main():
     global TARGET, NS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("target", help="HOST:PORT")
-    ap.add_argument("--prefix", help="key namespace (default: a fresh one)")
+    ap.add_argument("--prefix", help="put this in front of every key")
     ap.add_argument("unittest_args", nargs="*",
                     help="passed to unittest (e.g. a test name)")
     args = ap.parse_args()
     TARGET = args.target
-    NS = args.prefix if args.prefix is not None else \
-        "pymc%d_%s:" % (os.getpid(), os.urandom(3).hex())
+    NS = (args.prefix or "") + "pymc%d_%s:" % (os.getpid(), os.urandom(3).hex())
     print("python-memcached %s -> %s, keys %s*" % (memcache.__version__, TARGET, NS),
           flush=True)
     prog = unittest.main(argv=[sys.argv[0], "-v"] + args.unittest_args, exit=False)

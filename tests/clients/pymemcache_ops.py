@@ -10,7 +10,7 @@ with and without noreply where the command has it, plus a serde for
 non-bytes values and 32-bit flags.  The endpoint may be a plain memcached
 (the control) or the gateway.
 
-Keys start with PFX (default: a fresh per-run namespace).  NOTE: the
+Every key is PFX + a fresh per-run token + the test's name.  NOTE: the
 flush_all tests empty the whole endpoint (every backend behind a gateway).
 
 Uses /usr/bin/python3 (Debian's packages), not a pyenv python.
@@ -34,8 +34,11 @@ PORT = None
 NS = None
 
 
+CUR = None       # NS + the running test's name: no test sees another's keys
+
+
 def K(name):
-    return NS + name
+    return CUR + name
 
 
 def KB(name):
@@ -104,6 +107,8 @@ def new_client(**kw):
 class PymemcacheOps(unittest.TestCase):
 
     def setUp(self):
+        global CUR
+        CUR = NS + self._testMethodName[len("test_"):] + ":"
         self.c = new_client()
 
     def tearDown(self):
@@ -280,12 +285,15 @@ class PymemcacheOps(unittest.TestCase):
 
     # --- touch / expiry ----------------------------------------------------
 
+    # memcached's clock ticks once a second, so an item given 1 s to live
+    # may be gone at any moment within about a second: nothing below
+    # expects such an item to still be there.
+
     def test_touch(self):
         self.assertFalse(self.c.touch(K("touch-missing"), 10))
         self.assertTrue(self.c.set(K("touch"), b"v"))
         self.assertTrue(self.c.set(K("stays"), b"v"))
-        self.assertTrue(self.c.touch(K("touch"), 1))
-        self.assertEqual(self.c.get(K("touch")), b"v")
+        self.assertTrue(self.c.touch(K("touch"), 1))             # TOUCHED
         self.assertTrue(wait_until(lambda: self.c.get(K("touch")) is None, 5),
                         "touch(key, 1) did not make the item expire")
         self.assertEqual(self.c.get(K("stays")), b"v")
@@ -293,15 +301,24 @@ class PymemcacheOps(unittest.TestCase):
     def test_touch_noreply(self):
         self.assertTrue(self.c.set(K("tnr"), b"v"))
         self.assertTrue(self.c.touch(K("tnr"), 1, noreply=True))
-        self.assertEqual(self.c.get(K("tnr")), b"v")
+        # without the touch the item would never expire
         self.assertTrue(wait_until(lambda: self.c.get(K("tnr")) is None, 5),
                         "touch noreply did not make the item expire")
         self.assertAlive()
 
+    def test_touch_extends(self):
+        self.assertTrue(self.c.set(K("tx"), b"v", expire=2))
+        self.assertTrue(self.c.touch(K("tx"), 0, noreply=True))  # never expire
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3.5:
+            self.assertEqual(self.c.get(K("tx")), b"v")
+            time.sleep(0.1)
+
     def test_expire_on_set(self):
+        self.assertTrue(self.c.set(K("exp3"), b"v", expire=3))
+        self.assertEqual(self.c.get(K("exp3")), b"v")
         self.assertTrue(self.c.set(K("exp"), b"v", expire=1))
         self.assertTrue(self.c.set(K("noexp"), b"v"))
-        self.assertEqual(self.c.get(K("exp")), b"v")
         self.assertTrue(wait_until(lambda: self.c.get(K("exp")) is None, 5),
                         "set with expire=1 was still there after 5 s")
         self.assertEqual(self.c.get(K("noexp")), b"v")
@@ -406,14 +423,13 @@ def main():
     global HOST, PORT, NS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("target", help="HOST:PORT")
-    ap.add_argument("--prefix", help="key namespace (default: a fresh one)")
+    ap.add_argument("--prefix", help="put this in front of every key")
     ap.add_argument("unittest_args", nargs="*",
                     help="passed to unittest (e.g. a test name)")
     args = ap.parse_args()
     HOST, port = args.target.rsplit(":", 1)
     PORT = int(port)
-    NS = args.prefix if args.prefix is not None else \
-        "pymemc%d_%s:" % (os.getpid(), os.urandom(3).hex())
+    NS = (args.prefix or "") + "pymemc%d_%s:" % (os.getpid(), os.urandom(3).hex())
     print("pymemcache %s -> %s:%d, keys %s*" % (pymemcache.__version__, HOST,
                                                  PORT, NS), flush=True)
     prog = unittest.main(argv=[sys.argv[0], "-v"] + args.unittest_args, exit=False)

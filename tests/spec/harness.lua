@@ -171,31 +171,73 @@ function H.connect(port, timeout)
   c:settimeout(timeout or 5)
   assert(c:connect("127.0.0.1", port))
   c:setoption("tcp-nodelay", true)
-  return setmetatable({ sock = c }, Conn)
+  return setmetatable({ sock = c, buf = "", timeout = timeout or 5 }, Conn)
 end
 
 function Conn:send(bytes)
   assert(self.sock:send(bytes))
 end
 
-function Conn:line()
-  local l, err = self.sock:receive("*l")
-  if not l then return nil, err end
-  return l
+-- Read what has arrived into the buffer, waiting up to the connection's
+-- timeout for something; false, err on EOF or timeout.
+function Conn:fill()
+  local deadline = socket.gettime() + self.timeout
+  while true do
+    self.sock:settimeout(0)
+    local data, err, partial = self.sock:receive(65536)
+    self.sock:settimeout(self.timeout)
+    data = data or partial
+    if data and #data > 0 then
+      self.buf = self.buf .. data
+      return true
+    end
+    if err == "closed" then return false, "closed" end
+    local left = deadline - socket.gettime()
+    if left <= 0 then return false, "timeout" end
+    socket.select({ self.sock }, nil, left)
+  end
 end
 
+-- Exactly n bytes, waiting for them.
 function Conn:bytes(n)
-  return self.sock:receive(n)
+  while #self.buf < n do
+    local ok, err = self:fill()
+    if not ok then return nil, err end
+  end
+  local out = self.buf:sub(1, n)
+  self.buf = self.buf:sub(n + 1)
+  return out
 end
 
--- Read one whole reply: for a retrieval, every VALUE unit up to END, else
--- one line (STAT lines up to END for stats).  Returns the raw text.
+-- One line with its line end ("\r\n" or "\n") kept: the exact bytes.
+function Conn:raw_line()
+  while true do
+    local i = self.buf:find("\n", 1, true)
+    if i then
+      local l = self.buf:sub(1, i)
+      self.buf = self.buf:sub(i + 1)
+      return l
+    end
+    local ok, err = self:fill()
+    if not ok then return nil, err end
+  end
+end
+
+-- One line without its line end.
+function Conn:line()
+  local l, err = self:raw_line()
+  if not l then return nil, err end
+  return (l:gsub("\r?\n$", ""))
+end
+
+-- Read one whole reply, byte-exact: for a retrieval, every VALUE unit up to
+-- END, STAT lines up to END for stats, else one line.
 function Conn:reply()
   local out = {}
   while true do
-    local l, err = self:line()
+    local l, err = self:raw_line()
     if not l then error("connection: " .. tostring(err), 2) end
-    out[#out + 1] = l .. "\n"
+    out[#out + 1] = l
     local n = l:match("^VALUE %S+ %d+ (%d+)")
     if n then
       out[#out + 1] = assert(self:bytes(tonumber(n) + 2))
@@ -218,9 +260,10 @@ end
 
 -- Is the peer's side of the connection closed (EOF within timeout)?
 function Conn:closed(timeout)
+  if #self.buf > 0 then return false end
   self.sock:settimeout(timeout or 1)
   local _, err = self.sock:receive(1)
-  self.sock:settimeout(5)
+  self.sock:settimeout(self.timeout)
   return err == "closed"
 end
 
