@@ -21,6 +21,7 @@ static const char SPACE[] = " ";
 
 static void backend_on_event(void *data, int events);
 static void backend_on_timer(void *data, int events);
+void backend_enqueue(struct backend *b, struct be_op *op);
 
 struct backend *backend_new(struct worker *w, struct pool *pool, struct server *srv)
 {
@@ -110,7 +111,40 @@ static void fail_queue(struct backend *b, struct be_op **head, struct be_op **ta
     }
 }
 
-/* Drop the connection; every op still queued or waiting fails. */
+/* The server just went down and the pool fails over: send an op that was
+ * never written to the server the policy picks now.  A multi-key batch is
+ * split into one op per key, since its keys may now go different ways. */
+static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
+{
+    struct gw_req *r = op->req;
+    if (!mc_cmd_is_retrieval(op->cmd)) {
+        struct backend *nb = pool_pick(b->pool, r->keys[0].bkey, r->keys[0].bklen);
+        if (nb && nb != b) backend_enqueue(nb, op);
+        else op_fail(b, op, reason);
+        return;
+    }
+    for (int32_t k = op->first_key, next; k >= 0; k = next) {
+        struct gw_key *key = &r->keys[k];
+        next = key->next;
+        key->next = -1;
+        struct backend *nb = pool_pick(b->pool, key->bkey, key->bklen);
+        struct be_op *one = nb && nb != b ? op_new(b->w, r, op->cmd) : NULL;
+        if (!one) {
+            key->state = KEY_ERROR;
+            r->errors = true;
+            continue;
+        }
+        memcpy(one->head, op->head, op->head_len);
+        one->head_len = op->head_len;
+        one->first_key = one->last_key = one->cur_key = k;
+        backend_enqueue(nb, one);
+    }
+    op_finish(b, op);
+}
+
+/* Drop the connection; every op still queued or waiting fails (or, when
+ * the server is marked down and the pool fails over, unsent ops go to
+ * another server). */
 static void backend_reset(struct backend *b, const char *reason, bool mark_down)
 {
     if (b->fd >= 0) {
@@ -129,6 +163,15 @@ static void backend_reset(struct backend *b, const char *reason, bool mark_down)
     char msg[160];
     snprintf(msg, sizeof msg, "backend %s %s", b->srv->name, reason);
     fail_queue(b, &b->wait_head, &b->wait_tail, msg);
+    if (mark_down && b->pool->failover != FAILOVER_NONE) {
+        struct be_op *op = b->send_head;
+        b->send_head = b->send_tail = NULL;
+        while (op) {
+            struct be_op *next = op->next;
+            op_reroute(b, op, msg);
+            op = next;
+        }
+    }
     fail_queue(b, &b->send_head, &b->send_tail, msg);
 }
 
