@@ -63,6 +63,13 @@ describe("gateway --check", function()
     local ex_out, ex_err, ex_status = check(H.root .. "/gateway.lua.example")
     assert.are.equal(0, ex_status, ex_err)
     assert.are.equal(H.root .. "/gateway.lua.example: ok\n", ex_out)
+    -- and every example script
+    for _, name in ipairs({ "python-memcached.lua" }) do
+      local path = H.root .. "/scripts/" .. name
+      local s_out, s_err, s_status = check(path)
+      assert.are.equal(0, s_status, s_err)
+      assert.are.equal(path .. ": ok\n", s_out)
+    end
   end)
 
   -- Each case: config text, the line the message must name, and a pattern
