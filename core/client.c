@@ -28,6 +28,7 @@ void client_new(struct worker *w, const struct listener *l, int fd)
     c->fd = fd;
     c->conn_ref = -2; /* LUA_NOREF */
     mc_parser_init(&c->parser, gw_settings.max_line, gw_settings.max_value);
+    c->parser.binary_keys = gw_settings.binary_keys;
     c->io = gw_io_new(w->loop, fd, GW_EV_READ, client_on_event, c);
     if (!c->io) {
         close(fd);

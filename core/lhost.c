@@ -347,6 +347,9 @@ static int core_settings(lua_State *L)
         (uint32_t)opt_field(L, "max_connections", h->cfg.max_connections);
     h->cfg.instruction_limit =
         (uint64_t)opt_field(L, "instruction_limit", (lua_Integer)h->cfg.instruction_limit);
+    lua_getfield(L, 1, "binary_keys");
+    if (!lua_isnil(L, -1)) h->cfg.binary_keys = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #ifndef GW_LHOST_H
 #define GW_LHOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,7 @@ struct lhost_config {
     size_t max_line;
     uint32_t max_connections;
     uint64_t instruction_limit;
+    bool binary_keys;
 };
 
 struct lhost *lhost_new(struct worker *w, const char *config_path, const char *lua_dir,

@@ -147,6 +147,7 @@ int main(int argc, char **argv)
     gw_settings.max_value = cfg->max_value ? cfg->max_value : 1024 * 1024;
     gw_settings.max_line = cfg->max_line ? cfg->max_line : 1024 * 1024;
     gw_settings.max_connections = cfg->max_connections ? cfg->max_connections : 4096;
+    gw_settings.binary_keys = cfg->binary_keys;
     gw_settings.max_pending = 4096;
     gw_settings.max_output = 8 * 1024 * 1024;
 

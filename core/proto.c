@@ -91,6 +91,7 @@ void mc_parser_init(struct mc_parser *p, size_t max_line, size_t max_value)
     p->scanned = 0;
     p->max_line = max_line;
     p->max_value = max_value;
+    p->binary_keys = false;
 }
 
 /* ---- scanning ---------------------------------------------------------- */
@@ -258,9 +259,9 @@ static inline bool tok_noreply(const char *b, const struct tok *t)
     return tok_is(b, t, "noreply", 7);
 }
 
-static inline bool tok_key_ok(const struct tok *t)
+static inline bool tok_key_ok(const struct mc_parser *p, const struct tok *t)
 {
-    return t->len <= MC_KEY_MAX && !t->bad;
+    return t->len <= MC_KEY_MAX && (!t->bad || p->binary_keys);
 }
 
 static inline void set_key(struct mc_request *req, const struct tok *t)
@@ -345,7 +346,7 @@ static int parse_retrieval(struct mc_parser *p, const char *b, size_t i,
         size_t s = i;
         bool bad = false;
         i = tok_scan(b, i, end, &bad);
-        if (i - s > MC_KEY_MAX || bad)
+        if (i - s > MC_KEY_MAX || (bad && !p->binary_keys))
             return fail(p, req, E_FORMAT);
         if (nkeys == 0) {
             first = s;
@@ -388,7 +389,7 @@ static int parse_storage(struct mc_parser *p, const char *b, size_t len,
 
     req->noreply = tok_noreply(b, &t[na - 1]);
     set_key(req, &t[0]);
-    if (!tok_key_ok(&t[0]))
+    if (!tok_key_ok(p, &t[0]))
         return fail(p, req, E_FORMAT);
 
     ok = parse_u64(b + t[1].off, t[1].len, &v) && v <= UINT32_MAX;
@@ -501,7 +502,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
                   (na == 3 && hold0 && req->noreply)))
                 return fail(p, req, E_DELETE);
         }
-        if (!tok_key_ok(&t[0]))
+        if (!tok_key_ok(p, &t[0]))
             return fail(p, req, E_FORMAT);
         break;
 
@@ -513,7 +514,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
             return fail(p, req, E_ERROR);
         req->noreply = tok_noreply(buf, &t[na - 1]);
         set_key(req, &t[0]);
-        if (!tok_key_ok(&t[0]))
+        if (!tok_key_ok(p, &t[0]))
             return fail(p, req, E_FORMAT);
         if (!parse_u64(buf + t[1].off, t[1].len, &req->delta))
             return fail(p, req, E_DELTA);
@@ -524,7 +525,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
             return fail(p, req, E_ERROR);
         req->noreply = tok_noreply(buf, &t[na - 1]);
         set_key(req, &t[0]);
-        if (!tok_key_ok(&t[0]))
+        if (!tok_key_ok(p, &t[0]))
             return fail(p, req, E_FORMAT);
         if (!parse_i64(buf + t[1].off, t[1].len, &req->exptime))
             return fail(p, req, E_EXPTIME);

@@ -148,6 +148,8 @@ struct mc_parser {
     size_t scanned;       /* bytes already searched for "\n" */
     size_t max_line;      /* longest command line accepted (bytes) */
     size_t max_value;     /* largest data block accepted (bytes) */
+    bool binary_keys;     /* accept control bytes in keys, as memcached does
+                             (mc_parser_init leaves it false: they are refused) */
 };
 
 /* Initialise a parser with the given limits (0 picks the defaults: a

@@ -173,7 +173,7 @@ static int parse_value(const char *buf, size_t len, const char *p,
     if (!skip_spaces1(&p, end))
         return GW_ERROR;
     key = p;
-    while (p < end && (unsigned char)*p > ' ')
+    while (p < end && *p != ' ') /* any byte but space: memcached keys may be binary */
         p++;
     if (p == key)
         return GW_ERROR;

@@ -34,6 +34,7 @@ struct gw_settings {
     uint32_t max_connections;
     uint32_t max_pending;      /* requests in flight per client before reading pauses */
     size_t max_output;         /* unwritten reply bytes per client before reading pauses */
+    bool binary_keys;          /* accept control bytes in keys (memcached does) */
     const char *config_path;
     const char *lua_dir;
 };

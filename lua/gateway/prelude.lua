@@ -125,7 +125,7 @@ function M.pool_spec(opts)
 end
 
 local SETTINGS = set_of("threads", "max_value_size", "max_line", "max_connections",
-  "instruction_limit")
+  "instruction_limit", "binary_keys")
 
 function M.settings_spec(opts)
   check_table("gateway.settings", opts, SETTINGS)
@@ -150,6 +150,12 @@ function M.settings_spec(opts)
       end
       out[k] = opts[k]
     end
+  end
+  if opts.binary_keys ~= nil then
+    if type(opts.binary_keys) ~= "boolean" then
+      config_error("gateway.settings: binary_keys must be true or false")
+    end
+    out.binary_keys = opts.binary_keys
   end
   return out
 end

@@ -111,7 +111,9 @@ case " $TARGETS " in *" gateway "*)
     fi
     PORT_gateway=$($UTIL port)
     cat >"$WORK/gateway.lua" <<EOF
-gateway.settings { threads = $GW_THREADS }
+-- memcaslap's keys start with binary bytes; memcached and twemproxy take
+-- them, so the gateway is told to as well.
+gateway.settings { threads = $GW_THREADS, binary_keys = true }
 local pool = memcache.pool {
   servers = { "127.0.0.1:$M1", "127.0.0.1:$M2" },
   hash = "ketama",

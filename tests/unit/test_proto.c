@@ -1050,6 +1050,25 @@ static void test_storage_resume(void)
     CHECK_EQ_INT(p.scanned, 0);
 }
 
+/* Control bytes in keys are refused unless the parser accepts binary keys
+ * (as memcached does, and as memcaslap's keys need). */
+static void test_binary_keys(void)
+{
+    static const char get[] = "get \x10\xb0\x10k\r\n";
+    static const char set[] = "set \x10k 0 0 1\r\nx\r\n";
+    struct mc_parser p;
+    struct mc_request req;
+    mc_parser_init(&p, 0, 0);
+    CHECK_EQ_INT(mc_parse(&p, get, sizeof get - 1, &req), GW_ERROR);
+    CHECK_EQ_INT(mc_parse(&p, set, sizeof set - 1, &req), GW_ERROR);
+    p.binary_keys = true;
+    CHECK_EQ_INT(mc_parse(&p, get, sizeof get - 1, &req), GW_OK);
+    CHECK_EQ_INT(req.key_len, 4);
+    CHECK_EQ_INT(mc_parse(&p, set, sizeof set - 1, &req), GW_OK);
+    CHECK_EQ_INT(req.key_len, 2);
+    CHECK_EQ_INT(req.total_len, sizeof set - 1);
+}
+
 int main(void)
 {
     RUN(test_names);
@@ -1071,5 +1090,6 @@ int main(void)
     RUN(test_pipeline_splits);
     RUN(test_big_multiget);
     RUN(test_storage_resume);
+    RUN(test_binary_keys);
     return unit_report("proto");
 }
