@@ -372,6 +372,33 @@ enum store_result store_get(struct store *st, const char *key, size_t klen,
 }
 
 /* append/prepend: the new item is built from the old one under the lock. */
+/* A new item for key with room for dlen bytes of data, keeping old's
+ * flags and expiry (append, prepend, incr/decr; the store is locked).
+ * NULL with *res set when it is too large or memory is short. */
+static struct item *item_like(struct store *st, const struct item *old, const char *key,
+                              size_t klen, size_t dlen, int64_t now, enum store_result *res)
+{
+    size_t size = item_size_of(klen, dlen);
+    if (size == 0 || size > st->max_bytes) {
+        *res = STORE_TOO_LARGE;
+        return NULL;
+    }
+    struct item *it = malloc(size);
+    if (!it) {
+        *res = STORE_NOMEM;
+        return NULL;
+    }
+    it->hash = old->hash;
+    it->klen = klen;
+    it->dlen = dlen;
+    it->flags = old->flags;
+    it->exptime = old->exptime;
+    it->time = now;
+    if (klen)
+        memcpy(it->kv, key, klen);
+    return it;
+}
+
 static enum store_result concat(struct store *st, bool append, const char *key,
                                 size_t klen, const char *data, size_t dlen)
 {
@@ -383,24 +410,12 @@ static enum store_result concat(struct store *st, bool append, const char *key,
         return STORE_NOT_STORED;
     }
     size_t total = old->dlen + dlen;
-    size_t size = total < dlen ? 0 : item_size_of(klen, total);
-    if (size == 0 || size > st->max_bytes) {
-        unlock_store(st);
-        return STORE_TOO_LARGE;
-    }
-    struct item *it = malloc(size);
+    enum store_result res;
+    struct item *it = total < dlen ? NULL : item_like(st, old, key, klen, total, now, &res);
     if (!it) {
         unlock_store(st);
-        return STORE_NOMEM;
+        return total < dlen ? STORE_TOO_LARGE : res;
     }
-    it->hash = h;
-    it->klen = klen;
-    it->dlen = total;
-    it->flags = old->flags;
-    it->exptime = old->exptime;
-    it->time = now;
-    if (klen)
-        memcpy(it->kv, key, klen);
     char *d = item_data(it);
     if (append) {
         if (old->dlen)
@@ -415,7 +430,7 @@ static enum store_result concat(struct store *st, bool append, const char *key,
     }
     item_drop(st, old);
     it->cas = ++st->last_cas;
-    make_room(st, size, now);
+    make_room(st, item_size(it), now);
     item_link(st, it);
     unlock_store(st);
     return STORE_STORED;
@@ -577,28 +592,16 @@ enum store_result store_arith(struct store *st, const char *key, size_t klen,
         old->time = now;
         lru_bump(st, old);
     } else {
-        size_t size = item_size_of(klen, len);
-        if (size == 0 || size > st->max_bytes) {
-            unlock_store(st);
-            return STORE_TOO_LARGE;
-        }
-        struct item *it = malloc(size);
+        enum store_result res;
+        struct item *it = item_like(st, old, key, klen, len, now, &res);
         if (!it) {
             unlock_store(st);
-            return STORE_NOMEM;
+            return res;
         }
-        it->hash = h;
-        it->klen = klen;
-        it->dlen = len;
-        it->flags = old->flags;
-        it->exptime = old->exptime;
-        it->time = now;
-        if (klen)
-            memcpy(it->kv, key, klen);
         memcpy(item_data(it), num, len);
         item_drop(st, old);
         it->cas = ++st->last_cas;
-        make_room(st, size, now);
+        make_room(st, item_size(it), now);
         item_link(st, it);
     }
     unlock_store(st);
