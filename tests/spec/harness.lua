@@ -162,26 +162,64 @@ function H.start_nutcracker(servers, opts)
     port, string.format("%s/nutcracker-%d.log", H.tmpdir, port))
 end
 
--- A client connection with line-oriented helpers.
+-- Printable form of raw bytes for failure messages: control and high bytes
+-- escaped, "\r" as \r, "\n" as \n plus a line break; long input cut at 600.
+function H.show(s)
+  s = tostring(s)
+  if #s > 600 then s = s:sub(1, 600) .. "...(" .. #s .. " bytes)" end
+  return (s:gsub("[%c\128-\255]", function(c)
+    if c == "\r" then return "\\r" elseif c == "\n" then return "\\n\n" end
+    return string.format("\\x%02x", c:byte())
+  end))
+end
+
+-- A client connection; everything it reads is byte-exact ("\r" kept except
+-- where :line drops the line end).
+--
+-- timeout (seconds, default 5) bounds each wait for data.  Reading methods
+-- take an optional deadline, an absolute socket.gettime() by which the
+-- whole read must be done.  H.connect(port, { whole_reply = true }) (a
+-- table in place of the timeout; its .timeout is the timeout) makes
+-- reply/call/calls default to a deadline of timeout seconds for each whole
+-- reply.
 local Conn = {}
 Conn.__index = Conn
 
 function H.connect(port, timeout)
+  local opts = type(timeout) == "table" and timeout or {}
+  if type(timeout) == "table" then timeout = opts.timeout end
   local c = assert(socket.tcp())
   c:settimeout(timeout or 5)
   assert(c:connect("127.0.0.1", port))
   c:setoption("tcp-nodelay", true)
-  return setmetatable({ sock = c, buf = "", timeout = timeout or 5 }, Conn)
+  return setmetatable({ sock = c, buf = "", timeout = timeout or 5, port = port,
+                        whole_reply = opts.whole_reply }, Conn)
 end
 
-function Conn:send(bytes)
-  assert(self.sock:send(bytes))
+-- One request on a fresh connection: its reply.  timeout as for H.connect.
+function H.request(port, bytes, timeout)
+  local c = H.connect(port, timeout)
+  local rep = c:call(bytes)
+  c:close()
+  return rep
 end
 
--- Read what has arrived into the buffer, waiting up to the connection's
--- timeout for something; false, err on EOF or timeout.
-function Conn:fill()
-  local deadline = socket.gettime() + self.timeout
+-- Send bytes; with chunk, in pieces of chunk bytes, one write each.
+function Conn:send(bytes, chunk)
+  if not chunk then
+    assert(self.sock:send(bytes))
+    return
+  end
+  for i = 1, #bytes, chunk do
+    assert(self.sock:send(bytes:sub(i, i + chunk - 1)))
+  end
+end
+
+-- Read what has arrived into the buffer, waiting for something until the
+-- deadline (default: the connection's timeout from now); false, err on
+-- EOF or timeout.
+function Conn:fill(deadline)
+  deadline = deadline or socket.gettime() + self.timeout
   while true do
     self.sock:settimeout(0)
     local data, err, partial = self.sock:receive(65536)
@@ -199,9 +237,9 @@ function Conn:fill()
 end
 
 -- Exactly n bytes, waiting for them.
-function Conn:bytes(n)
+function Conn:bytes(n, deadline)
   while #self.buf < n do
-    local ok, err = self:fill()
+    local ok, err = self:fill(deadline)
     if not ok then return nil, err end
   end
   local out = self.buf:sub(1, n)
@@ -210,7 +248,7 @@ function Conn:bytes(n)
 end
 
 -- One line with its line end ("\r\n" or "\n") kept: the exact bytes.
-function Conn:raw_line()
+function Conn:raw_line(deadline)
   while true do
     local i = self.buf:find("\n", 1, true)
     if i then
@@ -218,53 +256,77 @@ function Conn:raw_line()
       self.buf = self.buf:sub(i + 1)
       return l
     end
-    local ok, err = self:fill()
+    local ok, err = self:fill(deadline)
     if not ok then return nil, err end
   end
 end
 
 -- One line without its line end.
-function Conn:line()
-  local l, err = self:raw_line()
+function Conn:line(deadline)
+  local l, err = self:raw_line(deadline)
   if not l then return nil, err end
   return (l:gsub("\r?\n$", ""))
 end
 
+-- Raise an error naming the port, what went wrong and what is unread.
+function Conn:fail(err, what)
+  error(string.format("port %d: %s%s; unread so far:\n%s", self.port,
+    err == "closed" and "connection closed" or "timed out", what or "", H.show(self.buf)), 0)
+end
+
+-- One line and, after a "VALUE <key> <flags> <bytes>" line, its data
+-- block: returns those exact bytes, the line, and the data block's length
+-- (nil after any other line).  Raises (Conn:fail) on EOF or timeout.
+function Conn:unit(deadline)
+  local l, err = self:raw_line(deadline)
+  if not l then self:fail(err) end
+  local n = l:match("^VALUE %S+ %d+ (%d+)")
+  if not n then return l, l end
+  n = tonumber(n) + 2
+  local data, err2 = self:bytes(n, deadline)
+  if not data then self:fail(err2, string.format(" with %d of %d data bytes", #self.buf, n)) end
+  return l .. data, l, n
+end
+
 -- Read one whole reply, byte-exact: for a retrieval, every VALUE unit up to
--- END, STAT lines up to END for stats, else one line.
-function Conn:reply()
+-- END, STAT lines up to END for stats, else one line.  Raises on EOF or
+-- timeout.
+function Conn:reply(deadline)
+  if not deadline and self.whole_reply then deadline = socket.gettime() + self.timeout end
   local out = {}
   while true do
-    local l, err = self:raw_line()
-    if not l then error("connection: " .. tostring(err), 2) end
-    out[#out + 1] = l
-    local n = l:match("^VALUE %S+ %d+ (%d+)")
-    if n then
-      out[#out + 1] = assert(self:bytes(tonumber(n) + 2))
-    elseif not l:match("^STAT ") then
-      break
-    end
+    local unit, l, n = self:unit(deadline)
+    out[#out + 1] = unit
+    if not n and not l:match("^STAT ") then return table.concat(out) end
   end
-  return table.concat(out)
 end
 
 -- Send a request and return its reply.
-function Conn:call(bytes)
+function Conn:call(bytes, deadline)
   self:send(bytes)
-  return self:reply()
+  return self:reply(deadline)
+end
+
+-- Send bytes (several requests at once) and return a list of the next n
+-- replies.
+function Conn:calls(bytes, n, deadline)
+  self:send(bytes)
+  local out = {}
+  for i = 1, n do out[i] = self:reply(deadline) end
+  return out
 end
 
 function Conn:close()
   self.sock:close()
 end
 
--- Is the peer's side of the connection closed (EOF within timeout)?
+-- Is the peer's side of the connection closed: EOF, with nothing unread,
+-- within timeout seconds (default 1)?  Bytes that arrive instead stay in
+-- the buffer.
 function Conn:closed(timeout)
   if #self.buf > 0 then return false end
-  self.sock:settimeout(timeout or 1)
-  local _, err = self.sock:receive(1)
-  self.sock:settimeout(self.timeout)
-  return err == "closed"
+  local ok, err = self:fill(socket.gettime() + (timeout or 1))
+  return not ok and err == "closed"
 end
 
 return H

@@ -24,134 +24,21 @@ local GW_VERSION = "VERSION 1.6.18-gateway-0.1.0\r\n"
 local MC_VERSION = "VERSION 1.6.18\r\n"
 local DEADLINE = 5
 
--- Printable form of raw bytes for failure messages.
-local function show(s)
-  s = tostring(s)
-  if #s > 600 then s = s:sub(1, 600) .. "...(" .. #s .. " bytes)" end
-  return (s:gsub("[%c\128-\255]", function(c)
-    if c == "\r" then return "\\r" elseif c == "\n" then return "\\n\n" end
-    return string.format("\\x%02x", c:byte())
-  end))
-end
+local show = H.show
 
--- A raw connection: replies are read byte-exact ("\r" kept).
-local Raw = {}
-Raw.__index = Raw
-
-local function open(port)
-  local c = H.connect(port)
-  c.sock:settimeout(0)
-  return setmetatable({ sock = c.sock, buf = "", port = port }, Raw)
-end
-
-function Raw:send(bytes)
-  self.sock:settimeout(DEADLINE)
-  local i = 1
-  while i <= #bytes do
-    local last, err, partial = self.sock:send(bytes, i)
-    if not last then
-      if err ~= "timeout" then error("send to port " .. self.port .. ": " .. err, 2) end
-      last = partial
-    end
-    i = last + 1
-  end
-  self.sock:settimeout(0)
-end
-
--- Read more bytes into the buffer; false on EOF.
-function Raw:fill(deadline)
-  while true do
-    local left = deadline - socket.gettime()
-    if left <= 0 then
-      error(string.format("port %d: timed out; unread so far:\n%s", self.port, show(self.buf)), 0)
-    end
-    socket.select({ self.sock }, nil, left)
-    local data, err, partial = self.sock:receive(65536)
-    data = data or partial
-    if data and #data > 0 then
-      self.buf = self.buf .. data
-      return true
-    end
-    if err == "closed" then return false end
-  end
-end
-
-function Raw:line(deadline)
-  deadline = deadline or socket.gettime() + DEADLINE
-  while true do
-    local nl = self.buf:find("\n", 1, true)
-    if nl then
-      local l = self.buf:sub(1, nl)
-      self.buf = self.buf:sub(nl + 1)
-      return l
-    end
-    if not self:fill(deadline) then
-      error(string.format("port %d: connection closed; unread:\n%s", self.port, show(self.buf)), 0)
-    end
-  end
-end
-
-function Raw:bytes(n, deadline)
-  deadline = deadline or socket.gettime() + DEADLINE
-  while #self.buf < n do
-    if not self:fill(deadline) then
-      error(string.format("port %d: connection closed after %d of %d bytes", self.port,
-        #self.buf, n), 0)
-    end
-  end
-  local s = self.buf:sub(1, n)
-  self.buf = self.buf:sub(n + 1)
-  return s
-end
-
--- One reply, raw: VALUE units up to END, STAT lines up to END, else a line.
-function Raw:reply(deadline)
-  deadline = deadline or socket.gettime() + DEADLINE
-  local out = {}
-  while true do
-    local l = self:line(deadline)
-    out[#out + 1] = l
-    local n = l:match("^VALUE %S+ %d+ (%d+)")
-    if n then
-      out[#out + 1] = self:bytes(tonumber(n) + 2, deadline)
-    elseif not l:match("^STAT ") then
-      return table.concat(out)
-    end
-  end
-end
-
-function Raw:call(bytes)
-  self:send(bytes)
-  return self:reply()
-end
+-- H.connect(port, RAW): every reply must be complete within DEADLINE seconds.
+local RAW = { timeout = DEADLINE, whole_reply = true }
 
 -- Everything up to (not including) the "VERSION ..." line; returns the
 -- transcript and the version line.
-function Raw:until_version(deadline)
+local function until_version(conn, deadline)
   deadline = deadline or socket.gettime() + DEADLINE
   local out = {}
   while true do
-    local l = self:line(deadline)
+    local unit, l = conn:unit(deadline)
     if l:match("^VERSION ") then return table.concat(out), l end
-    out[#out + 1] = l
-    local n = l:match("^VALUE %S+ %d+ (%d+)")
-    if n then out[#out + 1] = self:bytes(tonumber(n) + 2, deadline) end
+    out[#out + 1] = unit
   end
-end
-
--- EOF with nothing more to read?
-function Raw:closed(timeout)
-  local deadline = socket.gettime() + (timeout or 2)
-  while #self.buf == 0 do
-    local ok, more = pcall(self.fill, self, deadline)
-    if not ok then return false end -- timed out: still open
-    if not more then return true end
-  end
-  return false
-end
-
-function Raw:close()
-  self.sock:close()
 end
 
 -- cas uniques differ per server: "VALUE k f n 123\r\n" -> "VALUE k f n CAS\r\n".
@@ -180,8 +67,8 @@ local main = memcache.pool {
 }
 memcache.route { default = main }
 ]], m1.addr, m2.addr))
-    g = open(gw.port)
-    r = open(ref.port)
+    g = H.connect(gw.port, RAW)
+    r = H.connect(ref.port, RAW)
   end)
 
   lazy_teardown(function()
@@ -204,11 +91,11 @@ memcache.route { default = main }
       local conn = which == "g" and g or r
       local ok = pcall(function()
         conn:send("version\r\n")
-        conn:until_version(socket.gettime() + 2)
+        until_version(conn, socket.gettime() + 2)
       end)
       if not ok or conn.buf ~= "" then
         conn:close()
-        if which == "g" then g = open(gw.port) else r = open(ref.port) end
+        if which == "g" then g = H.connect(gw.port, RAW) else r = H.connect(ref.port, RAW) end
       end
     end
   end
@@ -231,7 +118,7 @@ memcache.route { default = main }
     else
       conn:send(bytes .. "version\r\n")
     end
-    local t, v = conn:until_version()
+    local t, v = until_version(conn)
     assert.are.equal(want_version, v, "sentinel reply on port " .. conn.port)
     return t
   end
@@ -271,10 +158,7 @@ memcache.route { default = main }
 
   -- Direct connections to the backends (for placement checks).
   local function direct_get(server, key)
-    local c = open(server.port)
-    local rep = c:call("get " .. key .. "\r\n")
-    c:close()
-    return rep
+    return H.request(server.port, "get " .. key .. "\r\n", RAW)
   end
 
   describe("answers like memcached", function()
@@ -539,7 +423,7 @@ memcache.route { default = main }
       assert.are.equal("SERVER_ERROR object too large for cache\r\n" .. AFTER_REPLY .. "END\r\n", t)
       -- also when the big value arrives in pieces
       g:send("set big 0 0 " .. #big .. "\r\n")
-      for i = 1, #big, 65536 do g:send(big:sub(i, i + 65535)) end
+      g:send(big, 65536)
       g:send("\r\nget ok\r\n")
       assert.are.equal("SERVER_ERROR object too large for cache\r\n", g:reply())
       assert.are.equal("VALUE ok 0 2\r\nok\r\nEND\r\n", g:reply())
@@ -612,7 +496,7 @@ memcache.route { default = main }
       assert.are.equal("STORED\r\n", g:call("set hit 0 0 1\r\nx\r\n"))
       assert.are.equal("VALUE hit 0 1\r\nx\r\nEND\r\n", g:call("get hit nokey1\r\n"))
       assert.are.equal("VALUE hit 0 1\r\nx\r\nEND\r\n", g:call("get nokey2 hit\r\n"))
-      local extra = open(gw.port)
+      local extra = H.connect(gw.port, RAW)
       local s2 = stats(extra)
       local function delta(f) return tonumber(s2[f]) - tonumber(s1[f]) end
       assert.are.equal(4, delta("cmd_get"))
@@ -630,7 +514,7 @@ memcache.route { default = main }
       flush()
       local bytes = "set q 0 0 1\r\na\r\nget q\r\nquit\r\nget q\r\n"
       for _, port in ipairs({ gw.port, ref.port }) do
-        local c = open(port)
+        local c = H.connect(port, RAW)
         c:send(bytes)
         assert.are.equal("STORED\r\n", c:reply())
         assert.are.equal("VALUE q 0 1\r\na\r\nEND\r\n", c:reply())

@@ -12,112 +12,18 @@ local socket = require "socket"
 
 local DEADLINE = 5
 
-local function show(s)
-  s = tostring(s)
-  if #s > 600 then s = s:sub(1, 600) .. "...(" .. #s .. " bytes)" end
-  return (s:gsub("[%c\128-\255]", function(c)
-    if c == "\r" then return "\\r" elseif c == "\n" then return "\\n\n" end
-    return string.format("\\x%02x", c:byte())
-  end))
-end
+local show = H.show
 
--- A raw connection: replies are read byte-exact ("\r" kept).
-local Raw = {}
-Raw.__index = Raw
-
-local function open(port)
-  local c = H.connect(port)
-  c.sock:settimeout(0)
-  return setmetatable({ sock = c.sock, buf = "", port = port }, Raw)
-end
-
-function Raw:send(bytes)
-  self.sock:settimeout(DEADLINE)
-  assert(self.sock:send(bytes))
-  self.sock:settimeout(0)
-end
-
-function Raw:fill(deadline)
-  while true do
-    local left = deadline - socket.gettime()
-    if left <= 0 then
-      error(string.format("port %d: timed out; unread so far:\n%s", self.port, show(self.buf)), 0)
-    end
-    socket.select({ self.sock }, nil, left)
-    local data, err, partial = self.sock:receive(65536)
-    data = data or partial
-    if data and #data > 0 then
-      self.buf = self.buf .. data
-      return true
-    end
-    if err == "closed" then
-      error(string.format("port %d: connection closed; unread:\n%s", self.port, show(self.buf)), 0)
-    end
-  end
-end
-
-function Raw:line(deadline)
-  while true do
-    local nl = self.buf:find("\n", 1, true)
-    if nl then
-      local l = self.buf:sub(1, nl)
-      self.buf = self.buf:sub(nl + 1)
-      return l
-    end
-    self:fill(deadline)
-  end
-end
-
-function Raw:reply()
-  local deadline = socket.gettime() + DEADLINE
-  local out = {}
-  while true do
-    local l = self:line(deadline)
-    out[#out + 1] = l
-    local n = l:match("^VALUE %S+ %d+ (%d+)")
-    if n then
-      n = tonumber(n) + 2
-      while #self.buf < n do self:fill(deadline) end
-      out[#out + 1] = self.buf:sub(1, n)
-      self.buf = self.buf:sub(n + 1)
-    elseif not l:match("^STAT ") then
-      return table.concat(out)
-    end
-  end
-end
-
-function Raw:call(bytes)
-  self:send(bytes)
-  return self:reply()
-end
-
--- n replies to bytes sent at once
-function Raw:calls(bytes, n)
-  self:send(bytes)
-  local out = {}
-  for i = 1, n do out[i] = self:reply() end
-  return out
-end
-
-function Raw:close()
-  self.sock:close()
-end
-
--- One request on a fresh connection to a server.
-local function once(port, bytes)
-  local c = open(port)
-  local rep = c:call(bytes)
-  c:close()
-  return rep
-end
+-- H.connect(port, RAW): every reply must be complete within DEADLINE seconds.
+local RAW = { timeout = DEADLINE, whole_reply = true }
 
 local function direct_get(server, key)
-  return once(server.port, "get " .. key .. "\r\n")
+  return H.request(server.port, "get " .. key .. "\r\n", RAW)
 end
 
 local function direct_set(server, key, value)
   assert.are.equal("STORED\r\n",
-    once(server.port, string.format("set %s 0 0 %d\r\n%s\r\n", key, #value, value)))
+    H.request(server.port, string.format("set %s 0 0 %d\r\n%s\r\n", key, #value, value), RAW))
 end
 
 local function value_reply(key, value, flags)
@@ -173,7 +79,7 @@ memcache.route {
   default = a,
 }
 ]], m1.addr, m2.addr, dead_port, m1.addr, dead_port))
-    g = open(gw.port)
+    g = H.connect(gw.port, RAW)
   end)
 
   lazy_teardown(function()
@@ -281,10 +187,10 @@ memcache.route {
     end)
 
     it("req.conn persists across requests on a connection and is fresh on a new one", function()
-      local c1 = open(gw.port)
+      local c1 = H.connect(gw.port, RAW)
       assert.are.same({ "STORED\r\n", "STORED\r\n", "STORED\r\n" },
         c1:calls(set_cmd("conn:k", "a") .. set_cmd("conn:k", "b") .. set_cmd("conn:k", "c"), 3))
-      local c2 = open(gw.port)
+      local c2 = H.connect(gw.port, RAW)
       assert.are.equal("STORED\r\n", c2:call(set_cmd("conn:k", "d")))
       -- c1 keeps counting after c2 came and went
       c2:close()
@@ -434,7 +340,7 @@ memcache.route {
   end)
 
   it("-> SERVER_ERROR, every time, and the gateway keeps serving", function()
-    local g = open(gw.port)
+    local g = H.connect(gw.port, RAW)
     local reps = g:calls("get spin:x\r\n" .. set_cmd("after-spin", "v") .. "get after-spin\r\n", 3)
     assert.is_truthy(reps[1]:match("^SERVER_ERROR [^\r\n]+\r\n$"), show(reps[1]))
     assert.are.equal("STORED\r\n", reps[2])
@@ -444,7 +350,7 @@ memcache.route {
     local ok, rep = pcall(g.call, g, "get spin:again\r\n")
     assert.is_true(ok, "no reply to a second runaway request (is the worker stuck?): " .. tostring(rep))
     assert.is_truthy(rep:match("^SERVER_ERROR [^\r\n]+\r\n$"), show(rep))
-    local c2 = open(gw.port)
+    local c2 = H.connect(gw.port, RAW)
     assert.is_truthy(c2:call(set_cmd("spin:y", "v")):match("^SERVER_ERROR [^\r\n]+\r\n$"))
     assert.is_truthy(c2:call("get boom:z\r\n"):match("^SERVER_ERROR lua error: [^\r\n]*kaboom\r\n$"))
     assert.is_truthy(c2:call("get spin:z\r\n"):match("^SERVER_ERROR [^\r\n]+\r\n$"))
@@ -532,7 +438,7 @@ else:
     end
     assert.is_true(on[A] > 0 and on[B] > on[A] and on[C] > 0,
       string.format("A %d, B %d, C %d", on[A], on[B], on[C]))
-    local c = open(gw.port)
+    local c = H.connect(gw.port, RAW)
     local rep = c:call("get " .. table.concat(keys, " ") .. "\r\n")
     local want = {}
     for _, k in ipairs(keys) do
@@ -557,7 +463,7 @@ else:
   it("failover = \"rehash\" follows python-memcached's walk when a server is down", function()
     -- both keys belong to B; with B down python-memcached walks k1 -> A and
     -- product_count -> C
-    local c = open(gwr.port)
+    local c = H.connect(gwr.port, RAW)
     assert.are.same({ "STORED\r\n", "STORED\r\n" },
       c:calls(set_cmd("k1", "before") .. set_cmd("product_count", "before"), 2))
     assert.are.equal(value_reply("k1", "before"), direct_get(B, "k1"))
