@@ -322,36 +322,6 @@ static const char *static_line(enum mc_resp_kind kind)
     }
 }
 
-static void count_reply(struct worker *w, enum mc_cmd cmd, enum mc_resp_kind kind)
-{
-    struct gw_stats *st = &w->stats;
-    switch (cmd) {
-    case MC_DELETE:
-        if (kind == RESP_DELETED) STAT_INC(st, delete_hits);
-        else if (kind == RESP_NOT_FOUND) STAT_INC(st, delete_misses);
-        break;
-    case MC_INCR:
-        if (kind == RESP_NUMBER) STAT_INC(st, incr_hits);
-        else if (kind == RESP_NOT_FOUND) STAT_INC(st, incr_misses);
-        break;
-    case MC_DECR:
-        if (kind == RESP_NUMBER) STAT_INC(st, decr_hits);
-        else if (kind == RESP_NOT_FOUND) STAT_INC(st, decr_misses);
-        break;
-    case MC_TOUCH:
-        if (kind == RESP_TOUCHED) STAT_INC(st, touch_hits);
-        else if (kind == RESP_NOT_FOUND) STAT_INC(st, touch_misses);
-        break;
-    case MC_CAS:
-        if (kind == RESP_STORED) STAT_INC(st, cas_hits);
-        else if (kind == RESP_EXISTS) STAT_INC(st, cas_badval);
-        else if (kind == RESP_NOT_FOUND) STAT_INC(st, cas_misses);
-        break;
-    default:
-        break;
-    }
-}
-
 /* One unit for a retrieval op.  Returns GW_OK when the op is complete,
  * GW_AGAIN when more units belong to it, GW_ERROR when the reply does not
  * fit what was asked. */
@@ -399,7 +369,7 @@ static int handle_line(struct backend *b, struct be_op *op, const char *base,
 {
     struct gw_req *r = op->req;
     if (u->kind == RESP_VALUE || u->kind == RESP_END || u->kind == RESP_STAT) return GW_ERROR;
-    count_reply(b->w, op->cmd, u->kind);
+    stats_count_reply(&b->w->stats, op->cmd, u->kind);
     if (op->cmd == MC_FLUSH_ALL) {
         if (u->kind != RESP_OK) r->errors = true;
         return GW_OK;

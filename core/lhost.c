@@ -63,7 +63,7 @@ struct lhost {
     int threads_ref;             /* registry table anchoring every coroutine */
 
     struct lhost_config cfg;
-    char last_err[200];
+    int request_mt_ref;          /* the request metatable, for a fast lookup */
 };
 
 struct lpool { struct pool *p; };
@@ -163,7 +163,6 @@ static const luaL_Reg pool_methods[] = {
 
 static const luaL_Reg pool_meta[] = {
     { "__tostring", pool_tostring },
-    { "__index", NULL },
     { NULL, NULL },
 };
 
@@ -573,6 +572,8 @@ struct lhost *lhost_new(struct worker *w, const char *config_path, const char *l
     *(struct lhost **)lua_getextraspace(h->L) = h;
     luaL_openlibs(h->L);
     register_types(h->L);
+    luaL_getmetatable(h->L, REQUEST_MT);
+    h->request_mt_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
     lua_newtable(h->L);
     h->threads_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
     if (boot(h, config_path, lua_dir, err, errlen) != GW_OK) {
@@ -703,7 +704,8 @@ struct pool *lhost_route(struct lhost *h, struct client *c, struct gw_req *r, ui
     q->r = r;
     q->c = c;
     q->k = k;
-    luaL_setmetatable(co, REQUEST_MT);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, h->request_mt_ref);
+    lua_setmetatable(co, -2);
     if (h->cfg.instruction_limit)
         lua_sethook(co, budget_hook, LUA_MASKCOUNT, (int)h->cfg.instruction_limit);
     int nres = 0;

@@ -12,6 +12,7 @@
 #include "lhost.h"
 #include "pool.h"
 #include "req.h"
+#include "resp.h"
 #include "stats.h"
 #include "store.h"
 #include "version.h"
@@ -75,13 +76,28 @@ static const char *store_line(enum store_result res)
     }
 }
 
+/* The reply kind a backend would have sent for a store result. */
+static enum mc_resp_kind store_kind(enum store_result res)
+{
+    switch (res) {
+    case STORE_STORED: return RESP_STORED;
+    case STORE_NOT_STORED: return RESP_NOT_STORED;
+    case STORE_EXISTS: return RESP_EXISTS;
+    case STORE_NOT_FOUND: return RESP_NOT_FOUND;
+    case STORE_DELETED: return RESP_DELETED;
+    case STORE_TOUCHED: return RESP_TOUCHED;
+    case STORE_ARITH_OK: return RESP_NUMBER;
+    default: return RESP_SERVER_ERROR;
+    }
+}
+
 static const enum store_op store_ops[MC_CMD_COUNT] = {
     [MC_SET] = STORE_SET, [MC_ADD] = STORE_ADD, [MC_REPLACE] = STORE_REPLACE,
     [MC_APPEND] = STORE_APPEND, [MC_PREPEND] = STORE_PREPEND, [MC_CAS] = STORE_CAS,
 };
 
 /* A single-key command served by the embedded store. */
-static void internal_single(struct pool *p, struct gw_req *r)
+static void internal_single(struct worker *w, struct pool *p, struct gw_req *r)
 {
     const struct mc_request *m = &r->mc;
     struct gw_key *k = &r->keys[0];
@@ -95,6 +111,7 @@ static void internal_single(struct pool *p, struct gw_req *r)
     case MC_DECR:
         res = store_arith(p->store, k->bkey, k->bklen, m->cmd == MC_INCR, m->delta, &n);
         if (res == STORE_ARITH_OK) {
+            stats_count_reply(&w->stats, m->cmd, RESP_NUMBER);
             req_reply_fmt(r, "%" PRIu64, n);
             return;
         }
@@ -107,6 +124,7 @@ static void internal_single(struct pool *p, struct gw_req *r)
                            m->exptime, r->base + m->data_off, m->bytes, m->cas);
         break;
     }
+    stats_count_reply(&w->stats, m->cmd, store_kind(res));
     req_reply_static(r, store_line(res));
 }
 
@@ -169,7 +187,7 @@ static void dispatch_single(struct worker *w, struct client *c, struct gw_req *r
         return;
     }
     if (p->kind == POOL_INTERNAL) {
-        internal_single(p, r);
+        internal_single(w, p, r);
         return;
     }
     struct backend *b = pool_pick(p, r->keys[0].bkey, r->keys[0].bklen);

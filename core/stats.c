@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "req.h"
+#include "resp.h"
 #include "version.h"
 #include "worker.h"
 
@@ -109,4 +110,34 @@ void stats_reply(struct worker *w, struct gw_req *r)
     add(&b, "END\r\n");
     r->rline = b.p;
     r->rlen = (uint32_t)b.len;
+}
+
+/* Hit and miss counters, from the kind of a single-line reply. */
+void stats_count_reply(struct gw_stats *st, enum mc_cmd cmd, enum mc_resp_kind kind)
+{
+    switch (cmd) {
+    case MC_DELETE:
+        if (kind == RESP_DELETED) STAT_INC(st, delete_hits);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, delete_misses);
+        break;
+    case MC_INCR:
+        if (kind == RESP_NUMBER) STAT_INC(st, incr_hits);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, incr_misses);
+        break;
+    case MC_DECR:
+        if (kind == RESP_NUMBER) STAT_INC(st, decr_hits);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, decr_misses);
+        break;
+    case MC_TOUCH:
+        if (kind == RESP_TOUCHED) STAT_INC(st, touch_hits);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, touch_misses);
+        break;
+    case MC_CAS:
+        if (kind == RESP_STORED) STAT_INC(st, cas_hits);
+        else if (kind == RESP_EXISTS) STAT_INC(st, cas_badval);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, cas_misses);
+        break;
+    default:
+        break;
+    }
 }

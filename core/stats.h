@@ -35,8 +35,15 @@ struct gw_stats {
 #define STAT_INC(st, field) STAT_ADD(st, field, 1)
 #define STAT_DEC(st, field) STAT_ADD(st, field, (uint64_t)-1)
 
+#include "proto.h"
+#include "resp.h"
+
 struct gw_req;
 struct worker;
+
+/* Count a single-line reply to cmd (delete/incr/decr/touch/cas hits and
+ * misses), whether a backend or the embedded store gave it. */
+void stats_count_reply(struct gw_stats *st, enum mc_cmd cmd, enum mc_resp_kind kind);
 
 /* Build the reply to `stats` (and `stats settings`) into r. */
 void stats_reply(struct worker *w, struct gw_req *r);
