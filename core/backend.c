@@ -94,7 +94,10 @@ static void op_fail(struct backend *b, struct be_op *op, const char *reason)
         for (int32_t k = op->cur_key; k >= 0; k = r->keys[k].next)
             r->keys[k].state = KEY_ERROR;
     }
-    if (op->cmd != MC_FLUSH_ALL) req_reply_fmt(r, "SERVER_ERROR %s", reason);
+    if (op->cmd != MC_FLUSH_ALL) {
+        req_reply_fmt(r, "SERVER_ERROR %s", reason);
+        r->rkind = RESP_SERVER_ERROR;
+    }
     STAT_INC(&b->w->stats, gw_backend_errors);
     op_finish(b, op);
 }
@@ -358,6 +361,7 @@ static int handle_retrieval(struct backend *b, struct be_op *op, const char *bas
         for (int32_t k = op->cur_key; k >= 0; k = r->keys[k].next) r->keys[k].state = KEY_ERROR;
         r->errors = true;
         req_reply_fmt(r, "%.*s", (int)(u->line_len - 2), base);
+        r->rkind = (uint8_t)u->kind;
         return GW_OK;
     }
     return GW_ERROR;
@@ -374,6 +378,7 @@ static int handle_line(struct backend *b, struct be_op *op, const char *base,
         if (u->kind != RESP_OK) r->errors = true;
         return GW_OK;
     }
+    r->rkind = (uint8_t)u->kind;
     const char *s = static_line(u->kind);
     if (s) {
         req_reply_static(r, s);

@@ -151,7 +151,7 @@ static void client_parse(struct client *c)
             c->closing = true;
             break;
         }
-        router_dispatch(c->w, c, r);
+        router_dispatch(c->w, r);
     }
     worker_mark_client(c->w, c);
 }

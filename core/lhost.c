@@ -1,12 +1,14 @@
-/* lhost.c -- see lhost.h.
+/* lhost.c -- see lhost.h.  The state, its allocator, the config-time
+ * primitives and the route table; request-time Lua lives in ltask.c.
  *
  * Bindings follow one pattern: userdata with a named metatable
- * ("memcache.pool", "memcache.request"), methods in luaL_Reg tables, and
- * luaL_checkudata on every self.  Misuse raises; the primitives in the
- * `core` table are called only by lua/gateway/prelude.lua, which validates
- * user input first and turns errors into config file:line messages.
+ * ("memcache.pool", "memcache.request", "memcache.response"), methods in
+ * luaL_Reg tables, and luaL_checkudata on every self.  Misuse raises; the
+ * primitives in the `core` table are called only by lua/gateway/prelude.lua,
+ * which validates user input first and turns errors into config file:line
+ * messages.
  */
-#include "lhost.h"
+#include "lhost_priv.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -24,55 +26,8 @@
 #include "req.h"
 #include "worker.h"
 
-#define POOL_MT "memcache.pool"
-#define REQUEST_MT "memcache.request"
 #define DEFAULT_INSTRUCTION_LIMIT 1000000
-
-struct route {
-    char *prefix;
-    size_t len;
-    struct pool *pool;   /* a pool target ... */
-    int fref;            /* ... or a function (registry ref) */
-};
-
-/* Small blocks are recycled per size class, so the garbage a request
- * makes (its request object, strings) costs no malloc in steady state. */
-#define SC_STEP 16
-#define SC_MAX 256
-#define SC_COUNT (SC_MAX / SC_STEP)
 #define SC_KEEP 4096
-
-struct lhost {
-    lua_State *L;
-    struct worker *w;
-    size_t mem;
-    void *sc_free[SC_COUNT];
-    uint32_t sc_nfree[SC_COUNT];
-
-    struct route *routes;        /* sorted longest prefix first */
-    int nroutes;
-    struct route deflt;
-    bool has_default;
-
-    struct pool **pools;
-    int npools;
-    int ninternal;
-
-    lua_State **idle;            /* coroutines ready for reuse */
-    int nidle, idle_cap;
-    int threads_ref;             /* registry table anchoring every coroutine */
-
-    struct lhost_config cfg;
-    int request_mt_ref;          /* the request metatable, for a fast lookup */
-};
-
-struct lpool { struct pool *p; };
-struct lreq { struct gw_req *r; struct client *c; uint32_t k; };
-
-static struct lhost *host_of(lua_State *L)
-{
-    return *(struct lhost **)lua_getextraspace(L);
-}
 
 /* --- allocator ----------------------------------------------------------- */
 
@@ -203,6 +158,10 @@ static int core_pool(lua_State *L)
     const char *fo = luaL_checkstring(L, -1);
     spec.failover = !strcmp(fo, "rehash") ? FAILOVER_REHASH
                   : !strcmp(fo, "next")   ? FAILOVER_NEXT : FAILOVER_NONE;
+    lua_getfield(L, 1, "hash_tag");
+    spec.hash_tag = luaL_optstring(L, -1, NULL);
+    if (spec.hash_tag && strlen(spec.hash_tag) != 2)
+        return luaL_error(L, "hash_tag must be two characters");
     lua_getfield(L, 1, "servers");
     luaL_checktype(L, -1, LUA_TTABLE);
     int sidx = lua_gettop(L);
@@ -381,128 +340,25 @@ static const luaL_Reg core_funcs[] = {
     { NULL, NULL },
 };
 
-/* --- memcache.request userdata ------------------------------------------ */
-
-static struct lreq *check_req(lua_State *L)
-{
-    struct lreq *q = luaL_checkudata(L, 1, REQUEST_MT);
-    if (!q->r) luaL_error(L, "request is finished (a req is valid only while its route runs)");
-    return q;
-}
-
-static void push_conn_table(lua_State *L, struct lhost *h, struct client *c)
-{
-    if (!c) {
-        lua_pushnil(L);
-        return;
-    }
-    if (c->conn_ref == LUA_NOREF) {
-        lua_newtable(L);
-        c->conn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->conn_ref);
-}
-
-static int req_index(lua_State *L)
-{
-    struct lreq *q = check_req(L);
-    size_t len;
-    const char *f = luaL_checklstring(L, 2, &len);
-    const struct gw_req *r = q->r;
-    const struct mc_request *m = &r->mc;
-    bool storage = mc_cmd_is_storage(m->cmd);
-    if (!strcmp(f, "key")) {
-        lua_pushlstring(L, r->keys[q->k].bkey, r->keys[q->k].bklen);
-    } else if (!strcmp(f, "command")) {
-        lua_pushstring(L, mc_cmd_name(m->cmd));
-    } else if (!strcmp(f, "value")) {
-        if (storage) lua_pushlstring(L, r->base + m->data_off, m->bytes);
-        else lua_pushnil(L);
-    } else if (!strcmp(f, "flags")) {
-        if (storage) lua_pushinteger(L, m->flags);
-        else lua_pushnil(L);
-    } else if (!strcmp(f, "exptime")) {
-        if (storage || m->cmd == MC_TOUCH || m->cmd == MC_GAT || m->cmd == MC_GATS)
-            lua_pushinteger(L, m->exptime);
-        else lua_pushnil(L);
-    } else if (!strcmp(f, "cas")) {
-        if (m->cmd == MC_CAS) lua_pushinteger(L, (lua_Integer)m->cas);
-        else lua_pushnil(L);
-    } else if (!strcmp(f, "delta")) {
-        if (m->cmd == MC_INCR || m->cmd == MC_DECR) lua_pushinteger(L, (lua_Integer)m->delta);
-        else lua_pushnil(L);
-    } else if (!strcmp(f, "noreply")) {
-        lua_pushboolean(L, m->noreply);
-    } else if (!strcmp(f, "conn")) {
-        push_conn_table(L, host_of(L), q->c);
-    } else if (!strcmp(f, "listener")) {
-        const struct listener *l = q->c ? q->c->listener : NULL;
-        if (l) lua_pushstring(L, l->name ? l->name : l->addr);
-        else lua_pushnil(L);
-    } else {
-        lua_pushnil(L);
-    }
-    return 1;
-}
-
-static int req_newindex(lua_State *L)
-{
-    struct lreq *q = check_req(L);
-    const char *f = luaL_checkstring(L, 2);
-    struct gw_req *r = q->r;
-    if (!strcmp(f, "key")) {
-        size_t len;
-        const char *k = luaL_checklstring(L, 3, &len);
-        if (!mc_key_valid(k, len))
-            return luaL_error(L, "req.key: invalid memcached key (1..250 bytes, no spaces or control characters)");
-        char *p = req_alloc(r, len);
-        if (!p) return luaL_error(L, "out of memory");
-        memcpy(p, k, len);
-        r->keys[q->k].bkey = p;
-        r->keys[q->k].bklen = (uint16_t)len;
-        return 0;
-    }
-    if (!strcmp(f, "exptime") && (mc_cmd_is_storage(r->mc.cmd) || r->mc.cmd == MC_TOUCH)) {
-        r->mc.exptime = luaL_checkinteger(L, 3);
-        return 0;
-    }
-    if (!strcmp(f, "flags") && mc_cmd_is_storage(r->mc.cmd)) {
-        lua_Integer v = luaL_checkinteger(L, 3);
-        luaL_argcheck(L, v >= 0 && v <= UINT32_MAX, 3, "flags must fit in 32 bits");
-        r->mc.flags = (uint32_t)v;
-        return 0;
-    }
-    return luaL_error(L, "req.%s cannot be set", f);
-}
-
-static int req_tostring(lua_State *L)
-{
-    struct lreq *q = luaL_checkudata(L, 1, REQUEST_MT);
-    if (!q->r) lua_pushliteral(L, "memcache.request(finished)");
-    else lua_pushfstring(L, "memcache.request(%s %s)", mc_cmd_name(q->r->mc.cmd),
-                         lua_pushlstring(L, q->r->keys[q->k].bkey, q->r->keys[q->k].bklen));
-    return 1;
-}
-
-static const luaL_Reg req_meta[] = {
-    { "__index", req_index },
-    { "__newindex", req_newindex },
-    { "__tostring", req_tostring },
-    { NULL, NULL },
-};
-
 /* --- state set-up -------------------------------------------------------- */
 
 static void register_types(lua_State *L)
 {
+    /* getmetatable("") must not hand sandboxed code the string library. */
+    lua_pushliteral(L, "");
+    if (lua_getmetatable(L, -1)) {
+        lua_pushliteral(L, "string");
+        lua_setfield(L, -2, "__metatable");
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+
     luaL_newmetatable(L, POOL_MT);
     luaL_setfuncs(L, pool_meta, 0);
     luaL_newlibtable(L, pool_methods);
     luaL_setfuncs(L, pool_methods, 0);
     lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    luaL_newmetatable(L, REQUEST_MT);
-    luaL_setfuncs(L, req_meta, 0);
+    ltask_register(L);
     lua_pop(L, 1);
 }
 
@@ -532,6 +388,8 @@ static int boot(struct lhost *h, const char *config_path, const char *lua_dir, c
         return GW_ERROR;
     }
     luaL_newlib(L, core_funcs);
+    ltask_push_api(L);
+    lua_setfield(L, -2, "request_api");
     lua_pushstring(L, config_path);
     lua_pushstring(L, lua_dir);
     lua_pushboolean(L, h->w != NULL);
@@ -561,6 +419,8 @@ struct lhost *lhost_new(struct worker *w, const char *config_path, const char *l
         return NULL;
     }
     h->w = w;
+    h->main_task.h = h;
+    h->main_task.kind = TASK_MAIN;
     h->deflt.fref = LUA_NOREF;
     h->cfg.instruction_limit = DEFAULT_INSTRUCTION_LIMIT;
     h->L = lua_newstate(counting_alloc, h);
@@ -569,7 +429,7 @@ struct lhost *lhost_new(struct worker *w, const char *config_path, const char *l
         snprintf(err, errlen, "cannot create a Lua state");
         return NULL;
     }
-    *(struct lhost **)lua_getextraspace(h->L) = h;
+    *(struct task **)lua_getextraspace(h->L) = &h->main_task;
     luaL_openlibs(h->L);
     register_types(h->L);
     luaL_getmetatable(h->L, REQUEST_MT);
@@ -586,11 +446,15 @@ struct lhost *lhost_new(struct worker *w, const char *config_path, const char *l
 void lhost_free(struct lhost *h)
 {
     if (!h) return;
+    h->closing = true;
     routes_clear(h);
-    lua_close(h->L);
-    blocks_free(h);
+    /* Freeing the pools fails the backend calls in flight; with `closing`
+     * set nothing is resumed.  Then the tasks let go of what they hold. */
     for (int i = 0; i < h->npools; i++) pool_free(h->pools[i]);
     free(h->pools);
+    ltask_free_all(h);
+    lua_close(h->L);
+    blocks_free(h);
     free(h->idle);
     for (int i = 0; i < h->cfg.nlisten; i++) {
         free(h->cfg.listen[i]);
@@ -627,102 +491,18 @@ static const struct route *route_match(const struct lhost *h, const char *key, s
     return h->has_default ? &h->deflt : NULL;
 }
 
-static lua_State *thread_get(struct lhost *h)
-{
-    if (h->nidle > 0) return h->idle[--h->nidle];
-    lua_State *L = h->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
-    lua_State *co = lua_newthread(L);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-    return co;
-}
-
-static void thread_put(struct lhost *h, lua_State *co)
-{
-    if (h->nidle == h->idle_cap) {
-        int cap = h->idle_cap ? 2 * h->idle_cap : 8;
-        lua_State **n = realloc(h->idle, (size_t)cap * sizeof *n);
-        if (!n) return; /* the thread stays anchored; it is just not reused */
-        h->idle = n;
-        h->idle_cap = cap;
-    }
-    h->idle[h->nidle++] = co;
-}
-
-/* A coroutine that ended in an error is not reused (a hook that raised
- * leaves it unable to run hooks again): unanchor it for the collector. */
-static void thread_drop(struct lhost *h, lua_State *co)
-{
-    lua_State *L = h->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
-    lua_pushthread(co);
-    lua_xmove(co, L, 1);
-    lua_pushnil(L);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
-}
-
-static void budget_hook(lua_State *L, lua_Debug *ar)
-{
-    luaL_error(L, "instruction budget exceeded");
-}
-
-/* Log a route error with its traceback; keep a short reason. */
-static const char *route_error(struct lhost *h, lua_State *co, struct gw_req *r)
-{
-    const char *msg = lua_tostring(co, -1);
-    if (!msg) msg = "error object is not a string";
-    luaL_traceback(h->L, co, msg, 0);
-    LOG_ERROR("route error: %s", lua_tostring(h->L, -1));
-    lua_pop(h->L, 1);
-    STAT_INC(&h->w->stats, gw_lua_errors);
-    size_t n = strcspn(msg, "\r\n");
-    if (n > 160) n = 160;
-    char *p = req_alloc(r, n + 16);
-    if (!p) return "lua error";
-    snprintf(p, n + 16, "lua error: %.*s", (int)n, msg);
-    return p;
-}
-
-struct pool *lhost_route(struct lhost *h, struct client *c, struct gw_req *r, uint32_t k,
-                         const char **err)
+enum route_result lhost_route(struct lhost *h, struct gw_req *r, uint32_t k, struct pool **pool)
 {
     const struct gw_key *key = &r->keys[k];
     const struct route *rt = route_match(h, key->ckey, key->cklen);
     if (!rt) {
-        *err = "no route for key";
-        return NULL;
+        req_fail_key(r, k, "no route for key");
+        return ROUTE_FAILED;
     }
-    if (rt->pool) return rt->pool;
-
+    if (rt->pool) {
+        *pool = rt->pool;
+        return ROUTE_POOL;
+    }
     STAT_INC(&h->w->stats, gw_route_calls);
-    lua_State *co = thread_get(h);
-    lua_rawgeti(co, LUA_REGISTRYINDEX, rt->fref);
-    struct lreq *q = lua_newuserdatauv(co, sizeof *q, 0);
-    q->r = r;
-    q->c = c;
-    q->k = k;
-    lua_rawgeti(co, LUA_REGISTRYINDEX, h->request_mt_ref);
-    lua_setmetatable(co, -2);
-    if (h->cfg.instruction_limit)
-        lua_sethook(co, budget_hook, LUA_MASKCOUNT, (int)h->cfg.instruction_limit);
-    int nres = 0;
-    int st = lua_resume(co, h->L, 1, &nres);
-    q->r = NULL;
-    if (st == LUA_OK) {
-        struct lpool *lp = nres > 0 ? luaL_testudata(co, -nres, POOL_MT) : NULL;
-        lua_settop(co, 0);
-        thread_put(h, co);
-        if (!lp) *err = "route returned no pool";
-        return lp ? lp->p : NULL;
-    }
-    if (st == LUA_YIELD) {
-        lua_pushliteral(co, "route yielded outside a backend call");
-        st = LUA_ERRRUN;
-    }
-    *err = route_error(h, co, r);
-    thread_drop(h, co);
-    return NULL;
+    return ltask_route(h, rt->fref, r, k, pool);
 }

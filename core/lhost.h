@@ -10,10 +10,13 @@
  *
  * At request time lhost_route resolves one key of a request: the longest
  * matching prefix route wins; a pool target is returned directly, a function
- * target runs in a coroutine (reused from a pool of threads) with a
- * `memcache.request` userdata, under an instruction budget.  A Lua error is
- * logged with its traceback and returned as a short reason for
- * SERVER_ERROR; the state stays usable.
+ * target runs as a task: a coroutine (reused from a pool of threads) given a
+ * `memcache.request` userdata, under an instruction budget.  The function
+ * may return a pool (forward there), or a response it made or got from a
+ * backend call, and it may suspend in backend calls (pool:get, ...,
+ * memcache.wait) while the worker serves others; see ltask.c.  A Lua error
+ * is logged with its traceback and answers SERVER_ERROR for that key only;
+ * the state stays usable.
  *
  * Ownership: the host owns its pools; lhost_free closes the state and frees
  * them.  Strings in lhost_config live as long as the host.
@@ -48,10 +51,16 @@ struct lhost *lhost_new(struct worker *w, const char *config_path, const char *l
 void lhost_free(struct lhost *h);
 const struct lhost_config *lhost_config(const struct lhost *h);
 
-/* The pool for key k of r, or NULL with *err set to a short reason (valid
- * until the request ends). */
-struct pool *lhost_route(struct lhost *h, struct client *c, struct gw_req *r, uint32_t k,
-                         const char **err);
+enum route_result {
+    ROUTE_POOL,      /* forward key k to *pool */
+    ROUTE_ANSWERED,  /* the route answered key k (a response it returned) */
+    ROUTE_PENDING,   /* the route is suspended; it holds a pending count and
+                      * a reference on r, and finishes key k itself later */
+    ROUTE_FAILED,    /* key k failed (req_fail_key: SERVER_ERROR <why>) */
+};
+
+/* Route key k of r. */
+enum route_result lhost_route(struct lhost *h, struct gw_req *r, uint32_t k, struct pool **pool);
 
 /* Every pool the config made (for flush_all).  Returns the count. */
 int lhost_pools(struct lhost *h, struct pool ***pools);

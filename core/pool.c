@@ -54,6 +54,7 @@ struct pool *pool_new(struct worker *w, const struct pool_spec *spec, char *err,
     p->timeout = spec->timeout;
     p->retry_timeout = spec->retry_timeout;
     p->failover = spec->failover;
+    if (spec->hash_tag) memcpy(p->hash_tag, spec->hash_tag, 2);
     p->servers = calloc(spec->nservers, sizeof *p->servers);
     if (!p->servers) goto nomem;
     p->nservers = spec->nservers;
@@ -132,8 +133,24 @@ static bool server_up(void *ctx, uint32_t i)
     return backend_is_up(p->servers[i].be);
 }
 
+/* With a hash tag "{}", a key like "sess:{abc}:cart" hashes as "abc", so
+ * related keys share a server.  No tag, or an empty one: the whole key
+ * (twemproxy's rule). */
+static void hash_part(const struct pool *p, const char **key, size_t *len)
+{
+    if (!p->hash_tag[0]) return;
+    const char *open = memchr(*key, p->hash_tag[0], *len);
+    if (!open) return;
+    size_t rest = *len - (size_t)(open - *key) - 1;
+    const char *close = memchr(open + 1, p->hash_tag[1], rest);
+    if (!close || close == open + 1) return;
+    *key = open + 1;
+    *len = (size_t)(close - open - 1);
+}
+
 struct backend *pool_pick(struct pool *p, const char *key, size_t len)
 {
+    hash_part(p, &key, &len);
     uint32_t i = p->nservers == 1 ? 0 : hash_dist_pick(&p->dist, key, len);
     struct backend *b = p->servers[i].be;
     if (p->failover == FAILOVER_NONE || backend_is_up(b)) return b;

@@ -46,6 +46,7 @@ struct pool_spec {
     double timeout;            /* seconds, connect and each reply */
     double retry_timeout;      /* seconds a failed server is left alone */
     enum failover failover;
+    const char *hash_tag;      /* two characters, e.g. "{}", or NULL */
 };
 
 struct pool {
@@ -58,6 +59,7 @@ struct pool {
     double timeout;
     double retry_timeout;
     enum failover failover;
+    char hash_tag[2];          /* hash only what lies between these; 0: whole key */
     struct store *store;       /* POOL_INTERNAL */
 };
 

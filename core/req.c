@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "resp.h"
 #include "worker.h"
 
 #define FREE_REQS_MAX 1024
@@ -71,6 +72,9 @@ struct gw_req *req_new(struct worker *w, struct gw_buf *in, const char *base,
     r->pending = 0;
     r->done = false;
     r->errors = false;
+    r->rkind = 0;
+    r->on_done = NULL;
+    r->ctx = NULL;
     r->rline = NULL;
     r->rlen = 0;
     r->rline_buf = NULL;
@@ -94,6 +98,17 @@ int req_reserve_keys(struct gw_req *r, uint32_t n)
     }
     r->keys = r->keys_heap;
     return GW_OK;
+}
+
+void req_key_init(struct gw_req *r, uint32_t i, const char *key, uint32_t len)
+{
+    struct gw_key *k = &r->keys[i];
+    k->ckey = k->bkey = key;
+    k->cklen = k->bklen = (uint16_t)len;
+    k->state = KEY_PENDING;
+    k->next = -1;
+    k->vbuf = NULL;
+    k->vdata = NULL;
 }
 
 void req_unref(struct gw_req *r)
@@ -144,11 +159,20 @@ void req_reply_fmt(struct gw_req *r, const char *fmt, ...)
     r->rlen = (uint32_t)n + 2;
 }
 
+void req_fail_key(struct gw_req *r, uint32_t k, const char *why)
+{
+    if (mc_cmd_is_retrieval(r->mc.cmd)) r->keys[k].state = KEY_ERROR;
+    r->errors = true;
+    req_reply_fmt(r, "SERVER_ERROR %s", why);
+    r->rkind = RESP_SERVER_ERROR;
+}
+
 void req_op_done(struct gw_req *r)
 {
     if (--r->pending > 0) return;
     if (r->mc.cmd == MC_FLUSH_ALL)
         req_reply_static(r, r->errors ? "SERVER_ERROR flush_all failed on a backend\r\n" : "OK\r\n");
     r->done = true;
-    if (r->client) client_request_done(r->client, r);
+    if (r->on_done) r->on_done(r);
+    else if (r->client) client_request_done(r->client, r);
 }

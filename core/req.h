@@ -69,6 +69,13 @@ struct gw_req {
     uint32_t pending;          /* be_ops not answered yet */
     bool done;                 /* reply complete */
     bool errors;               /* some backend op failed */
+    uint8_t rkind;             /* enum mc_resp_kind of rline (RESP_NONE: unset) */
+
+    /* A request the Lua host made (a backend call from a route), not a
+     * client's: on_done(r) runs when it is done, in place of telling a
+     * client. */
+    void (*on_done)(struct gw_req *r);
+    void *ctx;
 
     /* The reply for everything but retrievals: one line (with "\r\n"),
      * static, in the arena, or in a backend buffer (rline_buf, ref). */
@@ -94,6 +101,8 @@ struct gw_req *req_new(struct worker *w, struct gw_buf *in, const char *base,
 void req_unref(struct gw_req *r);
 /* Room for n keys (reuses the request's array).  GW_NOMEM on failure. */
 int req_reserve_keys(struct gw_req *r, uint32_t n);
+/* Key i is `key` (client and backend key alike), not yet answered. */
+void req_key_init(struct gw_req *r, uint32_t i, const char *key, uint32_t len);
 /* n bytes from the request's arena, or NULL. */
 char *req_alloc(struct gw_req *r, size_t n);
 
@@ -101,6 +110,8 @@ char *req_alloc(struct gw_req *r, size_t n);
 void req_reply_static(struct gw_req *r, const char *line);
 /* Set a single-line reply by formatting into the arena ("\r\n" added). */
 void req_reply_fmt(struct gw_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Key k failed: the key is an error and the reply is "SERVER_ERROR why". */
+void req_fail_key(struct gw_req *r, uint32_t k, const char *why);
 
 /* One backend op finished; when none remain the request is done and its
  * client is told. */

@@ -20,17 +20,6 @@
 
 #define GW_VERSION_LINE "VERSION " GW_VERSION_REPLY "\r\n"
 
-static void key_init(struct gw_req *r, uint32_t i, uint32_t off, uint32_t len)
-{
-    struct gw_key *k = &r->keys[i];
-    k->ckey = k->bkey = r->base + off;
-    k->cklen = k->bklen = (uint16_t)len;
-    k->state = KEY_PENDING;
-    k->next = -1;
-    k->vbuf = NULL;
-    k->vdata = NULL;
-}
-
 static void *alloc_value_buf(void *ctx, size_t n)
 {
     struct gw_buf **bp = ctx;
@@ -69,7 +58,8 @@ static const char *store_line(enum store_result res)
     case STORE_NOT_FOUND: return "NOT_FOUND\r\n";
     case STORE_DELETED: return "DELETED\r\n";
     case STORE_TOUCHED: return "TOUCHED\r\n";
-    case STORE_NON_NUMERIC: return "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
+    case STORE_NON_NUMERIC:
+        return "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n";
     case STORE_TOO_LARGE: return "SERVER_ERROR object too large for cache\r\n";
     case STORE_NOMEM: return "SERVER_ERROR out of memory storing object\r\n";
     default: return "SERVER_ERROR internal store error\r\n";
@@ -87,6 +77,7 @@ static enum mc_resp_kind store_kind(enum store_result res)
     case STORE_DELETED: return RESP_DELETED;
     case STORE_TOUCHED: return RESP_TOUCHED;
     case STORE_ARITH_OK: return RESP_NUMBER;
+    case STORE_NON_NUMERIC: return RESP_CLIENT_ERROR;
     default: return RESP_SERVER_ERROR;
     }
 }
@@ -113,6 +104,7 @@ static void internal_single(struct worker *w, struct pool *p, struct gw_req *r)
         if (res == STORE_ARITH_OK) {
             stats_count_reply(&w->stats, m->cmd, RESP_NUMBER);
             req_reply_fmt(r, "%" PRIu64, n);
+            r->rkind = RESP_NUMBER;
             return;
         }
         break;
@@ -124,7 +116,8 @@ static void internal_single(struct worker *w, struct pool *p, struct gw_req *r)
                            m->exptime, r->base + m->data_off, m->bytes, m->cas);
         break;
     }
-    stats_count_reply(&w->stats, m->cmd, store_kind(res));
+    r->rkind = (uint8_t)store_kind(res);
+    stats_count_reply(&w->stats, m->cmd, r->rkind);
     req_reply_static(r, store_line(res));
 }
 
@@ -167,105 +160,111 @@ static void op_format_retrieval(struct be_op *op, const struct mc_request *m)
         op->head_len = (uint16_t)snprintf(op->head, sizeof op->head, "%s ", name);
 }
 
-static void fail_request(struct gw_req *r, const char *why)
+void router_send(struct worker *w, struct pool *p, struct gw_req *r, uint32_t k)
 {
-    r->errors = true;
-    req_reply_fmt(r, "SERVER_ERROR %s", why);
+    bool retrieval = mc_cmd_is_retrieval(r->mc.cmd);
+    struct gw_key *key = &r->keys[k];
+    if (p->kind == POOL_INTERNAL) {
+        if (retrieval) internal_get(p, r, key);
+        else internal_single(w, p, r);
+        return;
+    }
+    struct backend *b = pool_pick(p, key->bkey, key->bklen);
+    if (!b) {
+        req_fail_key(r, k, "no server available");
+        return;
+    }
+    struct be_op *op = op_new(w, r, r->mc.cmd);
+    if (!op) {
+        req_fail_key(r, k, "out of memory");
+        return;
+    }
+    if (retrieval) {
+        op_format_retrieval(op, &r->mc);
+        op->first_key = op->last_key = op->cur_key = (int32_t)k;
+    } else {
+        op_format_single(op, &r->mc);
+    }
+    backend_enqueue(b, op);
 }
 
-static void dispatch_single(struct worker *w, struct client *c, struct gw_req *r)
+static void dispatch_single(struct worker *w, struct gw_req *r)
 {
     const struct mc_request *m = &r->mc;
     r->nkeys = 1;
-    key_init(r, 0, m->key_off, m->key_len);
+    req_key_init(r, 0, r->base + m->key_off, m->key_len);
     if (mc_cmd_is_storage(m->cmd)) STAT_INC(&w->stats, cmd_set);
     else if (m->cmd == MC_TOUCH) STAT_INC(&w->stats, cmd_touch);
-    const char *err = NULL;
-    struct pool *p = lhost_route(w->lua, c, r, 0, &err);
-    if (!p) {
-        fail_request(r, err);
-        return;
-    }
-    if (p->kind == POOL_INTERNAL) {
-        internal_single(w, p, r);
-        return;
-    }
-    struct backend *b = pool_pick(p, r->keys[0].bkey, r->keys[0].bklen);
-    if (!b) {
-        fail_request(r, "no server available");
-        return;
-    }
-    struct be_op *op = op_new(w, r, m->cmd);
-    if (!op) {
-        fail_request(r, "out of memory");
-        return;
-    }
-    op_format_single(op, m);
-    backend_enqueue(b, op);
+    struct pool *p;
+    if (lhost_route(w->lua, r, 0, &p) == ROUTE_POOL) router_send(w, p, r, 0);
 }
 
 #define BATCH_SLOTS 64
 
-/* Route each key; batch the keys bound for each backend into one op. */
-static void dispatch_retrieval(struct worker *w, struct client *c, struct gw_req *r)
+struct batch {
+    int n;
+    struct backend *be[BATCH_SLOTS];
+    struct be_op *op[BATCH_SLOTS];
+};
+
+static void batch_send(struct batch *bt)
+{
+    for (int j = 0; j < bt->n; j++) backend_enqueue(bt->be[j], bt->op[j]);
+    bt->n = 0;
+}
+
+/* Add key k of r to the op bound for backend b, starting one if need be. */
+static void batch_add(struct worker *w, struct batch *bt, struct gw_req *r, uint32_t k,
+                      struct backend *b)
+{
+    int s = 0;
+    while (s < bt->n && bt->be[s] != b) s++;
+    if (s == bt->n) {
+        if (bt->n == BATCH_SLOTS) batch_send(bt); /* too many servers: send what we have */
+        struct be_op *op = op_new(w, r, r->mc.cmd);
+        if (!op) {
+            req_fail_key(r, k, "out of memory");
+            return;
+        }
+        op_format_retrieval(op, &r->mc);
+        op->first_key = op->cur_key = (int32_t)k;
+        s = bt->n++;
+        bt->be[s] = b;
+        bt->op[s] = op;
+    } else {
+        r->keys[bt->op[s]->last_key].next = (int32_t)k;
+    }
+    bt->op[s]->last_key = (int32_t)k;
+}
+
+/* Route each key; batch the keys bound for each backend into one op.  Keys
+ * whose route is still running (a backend call from Lua) are sent alone
+ * when it ends. */
+static void dispatch_retrieval(struct worker *w, struct gw_req *r)
 {
     const struct mc_request *m = &r->mc;
     if (req_reserve_keys(r, m->nkeys) != GW_OK) {
-        fail_request(r, "out of memory");
+        req_fail_key(r, 0, "out of memory");
         return;
     }
-    struct backend *slot_be[BATCH_SLOTS];
-    struct be_op *slot_op[BATCH_SLOTS];
-    int nslots = 0;
+    struct batch bt;
+    bt.n = 0;
     uint32_t pos = m->keys_off, off, len, i = 0;
-    const char *last_err = NULL;
     while (mc_key_next(r->base, m, &pos, &off, &len)) {
-        key_init(r, i, off, len);
+        req_key_init(r, i, r->base + off, len);
         r->nkeys = ++i;
-        struct gw_key *k = &r->keys[i - 1];
-        const char *err = NULL;
-        struct pool *p = lhost_route(w->lua, c, r, i - 1, &err);
-        if (!p) {
-            k->state = KEY_ERROR;
-            last_err = err;
-            continue;
-        }
+        uint32_t k = i - 1;
+        struct pool *p;
+        if (lhost_route(w->lua, r, k, &p) != ROUTE_POOL) continue;
         if (p->kind == POOL_INTERNAL) {
-            internal_get(p, r, k);
+            internal_get(p, r, &r->keys[k]);
             continue;
         }
-        struct backend *b = pool_pick(p, k->bkey, k->bklen);
-        if (!b) {
-            k->state = KEY_ERROR;
-            last_err = "no server available";
-            continue;
-        }
-        int s = 0;
-        while (s < nslots && slot_be[s] != b) s++;
-        if (s == nslots) {
-            if (nslots == BATCH_SLOTS) {
-                /* Too many servers for one request: send what we have. */
-                for (int j = 0; j < nslots; j++) backend_enqueue(slot_be[j], slot_op[j]);
-                nslots = s = 0;
-            }
-            struct be_op *op = op_new(w, r, m->cmd);
-            if (!op) {
-                k->state = KEY_ERROR;
-                last_err = "out of memory";
-                continue;
-            }
-            op_format_retrieval(op, m);
-            op->first_key = op->cur_key = (int32_t)(i - 1);
-            slot_be[s] = b;
-            slot_op[s] = op;
-            nslots++;
-        } else {
-            r->keys[slot_op[s]->last_key].next = (int32_t)(i - 1);
-        }
-        slot_op[s]->last_key = (int32_t)(i - 1);
+        struct backend *b = pool_pick(p, r->keys[k].bkey, r->keys[k].bklen);
+        if (b) batch_add(w, &bt, r, k, b);
+        else req_fail_key(r, k, "no server available");
     }
-    if (last_err && r->nkeys == 1) fail_request(r, last_err);
-    for (int j = 0; j < nslots; j++) backend_enqueue(slot_be[j], slot_op[j]);
+    batch_send(&bt);
 }
 
 static void dispatch_flush(struct worker *w, struct gw_req *r)
@@ -293,7 +292,7 @@ static void dispatch_flush(struct worker *w, struct gw_req *r)
     }
 }
 
-void router_dispatch(struct worker *w, struct client *c, struct gw_req *r)
+void router_dispatch(struct worker *w, struct gw_req *r)
 {
     /* The dispatch itself counts as one pending op, so backends that fail
      * at once cannot finish the request before every key is routed. */
@@ -303,7 +302,7 @@ void router_dispatch(struct worker *w, struct client *c, struct gw_req *r)
     case MC_GETS:
     case MC_GAT:
     case MC_GATS:
-        dispatch_retrieval(w, c, r);
+        dispatch_retrieval(w, r);
         break;
     case MC_FLUSH_ALL:
         dispatch_flush(w, r);
@@ -318,7 +317,7 @@ void router_dispatch(struct worker *w, struct client *c, struct gw_req *r)
         stats_reply(w, r);
         break;
     default:
-        dispatch_single(w, c, r);
+        dispatch_single(w, r);
         break;
     }
     req_op_done(r);

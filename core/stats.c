@@ -41,6 +41,7 @@ static void stats_reset(void)
     worker_stats_sum(&baseline);
     baseline.curr_connections = 0;
     baseline.gw_lua_memory = 0;
+    baseline.gw_lua_tasks = 0;
     pthread_mutex_unlock(&baseline_lock);
 }
 

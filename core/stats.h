@@ -21,7 +21,8 @@
     X(bytes_read) X(bytes_written)                                             \
     X(gw_requests) X(gw_protocol_errors) X(gw_route_calls) X(gw_lua_errors)    \
     X(gw_backend_requests) X(gw_backend_errors) X(gw_backend_timeouts)         \
-    X(gw_backend_connects) X(gw_backend_conn_failures) X(gw_lua_memory)
+    X(gw_backend_connects) X(gw_backend_conn_failures) X(gw_lua_memory)          \
+    X(gw_lua_calls) X(gw_lua_tasks)
 
 struct gw_stats {
 #define GW_STAT_FIELD(name) uint64_t name;

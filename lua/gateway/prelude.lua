@@ -72,7 +72,7 @@ end
 local HASHES = set_of("python-memcached", "ketama", "jump")
 local FAILOVERS = set_of("none", "rehash", "next")
 local POOL_OPTS = set_of("servers", "hash", "timeout", "retry_timeout", "failover", "name",
-  "python_memcached")
+  "python_memcached", "hash_tag")
 
 local function check_addr(fname, addr)
   if type(addr) ~= "string" or not addr:match("^.+:%d+$") then
@@ -120,8 +120,13 @@ function M.pool_spec(opts)
   if pyver ~= "1.59" and pyver ~= "1.60" then
     config_error("%s: python_memcached must be \"1.59\" or \"1.60\"", fname)
   end
+  local tag = opts.hash_tag
+  if tag ~= nil and (type(tag) ~= "string" or #tag ~= 2) then
+    config_error("%s: hash_tag must be a string of two characters, like \"{}\"", fname)
+  end
   return { name = opts.name or list[1].addr, servers = list, hash = hash,
-    legacy = pyver == "1.59", timeout = timeout, retry_timeout = retry, failover = failover }
+    legacy = pyver == "1.59", timeout = timeout, retry_timeout = retry, failover = failover,
+    hash_tag = tag }
 end
 
 local SETTINGS = set_of("threads", "max_value_size", "max_line", "max_connections",
@@ -203,14 +208,22 @@ function M.make_env(api)
   return env
 end
 
--- Forbid new globals from now on (request time): a global shared by
--- concurrent requests is a race.
+-- From now on (request time) no global may be assigned: a global shared by
+-- concurrent requests is a race.  The globals move to a backing table the
+-- env reads through, so that every assignment, to a new name or an old one,
+-- reaches __newindex and raises.  The metatable is protected, so request
+-- code cannot lift the seal with setmetatable.
 function M.seal(env)
+  local globals = {}
+  for k, v in pairs(env) do globals[k] = v end
+  for k in pairs(globals) do rawset(env, k, nil) end
   setmetatable(env, {
+    __index = globals,
     __newindex = function(_, k)
       error("assignment to global '" .. tostring(k) ..
         "' at request time (use a local, or req.conn for per-connection state)", 2)
     end,
+    __metatable = "sealed",
   })
 end
 
@@ -305,6 +318,9 @@ function M.boot(core, config_path, lua_dir, live)
   end
 
   memcache.valid_key = core.valid_key
+  -- Request time: responses, fan-out (wait, spawn), crc32.  Backend calls
+  -- are methods of the pools themselves.
+  for k, v in pairs(core.request_api or {}) do memcache[k] = v end
 
   local root = lua_dir:gsub("/lua/?$", "")
   local config_dir = config_path:match("^(.*)/[^/]*$") or "."

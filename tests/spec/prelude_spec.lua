@@ -547,10 +547,20 @@ describe("prelude", function()
       assert.are.equal("A", c)
     end)
 
-    it("still lets existing globals be reassigned", function()
+    it("forbids reassigning existing globals too", function()
       prelude.seal(env)
-      assert.is_true(run_in("existing = existing + 1"))
-      assert.are.equal(2, env.existing)
+      local ok, err = run_in("existing = existing + 1")
+      assert.is_false(ok)
+      assert.is_truthy(err:find("assignment to global 'existing' at request time", 1, true), err)
+      assert.are.equal(1, env.existing)
+    end)
+
+    it("cannot be lifted with setmetatable or bypassed by rawset into the globals", function()
+      prelude.seal(env)
+      local ok, err = run_in("setmetatable(_G, nil)")
+      assert.is_false(ok)
+      assert.is_truthy(err:find("protected metatable", 1, true), err)
+      assert.are.equal("sealed", getmetatable(env))
     end)
 
     it("still allows assignments into tables held in globals", function()
@@ -794,8 +804,10 @@ end }
       local v, missing = handler("read")
       assert.are.equal(0, v)
       assert.is_nil(missing)
-      -- Globals the config created can still be reassigned.
-      assert.are.equal(1, handler("bump"))
+      -- Globals the config created cannot be reassigned either.
+      local ok3, err3 = pcall(handler, "bump")
+      assert.is_false(ok3)
+      assert.is_truthy(err3:find("assignment to global 'counter' at request time", 1, true), err3)
     end)
 
     it("does not seal the environment before the config finished", function()

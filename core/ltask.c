@@ -1,0 +1,1090 @@
+/* ltask.c -- request-time Lua: tasks, backend calls that suspend the
+ * calling coroutine, responses, the request object and fan-out.
+ *
+ * A backend call (pool:get, ..., pool:forward) builds a `call`: a gw_req
+ * the host owns (client NULL) with one key, sends it through the router
+ * like any request, and yields with a continuation.  When the call is done
+ * its on_done hook resumes the task, and the continuation turns the reply
+ * into Lua values.  A call that finishes at once (an embedded store, a
+ * server that is down) returns without yielding.  Values the route only
+ * forwards (pool:forward's reply, returned as-is) stay in the backend's
+ * read buffer, referenced, never copied.
+ *
+ * memcache.wait starts one sub task per function and suspends its caller
+ * on a group until enough of them are done or its timer fires.  Sub tasks
+ * still running then finish in the background: the group lives until the
+ * last of them ends, and only then is it recycled, so nothing they touch
+ * is freed under them.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "hash.h"
+#include "log.h"
+#include "loop.h"
+#include "lhost_priv.h"
+#include "pool.h"
+#include "proto.h"
+#include "req.h"
+#include "resp.h"
+#include "router.h"
+#include "worker.h"
+
+#define TASKS_KEEP 256
+#define ERROR_MSG_MAX 1024
+
+struct lreq { struct gw_req *r; uint32_t k; };
+
+/* A reply made by memcache.hit()/... or got from pool:forward. */
+struct lresp {
+    uint8_t kind;              /* RESP_VALUE: hit; RESP_END: miss; else a line kind */
+    uint32_t flags, bytes, len;
+    uint64_t cas;
+    struct gw_buf *buf;        /* holds data when it is not static or inline (ref) */
+    const char *data;          /* hit: the value and "\r\n"; else: the line with "\r\n" */
+    char inl[48];
+};
+
+struct group {
+    struct lhost *h;
+    struct group *next;        /* free list */
+    struct group *all_next;    /* every group the host made (for teardown) */
+    struct task *parent;       /* the task in memcache.wait, until it returns */
+    struct gw_timer *timer;
+    int results_ref;
+    int ntasks, done, good, need;   /* need < 0: every task must finish */
+    int refs;                  /* the parent, and each sub task still running */
+    bool finished, timed_out;
+};
+
+static void task_resume(struct task *t, lua_State *from, int nargs);
+
+/* --- tasks ---------------------------------------------------------------- */
+
+static lua_State *thread_get(struct lhost *h)
+{
+    if (h->nidle > 0) return h->idle[--h->nidle];
+    lua_State *L = h->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
+    lua_State *co = lua_newthread(L);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    return co;
+}
+
+static void thread_put(struct lhost *h, lua_State *co)
+{
+    if (h->nidle == h->idle_cap) {
+        int cap = h->idle_cap ? 2 * h->idle_cap : 8;
+        lua_State **n = realloc(h->idle, (size_t)cap * sizeof *n);
+        if (!n) return; /* the thread stays anchored; it is just not reused */
+        h->idle = n;
+        h->idle_cap = cap;
+    }
+    h->idle[h->nidle++] = co;
+}
+
+/* A coroutine that ended in an error is not reused (a hook that raised
+ * leaves it unable to run hooks again): unanchor it for the collector. */
+static void thread_drop(struct lhost *h, lua_State *co)
+{
+    lua_State *L = h->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    luaL_error(L, "instruction budget exceeded");
+}
+
+static struct task *task_new(struct lhost *h, enum task_kind kind)
+{
+    struct task *t = h->free_tasks;
+    if (t) h->free_tasks = t->next;
+    else if (!(t = malloc(sizeof *t))) return NULL;
+    memset(t, 0, sizeof *t);
+    t->h = h;
+    t->kind = kind;
+    t->co = thread_get(h);
+    *(struct task **)lua_getextraspace(t->co) = t;
+    if (h->cfg.instruction_limit)
+        lua_sethook(t->co, budget_hook, LUA_MASKCOUNT, (int)h->cfg.instruction_limit);
+    t->next = h->live;
+    if (h->live) h->live->prev = t;
+    h->live = t;
+    STAT_INC(&h->w->stats, gw_lua_tasks);
+    return t;
+}
+
+static void task_free(struct task *t, bool errored)
+{
+    struct lhost *h = t->h;
+    if (t->prev) t->prev->next = t->next;
+    else h->live = t->next;
+    if (t->next) t->next->prev = t->prev;
+    lua_settop(t->co, 0);
+    if (errored) thread_drop(h, t->co);
+    else thread_put(h, t->co);
+    STAT_DEC(&h->w->stats, gw_lua_tasks);
+    t->next = h->free_tasks;
+    h->free_tasks = t;
+}
+
+/* Log an error with its traceback; returns the message (on co's stack). */
+static const char *task_error(struct task *t)
+{
+    struct lhost *h = t->h;
+    const char *msg = lua_tostring(t->co, -1);
+    if (!msg) msg = "error object is not a string";
+    luaL_traceback(h->L, t->co, msg, 0);
+    LOG_ERROR("lua error: %s", lua_tostring(h->L, -1));
+    lua_pop(h->L, 1);
+    STAT_INC(&h->w->stats, gw_lua_errors);
+    return msg;
+}
+
+/* Which task may make a backend call here; raises at config time. */
+static struct task *request_task(lua_State *L, const char *what)
+{
+    struct task *t = task_of(L);
+    if (t->kind == TASK_MAIN) luaL_error(L, "%s may only be called at request time", what);
+    return t;
+}
+
+static void check_yieldable(lua_State *L, const char *what)
+{
+    if (!lua_isyieldable(L))
+        luaL_error(L, "%s cannot wait here (inside a metamethod or a C function)", what);
+}
+
+/* --- responses ------------------------------------------------------------- */
+
+static const char *const status_names[RESP_KIND_COUNT] = {
+    [RESP_VALUE] = "HIT", [RESP_END] = "MISS", [RESP_STORED] = "STORED",
+    [RESP_NOT_STORED] = "NOT_STORED", [RESP_EXISTS] = "EXISTS",
+    [RESP_NOT_FOUND] = "NOT_FOUND", [RESP_DELETED] = "DELETED", [RESP_TOUCHED] = "TOUCHED",
+    [RESP_OK] = "OK", [RESP_NUMBER] = "NUMBER", [RESP_ERROR] = "ERROR",
+    [RESP_CLIENT_ERROR] = "CLIENT_ERROR", [RESP_SERVER_ERROR] = "SERVER_ERROR",
+};
+
+static bool kind_is_error(int kind)
+{
+    return kind == RESP_ERROR || kind == RESP_CLIENT_ERROR || kind == RESP_SERVER_ERROR;
+}
+
+static struct lresp *resp_new(lua_State *L, int kind)
+{
+    struct lresp *rs = lua_newuserdatauv(L, sizeof *rs, 0);
+    memset(rs, 0, sizeof *rs);
+    rs->kind = (uint8_t)kind;
+    luaL_setmetatable(L, RESPONSE_MT);
+    return rs;
+}
+
+/* Give a response the line [p, p+n) ("\r\n" appended): inline or in a buffer. */
+static void resp_set_line(lua_State *L, struct lresp *rs, const char *p, size_t n)
+{
+    char *dst = rs->inl;
+    if (n + 2 > sizeof rs->inl) {
+        rs->buf = buf_new(n + 2);
+        if (!rs->buf) luaL_error(L, "out of memory");
+        dst = rs->buf->data;
+    }
+    memcpy(dst, p, n);
+    dst[n] = '\r';
+    dst[n + 1] = '\n';
+    rs->data = dst;
+    rs->len = (uint32_t)n + 2;
+}
+
+/* The text of an error line, without "SERVER_ERROR " and the line end. */
+static void push_error_text(lua_State *L, const char *line, size_t len)
+{
+    static const char se[] = "SERVER_ERROR ";
+    if (len >= 2 && line[len - 2] == '\r') len -= 2;
+    else if (len >= 1 && line[len - 1] == '\n') len -= 1;
+    if (len >= sizeof se - 1 && memcmp(line, se, sizeof se - 1) == 0) {
+        line += sizeof se - 1;
+        len -= sizeof se - 1;
+    }
+    lua_pushlstring(L, line, len);
+}
+
+static int resp_gc(lua_State *L)
+{
+    struct lresp *rs = luaL_checkudata(L, 1, RESPONSE_MT);
+    buf_unref(rs->buf);
+    rs->buf = NULL;
+    return 0;
+}
+
+static int resp_index(lua_State *L)
+{
+    struct lresp *rs = luaL_checkudata(L, 1, RESPONSE_MT);
+    const char *f = luaL_checkstring(L, 2);
+    bool hit = rs->kind == RESP_VALUE;
+    if (!strcmp(f, "status")) lua_pushstring(L, status_names[rs->kind]);
+    else if (!strcmp(f, "ok")) lua_pushboolean(L, !kind_is_error(rs->kind));
+    else if (!strcmp(f, "hit")) lua_pushboolean(L, hit);
+    else if (!strcmp(f, "value") && hit) lua_pushlstring(L, rs->data, rs->bytes);
+    else if (!strcmp(f, "flags") && hit) lua_pushinteger(L, rs->flags);
+    else if (!strcmp(f, "cas") && hit) lua_pushinteger(L, (lua_Integer)rs->cas);
+    else if (!strcmp(f, "number") && rs->kind == RESP_NUMBER)
+        lua_pushinteger(L, (lua_Integer)strtoull(rs->data, NULL, 10));
+    else if (!strcmp(f, "error") && kind_is_error(rs->kind))
+        push_error_text(L, rs->data, rs->len);
+    else lua_pushnil(L);
+    return 1;
+}
+
+static int resp_tostring(lua_State *L)
+{
+    struct lresp *rs = luaL_checkudata(L, 1, RESPONSE_MT);
+    if (rs->kind == RESP_VALUE || rs->kind == RESP_END)
+        lua_pushfstring(L, "memcache.response(%s)", status_names[rs->kind]);
+    else
+        lua_pushfstring(L, "memcache.response(%s)",
+                        lua_pushlstring(L, rs->data, rs->len > 2 ? rs->len - 2 : 0));
+    return 1;
+}
+
+static int resp_line_kind(lua_State *L, int kind, const char *line)
+{
+    struct lresp *rs = resp_new(L, kind);
+    rs->data = line;
+    rs->len = (uint32_t)strlen(line);
+    return 1;
+}
+
+static int mc_hit(lua_State *L)
+{
+    size_t n;
+    const char *v = luaL_checklstring(L, 1, &n);
+    lua_Integer flags = luaL_optinteger(L, 2, 0);
+    lua_Integer cas = luaL_optinteger(L, 3, 0);
+    luaL_argcheck(L, flags >= 0 && flags <= UINT32_MAX, 2, "flags must fit in 32 bits");
+    luaL_argcheck(L, n <= UINT32_MAX - 2, 1, "value too large");
+    struct lresp *rs = resp_new(L, RESP_VALUE);
+    rs->buf = buf_new(n + 2);
+    if (!rs->buf) return luaL_error(L, "out of memory");
+    memcpy(rs->buf->data, v, n);
+    rs->buf->data[n] = '\r';
+    rs->buf->data[n + 1] = '\n';
+    rs->data = rs->buf->data;
+    rs->bytes = (uint32_t)n;
+    rs->flags = (uint32_t)flags;
+    rs->cas = (uint64_t)cas;
+    return 1;
+}
+
+static int mc_miss(lua_State *L) { resp_new(L, RESP_END); return 1; }
+static int mc_stored(lua_State *L) { return resp_line_kind(L, RESP_STORED, "STORED\r\n"); }
+static int mc_not_stored(lua_State *L) { return resp_line_kind(L, RESP_NOT_STORED, "NOT_STORED\r\n"); }
+static int mc_exists(lua_State *L) { return resp_line_kind(L, RESP_EXISTS, "EXISTS\r\n"); }
+static int mc_not_found(lua_State *L) { return resp_line_kind(L, RESP_NOT_FOUND, "NOT_FOUND\r\n"); }
+static int mc_deleted(lua_State *L) { return resp_line_kind(L, RESP_DELETED, "DELETED\r\n"); }
+static int mc_touched(lua_State *L) { return resp_line_kind(L, RESP_TOUCHED, "TOUCHED\r\n"); }
+
+static int mc_number(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0, 1, "must be >= 0");
+    char tmp[32];
+    int len = snprintf(tmp, sizeof tmp, "%" PRIu64, (uint64_t)n);
+    resp_set_line(L, resp_new(L, RESP_NUMBER), tmp, (size_t)len);
+    return 1;
+}
+
+/* memcache.error(msg): SERVER_ERROR msg, with line breaks made spaces so
+ * the reply stays one line. */
+static int mc_error(lua_State *L)
+{
+    size_t n;
+    const char *msg = luaL_optlstring(L, 1, "error", &n);
+    char tmp[ERROR_MSG_MAX];
+    int len = snprintf(tmp, sizeof tmp, "SERVER_ERROR %.*s", (int)(n < 900 ? n : 900), msg);
+    for (int i = 0; i < len; i++)
+        if (tmp[i] == '\r' || tmp[i] == '\n') tmp[i] = ' ';
+    resp_set_line(L, resp_new(L, RESP_SERVER_ERROR), tmp, (size_t)len);
+    return 1;
+}
+
+/* The reply of a finished call, as a response. */
+static void push_call_response(lua_State *L, struct gw_req *c)
+{
+    const struct gw_key *key = &c->keys[0];
+    if (mc_cmd_is_retrieval(c->mc.cmd) && key->state != KEY_ERROR) {
+        struct lresp *rs = resp_new(L, key->state == KEY_HIT ? RESP_VALUE : RESP_END);
+        if (key->state == KEY_HIT) {
+            rs->buf = key->vbuf;
+            buf_ref(rs->buf);
+            rs->data = key->vdata;
+            rs->bytes = key->bytes;
+            rs->flags = key->flags;
+            rs->cas = key->cas;
+        }
+        return;
+    }
+    int kind = c->rkind ? c->rkind : RESP_SERVER_ERROR;
+    struct lresp *rs = resp_new(L, kind);
+    if (!c->rline) {
+        resp_set_line(L, rs, "SERVER_ERROR no reply", 21);
+    } else if (c->rline_buf) {
+        rs->buf = c->rline_buf;
+        buf_ref(rs->buf);
+        rs->data = c->rline;
+        rs->len = c->rlen;
+    } else {
+        resp_set_line(L, rs, c->rline, c->rlen - 2);
+    }
+}
+
+/* Answer key k of r with response rs. */
+static enum route_result apply_response(struct gw_req *r, uint32_t k, const struct lresp *rs)
+{
+    bool retrieval = mc_cmd_is_retrieval(r->mc.cmd);
+    if (kind_is_error(rs->kind)) {
+        if (retrieval) r->keys[k].state = KEY_ERROR;
+        r->errors = true;
+        req_reply_fmt(r, "%.*s", (int)rs->len - 2, rs->data);
+        r->rkind = rs->kind;
+        return ROUTE_ANSWERED;
+    }
+    bool value = rs->kind == RESP_VALUE || rs->kind == RESP_END;
+    if (retrieval != value) {
+        char why[96];
+        snprintf(why, sizeof why, "route answered %s with %s", mc_cmd_name(r->mc.cmd),
+                 value ? "a value" : status_names[rs->kind]);
+        req_fail_key(r, k, why);
+        return ROUTE_FAILED;
+    }
+    if (retrieval) {
+        struct gw_key *key = &r->keys[k];
+        if (rs->kind == RESP_END) {
+            key->state = KEY_MISS;
+            return ROUTE_ANSWERED;
+        }
+        key->state = KEY_HIT;
+        key->flags = rs->flags;
+        key->bytes = rs->bytes;
+        key->cas = rs->cas;
+        key->vbuf = rs->buf;
+        buf_ref(key->vbuf);
+        key->vdata = rs->data;
+        return ROUTE_ANSWERED;
+    }
+    req_reply_fmt(r, "%.*s", (int)rs->len - 2, rs->data);
+    r->rkind = rs->kind;
+    return ROUTE_ANSWERED;
+}
+
+/* --- the request object -------------------------------------------------- */
+
+static struct lreq *check_req(lua_State *L, int arg)
+{
+    struct lreq *q = luaL_checkudata(L, arg, REQUEST_MT);
+    if (!q->r) luaL_error(L, "request is finished (a req is valid only while its route runs)");
+    return q;
+}
+
+static void push_conn_table(lua_State *L, struct client *c)
+{
+    if (!c) {
+        lua_pushnil(L);
+        return;
+    }
+    if (c->conn_ref == LUA_NOREF) {
+        lua_newtable(L);
+        c->conn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->conn_ref);
+}
+
+static int req_index(lua_State *L)
+{
+    struct lreq *q = check_req(L, 1);
+    const char *f = luaL_checkstring(L, 2);
+    const struct gw_req *r = q->r;
+    const struct mc_request *m = &r->mc;
+    bool storage = mc_cmd_is_storage(m->cmd);
+    if (!strcmp(f, "key")) {
+        lua_pushlstring(L, r->keys[q->k].bkey, r->keys[q->k].bklen);
+    } else if (!strcmp(f, "command")) {
+        lua_pushstring(L, mc_cmd_name(m->cmd));
+    } else if (!strcmp(f, "value")) {
+        if (storage) lua_pushlstring(L, r->base + m->data_off, m->bytes);
+        else lua_pushnil(L);
+    } else if (!strcmp(f, "flags")) {
+        if (storage) lua_pushinteger(L, m->flags);
+        else lua_pushnil(L);
+    } else if (!strcmp(f, "exptime")) {
+        if (storage || m->cmd == MC_TOUCH || m->cmd == MC_GAT || m->cmd == MC_GATS)
+            lua_pushinteger(L, m->exptime);
+        else lua_pushnil(L);
+    } else if (!strcmp(f, "cas")) {
+        if (m->cmd == MC_CAS) lua_pushinteger(L, (lua_Integer)m->cas);
+        else lua_pushnil(L);
+    } else if (!strcmp(f, "delta")) {
+        if (m->cmd == MC_INCR || m->cmd == MC_DECR) lua_pushinteger(L, (lua_Integer)m->delta);
+        else lua_pushnil(L);
+    } else if (!strcmp(f, "noreply")) {
+        lua_pushboolean(L, m->noreply);
+    } else if (!strcmp(f, "conn")) {
+        push_conn_table(L, r->client);
+    } else if (!strcmp(f, "listener")) {
+        const struct listener *l = r->client ? r->client->listener : NULL;
+        if (l) lua_pushstring(L, l->name ? l->name : l->addr);
+        else lua_pushnil(L);
+    } else {
+        lua_pushnil(L);
+    }
+    return 1;
+}
+
+static int req_newindex(lua_State *L)
+{
+    struct lreq *q = check_req(L, 1);
+    const char *f = luaL_checkstring(L, 2);
+    struct gw_req *r = q->r;
+    if (!strcmp(f, "key")) {
+        size_t len;
+        const char *k = luaL_checklstring(L, 3, &len);
+        if (!mc_key_valid(k, len))
+            return luaL_error(L, "req.key: invalid memcached key (1..250 bytes, no spaces or control characters)");
+        char *p = req_alloc(r, len);
+        if (!p) return luaL_error(L, "out of memory");
+        memcpy(p, k, len);
+        r->keys[q->k].bkey = p;
+        r->keys[q->k].bklen = (uint16_t)len;
+        return 0;
+    }
+    bool gat = r->mc.cmd == MC_GAT || r->mc.cmd == MC_GATS;
+    if (!strcmp(f, "exptime") && (mc_cmd_is_storage(r->mc.cmd) || r->mc.cmd == MC_TOUCH || gat)) {
+        r->mc.exptime = luaL_checkinteger(L, 3);
+        return 0;
+    }
+    if (!strcmp(f, "flags") && mc_cmd_is_storage(r->mc.cmd)) {
+        lua_Integer v = luaL_checkinteger(L, 3);
+        luaL_argcheck(L, v >= 0 && v <= UINT32_MAX, 3, "flags must fit in 32 bits");
+        r->mc.flags = (uint32_t)v;
+        return 0;
+    }
+    return luaL_error(L, "req.%s cannot be set", f);
+}
+
+static int req_tostring(lua_State *L)
+{
+    struct lreq *q = luaL_checkudata(L, 1, REQUEST_MT);
+    if (!q->r) lua_pushliteral(L, "memcache.request(finished)");
+    else lua_pushfstring(L, "memcache.request(%s %s)", mc_cmd_name(q->r->mc.cmd),
+                         lua_pushlstring(L, q->r->keys[q->k].bkey, q->r->keys[q->k].bklen));
+    return 1;
+}
+
+/* --- backend calls ------------------------------------------------------- */
+
+static void call_done(struct gw_req *c)
+{
+    struct task *t = c->ctx;
+    if (t->h->closing || !t->suspended || t->call != c) return;
+    t->suspended = false;
+    task_resume(t, NULL, 0);
+}
+
+/* A call request for `key`, or NULL (out of memory). */
+static struct gw_req *call_new(struct lhost *h, const struct mc_request *mc, const char *key,
+                               size_t klen)
+{
+    struct gw_req *c = req_new(h->w, NULL, NULL, mc);
+    if (!c) return NULL;
+    char *kcopy = req_alloc(c, klen);
+    if (!kcopy) {
+        req_unref(c);
+        return NULL;
+    }
+    memcpy(kcopy, key, klen);
+    c->nkeys = 1;
+    req_key_init(c, 0, kcopy, (uint32_t)klen);
+    return c;
+}
+
+/* Send call c to pool p and wait for it: finish with k at once if it is
+ * already done, else suspend the task until call_done. */
+static int call_start(lua_State *L, struct task *t, struct pool *p, struct gw_req *c,
+                      lua_KFunction k)
+{
+    struct lhost *h = t->h;
+    c->on_done = call_done;
+    c->ctx = t;
+    c->pending = 1;
+    t->call = c;
+    STAT_INC(&h->w->stats, gw_lua_calls);
+    router_send(h->w, p, c, 0);
+    req_op_done(c);
+    if (c->done) return k(L, LUA_OK, 0);
+    t->suspended = true;
+    return lua_yieldk(L, 0, 0, k);
+}
+
+static struct gw_req *call_take(lua_State *L)
+{
+    struct task *t = task_of(L);
+    struct gw_req *c = t->call;
+    t->call = NULL;
+    return c;
+}
+
+/* nil, err for a failed call (from its SERVER_ERROR/CLIENT_ERROR line). */
+static int push_call_error(lua_State *L, const struct gw_req *c)
+{
+    lua_pushnil(L);
+    if (c->rline) push_error_text(L, c->rline, c->rlen);
+    else lua_pushliteral(L, "no reply");
+    return 2;
+}
+
+/* value, flags, cas | nil (miss) | nil, err */
+static int get_result(lua_State *L, int status, lua_KContext ctx)
+{
+    struct gw_req *c = call_take(L);
+    const struct gw_key *key = &c->keys[0];
+    int n;
+    if (key->state == KEY_HIT) {
+        lua_pushlstring(L, key->vdata, key->bytes);
+        lua_pushinteger(L, key->flags);
+        lua_pushinteger(L, (lua_Integer)key->cas);
+        n = 3;
+    } else if (key->state == KEY_MISS) {
+        lua_pushnil(L);
+        n = 1;
+    } else {
+        n = push_call_error(L, c);
+    }
+    req_unref(c);
+    return n;
+}
+
+/* true | false, "NOT_STORED"/"EXISTS"/"NOT_FOUND" | n (incr/decr) | nil, err */
+static int line_result(lua_State *L, int status, lua_KContext ctx)
+{
+    struct gw_req *c = call_take(L);
+    int n = 1;
+    switch (c->rkind) {
+    case RESP_STORED:
+    case RESP_DELETED:
+    case RESP_TOUCHED:
+        lua_pushboolean(L, 1);
+        break;
+    case RESP_NOT_STORED:
+    case RESP_EXISTS:
+    case RESP_NOT_FOUND:
+        lua_pushboolean(L, 0);
+        lua_pushstring(L, status_names[c->rkind]);
+        n = 2;
+        break;
+    case RESP_NUMBER: {
+        uint64_t v = strtoull(c->rline, NULL, 10);
+        if (v <= (uint64_t)LUA_MAXINTEGER) lua_pushinteger(L, (lua_Integer)v);
+        else lua_pushnumber(L, (lua_Number)v);
+        break;
+    }
+    default:
+        n = push_call_error(L, c);
+        break;
+    }
+    req_unref(c);
+    return n;
+}
+
+/* res | res, err (res an error response) */
+static int forward_result(lua_State *L, int status, lua_KContext ctx)
+{
+    struct gw_req *c = call_take(L);
+    push_call_response(L, c);
+    int n = 1;
+    struct lresp *rs = lua_touserdata(L, -1);
+    if (kind_is_error(rs->kind)) {
+        push_error_text(L, rs->data, rs->len);
+        n = 2;
+    }
+    req_unref(c);
+    return n;
+}
+
+static uint32_t check_flags(lua_State *L, int arg)
+{
+    lua_Integer v = luaL_optinteger(L, arg, 0);
+    luaL_argcheck(L, v >= 0 && v <= UINT32_MAX, arg, "flags must fit in 32 bits");
+    return (uint32_t)v;
+}
+
+/* pool:<cmd>(key, ...): check the arguments, make the call, wait. */
+static int pool_call(lua_State *L, enum mc_cmd cmd)
+{
+    struct lpool *lp = luaL_checkudata(L, 1, POOL_MT);
+    char what[32];
+    snprintf(what, sizeof what, "pool:%s", mc_cmd_name(cmd));
+    struct task *t = request_task(L, what);
+    size_t klen, vlen = 0;
+    const char *key = luaL_checklstring(L, 2, &klen);
+    luaL_argcheck(L, mc_key_valid(key, klen), 2,
+                  "invalid memcached key (1..250 bytes, no spaces or control characters)");
+    struct mc_request mc;
+    memset(&mc, 0, sizeof mc);
+    mc.cmd = cmd;
+    mc.nkeys = 1;
+    const char *value = NULL;
+    if (mc_cmd_is_storage(cmd)) {
+        value = luaL_checklstring(L, 3, &vlen);
+        luaL_argcheck(L, vlen <= UINT32_MAX - 2, 3, "value too large");
+        int a = 4;
+        if (cmd == MC_CAS) {
+            lua_Integer cas = luaL_checkinteger(L, a++);
+            mc.cas = (uint64_t)cas;
+        }
+        mc.exptime = luaL_optinteger(L, a, 0);
+        mc.flags = check_flags(L, a + 1);
+        mc.bytes = (uint32_t)vlen;
+    } else if (cmd == MC_GAT || cmd == MC_TOUCH) {
+        mc.exptime = luaL_checkinteger(L, 3);
+    } else if (cmd == MC_INCR || cmd == MC_DECR) {
+        lua_Integer d = luaL_checkinteger(L, 3);
+        luaL_argcheck(L, d >= 0, 3, "delta must be >= 0");
+        mc.delta = (uint64_t)d;
+    }
+    if (lp->p->kind != POOL_INTERNAL) check_yieldable(L, what);
+    struct gw_req *c = call_new(t->h, &mc, key, klen);
+    if (c && value) {
+        /* The value goes out from a buffer of its own with its "\r\n": the
+         * Lua string may be collected before the call is written. */
+        c->in = buf_new(vlen + 2);
+        if (c->in) {
+            memcpy(c->in->data, value, vlen);
+            c->in->data[vlen] = '\r';
+            c->in->data[vlen + 1] = '\n';
+            c->base = c->in->data;
+        }
+    }
+    if (!c || (value && !c->in)) {
+        if (c) req_unref(c);
+        lua_pushnil(L);
+        lua_pushliteral(L, "out of memory");
+        return 2;
+    }
+    return call_start(L, t, lp->p, c, mc_cmd_is_retrieval(cmd) ? get_result : line_result);
+}
+
+static int pool_get(lua_State *L) { return pool_call(L, MC_GET); }
+static int pool_gat(lua_State *L) { return pool_call(L, MC_GAT); }
+static int pool_set(lua_State *L) { return pool_call(L, MC_SET); }
+static int pool_add(lua_State *L) { return pool_call(L, MC_ADD); }
+static int pool_replace(lua_State *L) { return pool_call(L, MC_REPLACE); }
+static int pool_append(lua_State *L) { return pool_call(L, MC_APPEND); }
+static int pool_prepend(lua_State *L) { return pool_call(L, MC_PREPEND); }
+static int pool_cas(lua_State *L) { return pool_call(L, MC_CAS); }
+static int pool_delete(lua_State *L) { return pool_call(L, MC_DELETE); }
+static int pool_incr(lua_State *L) { return pool_call(L, MC_INCR); }
+static int pool_decr(lua_State *L) { return pool_call(L, MC_DECR); }
+static int pool_touch(lua_State *L) { return pool_call(L, MC_TOUCH); }
+
+/* pool:forward(req): the client's request (its key as the route set it)
+ * sent to pool; the reply comes back as a response, its value still in the
+ * backend's buffer. */
+static int pool_forward(lua_State *L)
+{
+    struct lpool *lp = luaL_checkudata(L, 1, POOL_MT);
+    struct task *t = request_task(L, "pool:forward");
+    struct lreq *q = check_req(L, 2);
+    if (lp->p->kind != POOL_INTERNAL) check_yieldable(L, "pool:forward");
+    struct gw_req *r = q->r;
+    const struct gw_key *key = &r->keys[q->k];
+    struct gw_req *c = call_new(t->h, &r->mc, key->bkey, key->bklen);
+    if (!c) {
+        resp_set_line(L, resp_new(L, RESP_SERVER_ERROR), "SERVER_ERROR out of memory", 26);
+        lua_pushliteral(L, "out of memory");
+        return 2;
+    }
+    c->mc.noreply = false;
+    c->in = r->in;
+    if (c->in) buf_ref(c->in);
+    c->base = r->base;
+    return call_start(L, t, lp->p, c, forward_result);
+}
+
+static const luaL_Reg pool_calls[] = {
+    { "get", pool_get }, { "gat", pool_gat }, { "set", pool_set }, { "add", pool_add },
+    { "replace", pool_replace }, { "append", pool_append }, { "prepend", pool_prepend },
+    { "cas", pool_cas }, { "delete", pool_delete }, { "incr", pool_incr },
+    { "decr", pool_decr }, { "touch", pool_touch }, { "forward", pool_forward },
+    { NULL, NULL },
+};
+
+/* --- fan-out: memcache.wait and memcache.spawn ---------------------------- */
+
+static void group_on_timer(void *data, int events);
+
+static struct group *group_new(struct lhost *h)
+{
+    struct group *g = h->free_groups;
+    if (g) {
+        h->free_groups = g->next;
+    } else {
+        g = calloc(1, sizeof *g);
+        if (!g) return NULL;
+        g->h = h;
+        g->timer = gw_timer_new(h->w->loop, group_on_timer, g);
+        if (!g->timer) {
+            free(g);
+            return NULL;
+        }
+        g->all_next = h->all_groups;
+        h->all_groups = g;
+    }
+    g->parent = NULL;
+    g->results_ref = LUA_NOREF;
+    g->ntasks = g->done = g->good = 0;
+    g->need = -1;
+    g->refs = 1;
+    g->finished = g->timed_out = false;
+    return g;
+}
+
+static void group_unref(struct group *g)
+{
+    if (--g->refs > 0) return;
+    struct lhost *h = g->h;
+    gw_timer_stop(g->timer);
+    luaL_unref(h->L, LUA_REGISTRYINDEX, g->results_ref);
+    g->results_ref = LUA_NOREF;
+    g->next = h->free_groups;
+    h->free_groups = g;
+}
+
+static bool group_met(const struct group *g)
+{
+    if (g->timed_out) return true;
+    if (g->need < 0) return g->done == g->ntasks;
+    return g->good >= g->need || g->good + (g->ntasks - g->done) < g->need;
+}
+
+/* The wait is over: wake the task in memcache.wait, if it is waiting yet. */
+static void group_finish(struct group *g)
+{
+    g->finished = true;
+    gw_timer_stop(g->timer);
+    struct task *p = g->parent;
+    if (p && p->suspended && p->waiting == g && !g->h->closing) {
+        p->suspended = false;
+        task_resume(p, NULL, 0);
+    }
+}
+
+static void group_on_timer(void *data, int events)
+{
+    struct group *g = data;
+    if (g->finished) return;
+    g->timed_out = true;
+    group_finish(g);
+}
+
+/* Sub task t ended (st, with nres results or an error on its stack). */
+static void group_task_ended(struct task *t, int st, int nres)
+{
+    struct group *g = t->group;
+    struct lhost *h = t->h;
+    lua_State *L = h->L;
+    g->done++;
+    bool good = st == LUA_OK && nres > 0 && lua_toboolean(t->co, -nres);
+    if (good) g->good++;
+    if (!g->finished) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, g->results_ref);
+        if (st == LUA_OK) {
+            lua_createtable(L, nres, 1);
+            lua_xmove(t->co, L, nres);
+            for (int i = nres; i >= 1; i--) lua_rawseti(L, -(i + 1), i);
+            lua_pushinteger(L, nres);
+            lua_setfield(L, -2, "n");
+        } else {
+            lua_createtable(L, 2, 1);
+            lua_pushvalue(t->co, -1);
+            lua_xmove(t->co, L, 1);
+            lua_rawseti(L, -2, 2);
+            lua_pushinteger(L, 2);
+            lua_setfield(L, -2, "n");
+        }
+        lua_rawseti(L, -2, t->index);
+        lua_pop(L, 1);
+        if (group_met(g)) group_finish(g);
+    }
+    group_unref(g);
+}
+
+/* results, err -- after the wait is over. */
+static int wait_result(lua_State *L, int status, lua_KContext ctx)
+{
+    struct task *t = task_of(L);
+    struct group *g = t->waiting;
+    t->waiting = NULL;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, g->results_ref);
+    lua_pushinteger(L, g->good);
+    lua_setfield(L, -2, "good");
+    g->parent = NULL;
+    if (g->timed_out) {
+        lua_pushliteral(L, "timeout");
+    } else if (g->need >= 0 && g->good < g->need) {
+        lua_pushfstring(L, "only %d of %d tasks succeeded", g->good, g->ntasks);
+    } else {
+        lua_pushnil(L);
+    }
+    group_unref(g);
+    return 2;
+}
+
+/* memcache.wait(tasks, { need = n, timeout = seconds }) */
+static int mc_wait(lua_State *L)
+{
+    struct task *t = request_task(L, "memcache.wait");
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_Integer n = luaL_len(L, 1);
+    luaL_argcheck(L, n >= 0 && n <= 4096, 1, "at most 4096 tasks");
+    for (lua_Integer i = 1; i <= n; i++) {
+        if (lua_geti(L, 1, i) != LUA_TFUNCTION)
+            luaL_error(L, "bad argument #1 to 'memcache.wait' (task %d is not a function)", (int)i);
+        lua_pop(L, 1);
+    }
+    lua_Integer need = -1;
+    double timeout = 0;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_getfield(L, 2, "need");
+        if (!lua_isnil(L, -1)) {
+            need = luaL_checkinteger(L, -1);
+            luaL_argcheck(L, need >= 0 && need <= n, 2, "need must be from 0 to #tasks");
+        }
+        lua_getfield(L, 2, "timeout");
+        if (!lua_isnil(L, -1)) {
+            timeout = luaL_checknumber(L, -1);
+            luaL_argcheck(L, timeout > 0, 2, "timeout must be > 0 seconds");
+        }
+        lua_pop(L, 2);
+    }
+    check_yieldable(L, "memcache.wait");
+    struct lhost *h = t->h;
+    struct group *g = group_new(h);
+    if (!g) return luaL_error(L, "out of memory");
+    g->parent = t;
+    g->ntasks = (int)n;
+    g->need = (int)need;
+    lua_createtable(L, (int)n, 1);
+    g->results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->waiting = g;
+    for (lua_Integer i = 1; i <= n; i++) {
+        struct task *sub = task_new(h, TASK_SUB);
+        if (!sub) {
+            g->ntasks = (int)i - 1;
+            break;
+        }
+        sub->group = g;
+        sub->index = (int)i;
+        g->refs++;
+        lua_geti(L, 1, i);
+        lua_xmove(L, sub->co, 1);
+        task_resume(sub, L, 0);
+    }
+    if (!g->finished && group_met(g)) g->finished = true;
+    if (g->finished) return wait_result(L, LUA_OK, 0);
+    if (timeout > 0) gw_timer_start(g->timer, timeout);
+    t->suspended = true;
+    return lua_yieldk(L, 0, 0, wait_result);
+}
+
+/* memcache.spawn(fn, ...): run fn(...) as a background task. */
+static int mc_spawn(lua_State *L)
+{
+    struct task *t = request_task(L, "memcache.spawn");
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    int nargs = lua_gettop(L) - 1;
+    struct task *bg = task_new(t->h, TASK_SPAWN);
+    if (!bg) return luaL_error(L, "out of memory");
+    lua_xmove(L, bg->co, nargs + 1);
+    task_resume(bg, L, nargs);
+    return 0;
+}
+
+static int mc_crc32(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    lua_pushinteger(L, hash_crc32(s, n));
+    return 1;
+}
+
+static const luaL_Reg request_api[] = {
+    { "hit", mc_hit }, { "miss", mc_miss }, { "stored", mc_stored },
+    { "not_stored", mc_not_stored }, { "exists", mc_exists }, { "not_found", mc_not_found },
+    { "deleted", mc_deleted }, { "touched", mc_touched }, { "number", mc_number },
+    { "error", mc_error }, { "wait", mc_wait }, { "spawn", mc_spawn }, { "crc32", mc_crc32 },
+    { NULL, NULL },
+};
+
+/* --- running tasks -------------------------------------------------------- */
+
+/* What a finished route returned: a pool, or a response that answers key k. */
+static enum route_result route_outcome(struct task *t, int st, int nres)
+{
+    struct gw_req *r = t->req;
+    if (st != LUA_OK) {
+        const char *msg = task_error(t);
+        char why[200];
+        snprintf(why, sizeof why, "lua error: %.*s", (int)strcspn(msg, "\r\n") > 160
+                 ? 160 : (int)strcspn(msg, "\r\n"), msg);
+        req_fail_key(r, t->k, why);
+        return ROUTE_FAILED;
+    }
+    if (nres > 0) {
+        struct lpool *lp = luaL_testudata(t->co, -nres, POOL_MT);
+        if (lp) {
+            t->pool = lp->p;
+            return ROUTE_POOL;
+        }
+        struct lresp *rs = luaL_testudata(t->co, -nres, RESPONSE_MT);
+        if (rs) return apply_response(r, t->k, rs);
+    }
+    req_fail_key(r, t->k, "route returned no pool or response");
+    return ROUTE_FAILED;
+}
+
+/* Task t stopped other than by suspending. */
+static void task_ended(struct task *t, int st, int nres)
+{
+    switch (t->kind) {
+    case TASK_ROUTE:
+        t->outcome = route_outcome(t, st, nres);
+        t->lreq->r = NULL;
+        if (t->async) {
+            /* The request has been waiting on this route: finish key k. */
+            struct gw_req *r = t->req;
+            if (t->outcome == ROUTE_POOL) router_send(t->h->w, t->pool, r, t->k);
+            task_free(t, st != LUA_OK);
+            req_op_done(r);
+            req_unref(r);
+        }
+        /* else ltask_route reads the outcome and frees the task */
+        return;
+    case TASK_SUB:
+        if (st != LUA_OK) task_error(t);
+        group_task_ended(t, st, nres);
+        break;
+    default:
+        if (st != LUA_OK) task_error(t);
+        break;
+    }
+    task_free(t, st != LUA_OK);
+}
+
+static void task_resume(struct task *t, lua_State *from, int nargs)
+{
+    int nres = 0;
+    int st = lua_resume(t->co, from, nargs, &nres);
+    if (st == LUA_YIELD) {
+        if (t->suspended) return;
+        lua_pushliteral(t->co, "yield outside a backend call");
+        st = LUA_ERRRUN;
+    }
+    task_ended(t, st, nres);
+}
+
+enum route_result ltask_route(struct lhost *h, int fref, struct gw_req *r, uint32_t k,
+                              struct pool **pool)
+{
+    struct task *t = task_new(h, TASK_ROUTE);
+    if (!t) {
+        req_fail_key(r, k, "out of memory");
+        return ROUTE_FAILED;
+    }
+    t->req = r;
+    t->k = k;
+    lua_State *co = t->co;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, fref);
+    struct lreq *q = lua_newuserdatauv(co, sizeof *q, 0);
+    q->r = r;
+    q->k = k;
+    t->lreq = q;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, h->request_mt_ref);
+    lua_setmetatable(co, -2);
+    task_resume(t, NULL, 1);
+    if (t->suspended) {
+        t->async = true;
+        r->pending++;
+        r->refs++;
+        return ROUTE_PENDING;
+    }
+    enum route_result res = t->outcome;
+    *pool = t->pool;
+    task_free(t, res == ROUTE_FAILED && lua_status(co) != LUA_OK);
+    return res;
+}
+
+void ltask_free_all(struct lhost *h)
+{
+    while (h->live) {
+        struct task *t = h->live;
+        h->live = t->next;
+        if (t->call) req_unref(t->call);
+        if (t->kind == TASK_ROUTE && t->async) req_unref(t->req);
+        free(t);
+    }
+    while (h->free_tasks) {
+        struct task *t = h->free_tasks;
+        h->free_tasks = t->next;
+        free(t);
+    }
+    h->free_groups = NULL;
+    while (h->all_groups) {
+        struct group *g = h->all_groups;
+        h->all_groups = g->all_next;
+        gw_timer_free(g->timer);
+        free(g);
+    }
+}
+
+static const luaL_Reg req_meta[] = {
+    { "__index", req_index },
+    { "__newindex", req_newindex },
+    { "__tostring", req_tostring },
+    { NULL, NULL },
+};
+
+static const luaL_Reg resp_meta[] = {
+    { "__index", resp_index },
+    { "__gc", resp_gc },
+    { "__tostring", resp_tostring },
+    { NULL, NULL },
+};
+
+void ltask_register(lua_State *L)
+{
+    lua_getfield(L, -1, "__index");
+    luaL_setfuncs(L, pool_calls, 0);
+    lua_pop(L, 1);
+    luaL_newmetatable(L, REQUEST_MT);
+    luaL_setfuncs(L, req_meta, 0);
+    lua_pop(L, 1);
+    luaL_newmetatable(L, RESPONSE_MT);
+    luaL_setfuncs(L, resp_meta, 0);
+    lua_pop(L, 1);
+}
+
+void ltask_push_api(lua_State *L)
+{
+    luaL_newlib(L, request_api);
+}

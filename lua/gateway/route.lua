@@ -1,0 +1,512 @@
+-- route.lua -- routing helpers: failover, gutter pools, replication,
+-- namespaces, sliding sessions, cluster warm-up, shadowing, near caches.
+--
+--   local route = require "gateway.route"
+--
+-- Everything here is plain Lua on top of the public request-time API
+-- (pool:get/gat/set/add/delete/forward, memcache.wait, memcache.spawn,
+-- memcache.hit/miss/error, memcache.crc32): a config could carry its own
+-- copy.
+--
+-- Each helper is called at CONFIG time, checks its arguments (a mistake is
+-- reported at the config's file:line), and returns a ROUTE FUNCTION
+-- function(req) -> pool | response.  A route function can be given to
+-- memcache.route, or passed as a TARGET to another helper: wherever a helper
+-- takes a target, a pool or a route function will do.
+--
+-- route.call(target, req) -> res                          · request time
+--     A pool: target:forward(req).  A route function: its result, with a
+--     pool it returns forwarded.  res is always a response object.
+--
+-- route.failover(t1, t2, ..., { on_miss = true }?) -> route
+--     Tries the targets in order while the answer is an error (res.ok ==
+--     false) and, with on_miss, while a retrieval (get/gets/gat/gats)
+--     misses.  Returns the last answer (a miss rather than a later error).
+--     Each target sees the request as the client sent it.
+--
+-- route.cap_ttl(target, seconds) -> route
+--     Caps the expiry of set/add/replace/append/prepend/cas/touch/gat/gats
+--     at `seconds` (0, "never", becomes `seconds`), then goes to target.
+--     A gutter pool:  route.failover(main, route.cap_ttl(gutter, 10))
+--
+-- route.replicate{ t1, t2, ..., wait = "all" | "one" } -> route
+--     Writes (set/add/replace/append/prepend/cas/delete/touch/incr/decr)
+--     go to every target at once.  wait = "all" (default) answers when all
+--     are done: the first error if any failed, else t1's answer.  wait =
+--     "one" answers with the first good answer; the others finish in the
+--     background.  Reads go to t1, then to the next target on a miss or an
+--     error.  (A cas token comes from one server: cas is only reliable
+--     against t1.)
+--
+-- route.namespace(prefix, target) -> route
+--     The backend key becomes prefix .. key; clients keep seeing their own
+--     keys.  With a pool target the core's fast path and multi-get batching
+--     are kept.
+--
+-- route.sliding_session{ p1, p2?, ..., ttl = 1200, wait = "all" | "one" } -> route
+--     Sessions that expire `ttl` seconds after their last use.  A get/gets
+--     is answered by one p:gat(key, ttl), which reads the session and
+--     extends it; writes are stored with exptime = ttl.  With several pools
+--     every pool holds every session: a read does gat on all of them at once
+--     and answers with the first hit (so all copies stay alive); writes go to
+--     all, answered as by route.replicate with that `wait`.  Pools only.
+--
+-- route.warmup{ new = pool, old = pool, ttl = 600 } -> route
+--     Moving from the `old` cluster to `new`.  Reads go to new; on a miss
+--     the key is read from old and, on a hit, added to new (add: a fresher
+--     value set on new meanwhile wins) with exptime ttl.  For a get the
+--     fill runs in the background and the hit is answered at once; gets and
+--     gat/gats fill first and then ask new again (for its cas / expiry).
+--     Writes go to new; deletes go to both (or old would resurrect the key).
+--
+-- route.shadow{ target = t, shadow = s, fraction = 0.1 } -> route
+--     The answer comes from target.  A fraction of the keys (always the same
+--     ones: memcache.crc32(key) < fraction * 2^32) also have their requests
+--     sent to shadow in the background, never waited for.  shadow should be
+--     a pool (a route function for it must return a pool).
+--
+-- route.near_cache{ target, size = "16MB", ttl = 2 } -> route
+--     A small in-process cache (memcache.internal) in front of target.  A
+--     plain get is answered from it when present, else from target, whose
+--     hit is kept for ttl seconds.  gets/gat/gats bypass it (they need the
+--     real cas / touch).  Every write, delete, touch, incr and decr is
+--     forwarded and drops the near copy.  A value changed behind the
+--     gateway's back is seen after at most ttl seconds.
+local memcache = memcache
+local type, select, ipairs, pairs, error, pcall, tostring, getmetatable, math, os =
+      type, select, ipairs, pairs, error, pcall, tostring, getmetatable, math, os
+
+local route = {}
+
+local function set_of(...)
+  local s = {}
+  for _, v in ipairs({ ... }) do s[v] = true end
+  return s
+end
+
+local RETRIEVAL = set_of("get", "gets", "gat", "gats")
+local STORAGE = set_of("set", "add", "replace", "append", "prepend", "cas")
+local WRITE = set_of("set", "add", "replace", "append", "prepend", "cas",
+  "delete", "touch", "incr", "decr")
+local HAS_EXPTIME = set_of("set", "add", "replace", "append", "prepend", "cas",
+  "touch", "gat", "gats")
+local THIRTY_DAYS = 60 * 60 * 24 * 30 -- memcached: above this an exptime is a unix time
+
+local function is_pool(v)
+  if type(v) ~= "userdata" then return false end
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__name == "memcache.pool"
+end
+route.is_pool = is_pool
+
+local function status_of(v) return v.status end
+
+-- A response object: not a pool, and it has a string status.
+local function is_response(v)
+  local t = type(v)
+  if (t ~= "userdata" and t ~= "table") or is_pool(v) then return false end
+  local ok, s = pcall(status_of, v)
+  return ok and type(s) == "string"
+end
+route.is_response = is_response
+
+-- Config-time checks.  `level` 3: the config line that called the helper
+-- that called these.
+local function check_target(fname, v, what)
+  if not (is_pool(v) or type(v) == "function") then
+    error(string.format("%s: %s must be a pool or a route function, got %s",
+      fname, what, type(v)), 3)
+  end
+end
+
+local function check_pool(fname, v, what)
+  if not is_pool(v) then
+    error(string.format("%s: %s must be a pool, got %s", fname, what, type(v)), 3)
+  end
+end
+
+local function check_opts(fname, t, allowed)
+  if type(t) ~= "table" or is_pool(t) then
+    error(string.format("%s expects a table, got %s", fname, type(t)), 3)
+  end
+  for k in pairs(t) do
+    if type(k) ~= "number" and not allowed[k] then
+      error(string.format("%s: unknown option '%s'", fname, tostring(k)), 3)
+    end
+  end
+end
+
+local function check_seconds(fname, name, v)
+  if math.type(v) ~= "integer" or v < 1 or v > THIRTY_DAYS then
+    error(string.format("%s: %s must be a whole number of seconds from 1 to %d, got %s",
+      fname, name, THIRTY_DAYS, tostring(v)), 3)
+  end
+end
+
+local function check_wait(fname, v)
+  if v ~= "all" and v ~= "one" then
+    error(string.format("%s: wait must be \"all\" or \"one\", got %s", fname, tostring(v)), 3)
+  end
+end
+
+-- The positional targets t[1..n] of a table argument; nothing else may be
+-- numbered.
+local function list_targets(fname, t, check, min)
+  local n = #t
+  for k in pairs(t) do
+    if type(k) == "number" and (math.type(k) ~= "integer" or k < 1 or k > n) then
+      error(string.format("%s: the targets must be a list (t[1]..t[n])", fname), 3)
+    end
+  end
+  if n < min then
+    error(string.format("%s needs at least %d target%s", fname, min, min > 1 and "s" or ""), 3)
+  end
+  for i = 1, n do
+    if check == check_pool then
+      if not is_pool(t[i]) then
+        error(string.format("%s: #%d must be a pool, got %s", fname, i, type(t[i])), 3)
+      end
+    elseif not (is_pool(t[i]) or type(t[i]) == "function") then
+      error(string.format("%s: target #%d must be a pool or a route function, got %s",
+        fname, i, type(t[i])), 3)
+    end
+  end
+  local list = {}
+  for i = 1, n do list[i] = t[i] end
+  return list
+end
+
+-- Request-time plumbing -----------------------------------------------------
+
+-- Remember what a target may rewrite (key, exptime, flags); the returned
+-- function puts it back, so that the next target sees the client's request.
+local function saver(req)
+  local key, exptime, flags = req.key, req.exptime, req.flags
+  return function()
+    if req.key ~= key then req.key = key end
+    if req.exptime ~= exptime then req.exptime = exptime end
+    if req.flags ~= flags then req.flags = flags end
+  end
+end
+
+local function call(target, req)
+  if is_pool(target) then return (target:forward(req)) end
+  if type(target) ~= "function" then
+    error("bad argument #1 to 'route.call' (pool or function expected, got " .. type(target) .. ")", 2)
+  end
+  local r = target(req)
+  if is_pool(r) then return (r:forward(req)) end
+  if is_response(r) then return r end
+  error("route returned " .. type(r) .. ", not a pool or a response", 2)
+end
+route.call = call
+
+-- What a route function returns to go to target: the pool itself (the
+-- core's fast path) or the target function's own answer.
+local function pass(target, req)
+  if is_pool(target) then return target end
+  return target(req)
+end
+
+-- Send req to every target at once (memcache.wait), each seeing the
+-- client's request.  Returns the wait's results list; results[i] is
+-- { ok, res } for a target that answered, { nil, message } for one that
+-- raised, nil for one still running.
+local function fan_out(targets, req, need)
+  local restore = saver(req)
+  local tasks = {}
+  for i = 1, #targets do
+    local t = targets[i]
+    tasks[i] = function()
+      restore()
+      local res = call(t, req)
+      return res.ok, res
+    end
+  end
+  return (memcache.wait(tasks, need and { need = need } or nil))
+end
+
+-- The answer of a fan-out: wait "one": the first good answer; "all": the
+-- first error if any, else target 1's answer.
+local function pick(results, n, wait)
+  local first_err
+  for i = 1, n do
+    local r = results[i]
+    if r then
+      if r[1] then
+        if wait == "one" then return r[2] end
+      elseif first_err == nil then
+        first_err = is_response(r[2]) and r[2] or memcache.error("route task: " .. tostring(r[2]))
+      end
+    end
+  end
+  if first_err then return first_err end
+  if results[1] then return results[1][2] end
+  return memcache.error("no answer from any replica")
+end
+
+local function write_all(targets, req, wait)
+  local results = fan_out(targets, req, wait == "one" and 1 or nil)
+  return pick(results, #targets, wait)
+end
+
+-- Targets in order while they miss or fail: the first hit, else a miss,
+-- else the last error.
+local function read_first(targets, req)
+  local restore = saver(req)
+  local miss, res
+  for i = 1, #targets do
+    if i > 1 then restore() end
+    res = call(targets[i], req)
+    if res.hit then return res end
+    if res.ok and not miss then miss = res end
+  end
+  return miss or res
+end
+
+-- The helpers -------------------------------------------------------------
+
+function route.failover(...)
+  local fname = "route.failover"
+  local n = select("#", ...)
+  local targets, opts = {}, {}
+  for i = 1, n do
+    local t = select(i, ...)
+    if i == n and i > 1 and type(t) == "table" and not is_pool(t) then
+      opts = t
+    elseif type(t) == "table" and not is_pool(t) then
+      error(fname .. " takes its targets as arguments: route.failover(a, b, { on_miss = true })", 2)
+    else
+      check_target(fname, t, "target #" .. i)
+      targets[#targets + 1] = t
+    end
+  end
+  if #targets < 2 then error(fname .. " needs at least 2 targets", 2) end
+  check_opts(fname, opts, set_of("on_miss"))
+  if #opts > 0 then error(fname .. ": options are { on_miss = true }", 2) end
+  if opts.on_miss ~= nil and type(opts.on_miss) ~= "boolean" then
+    error(fname .. ": on_miss must be true or false", 2)
+  end
+  local on_miss = opts.on_miss == true
+  return function(req)
+    local restore = saver(req)
+    local retrieval = RETRIEVAL[req.command]
+    local miss, res
+    for i = 1, #targets do
+      if i > 1 then restore() end
+      res = call(targets[i], req)
+      if res.ok then
+        if not (on_miss and retrieval and not res.hit) then return res end
+        miss = res
+      end
+    end
+    if not res.ok and miss then return miss end
+    return res
+  end
+end
+
+function route.cap_ttl(target, seconds)
+  check_target("route.cap_ttl", target, "the target")
+  check_seconds("route.cap_ttl", "seconds", seconds)
+  return function(req)
+    if HAS_EXPTIME[req.command] then
+      local e = req.exptime
+      if e == 0 or (e > seconds and e <= THIRTY_DAYS)
+          or (e > THIRTY_DAYS and e - os.time() > seconds) then
+        req.exptime = seconds
+      end
+    end
+    return pass(target, req)
+  end
+end
+
+function route.replicate(t)
+  local fname = "route.replicate"
+  check_opts(fname, t, set_of("wait"))
+  local targets = list_targets(fname, t, check_target, 2)
+  local wait = t.wait or "all"
+  check_wait(fname, wait)
+  return function(req)
+    if WRITE[req.command] then return write_all(targets, req, wait) end
+    return read_first(targets, req)
+  end
+end
+
+function route.namespace(prefix, target)
+  if type(prefix) ~= "string" or not memcache.valid_key(prefix) then
+    error("route.namespace: the prefix must be a non-empty string of key characters "
+      .. "(no spaces or control characters), got " .. (type(prefix) == "string"
+        and string.format("%q", prefix) or type(prefix)), 2)
+  end
+  check_target("route.namespace", target, "the target")
+  if is_pool(target) then
+    return function(req)
+      req.key = prefix .. req.key
+      return target
+    end
+  end
+  return function(req)
+    req.key = prefix .. req.key
+    return target(req)
+  end
+end
+
+-- Read a session from several pools at once, extending it on all of them.
+local function gat_all(pools, req, exptime)
+  local key = req.key
+  local tasks = {}
+  for i = 1, #pools do
+    local p = pools[i]
+    tasks[i] = function() return p:gat(key, exptime) end
+  end
+  local results = memcache.wait(tasks, { need = 1 })
+  local missed, err
+  for i = 1, #pools do
+    local r = results[i]
+    if r then
+      if r[1] ~= nil then return memcache.hit(r[1], r[2], r[3]) end
+      if r[2] == nil then missed = true elseif not err then err = r[2] end
+    end
+  end
+  if missed or not err then return memcache.miss() end
+  return memcache.error(tostring(err))
+end
+
+function route.sliding_session(t)
+  local fname = "route.sliding_session"
+  check_opts(fname, t, set_of("pool", "ttl", "wait"))
+  if t.pool ~= nil then
+    if #t > 0 then error(fname .. ": give the pools as a list or as pool =, not both", 2) end
+    check_pool(fname, t.pool, "pool")
+  end
+  local pools = t.pool and { t.pool } or list_targets(fname, t, check_pool, 1)
+  local ttl = t.ttl or 1200
+  check_seconds(fname, "ttl", ttl)
+  local wait = t.wait or "all"
+  check_wait(fname, wait)
+
+  if #pools == 1 then
+    local pool = pools[1]
+    return function(req)
+      local cmd = req.command
+      if cmd == "get" or cmd == "gets" then
+        local value, flags, cas = pool:gat(req.key, ttl)
+        if value ~= nil then return memcache.hit(value, flags, cas) end
+        if flags ~= nil then return memcache.error(flags) end -- nil, err
+        return memcache.miss()
+      end
+      if STORAGE[cmd] or cmd == "touch" then req.exptime = ttl end
+      return pool
+    end
+  end
+
+  return function(req)
+    local cmd = req.command
+    if cmd == "get" or cmd == "gets" then return gat_all(pools, req, ttl) end
+    if cmd == "gat" or cmd == "gats" then return gat_all(pools, req, req.exptime) end
+    if STORAGE[cmd] or cmd == "touch" then req.exptime = ttl end
+    if WRITE[cmd] then return write_all(pools, req, wait) end
+    return read_first(pools, req)
+  end
+end
+
+function route.warmup(t)
+  local fname = "route.warmup"
+  check_opts(fname, t, set_of("new", "old", "ttl"))
+  if #t > 0 then error(fname .. ": name the pools: route.warmup{ new = p, old = q }", 2) end
+  check_pool(fname, t.new, "new")
+  check_pool(fname, t.old, "old")
+  if t.new == t.old then error(fname .. ": new and old are the same pool", 2) end
+  local new, old, ttl = t.new, t.old, t.ttl or 600
+  check_seconds(fname, "ttl", ttl)
+  local both = { new, old }
+  return function(req)
+    local cmd = req.command
+    if cmd == "delete" then
+      local results = fan_out(both, req)
+      local first = pick(results, 2, "all")
+      if not first.ok then return first end
+      local r2 = results[2] and results[2][2]
+      if first.status ~= "DELETED" and r2 and r2.status == "DELETED" then return r2 end
+      return first
+    end
+    if not RETRIEVAL[cmd] then return new end
+
+    local key = req.key
+    local res = new:forward(req)
+    if res.hit or not res.ok then return res end
+    local value, flags = old:get(key)
+    if value == nil then return res end -- a miss in old too (or old failed): new's miss
+    if cmd == "get" then
+      memcache.spawn(function() new:add(key, value, ttl, flags) end)
+      return memcache.hit(value, flags)
+    end
+    -- gets / gat / gats: the answer must carry new's cas and expiry
+    new:add(key, value, cmd == "gets" and ttl or req.exptime, flags)
+    return (new:forward(req))
+  end
+end
+
+function route.shadow(t)
+  local fname = "route.shadow"
+  check_opts(fname, t, set_of("target", "shadow", "fraction"))
+  check_target(fname, t.target, "target")
+  check_target(fname, t.shadow, "shadow")
+  local fraction = t.fraction == nil and 0.1 or t.fraction
+  if type(fraction) ~= "number" or not (fraction >= 0 and fraction <= 1) then
+    error(fname .. ": fraction must be a number from 0 to 1, got " .. tostring(fraction), 2)
+  end
+  local target, shadow = t.target, t.shadow
+  local limit = fraction * 4294967296 -- crc32 is in [0, 2^32)
+  local shadow_pool = is_pool(shadow)
+  return function(req)
+    if memcache.crc32(req.key) < limit then
+      if shadow_pool then
+        memcache.spawn(function() shadow:forward(req) end)
+      else
+        local restore = saver(req)
+        memcache.spawn(function() call(shadow, req) end)
+        restore()
+      end
+    end
+    return pass(target, req)
+  end
+end
+
+function route.near_cache(t)
+  local fname = "route.near_cache"
+  check_opts(fname, t, set_of("target", "size", "ttl"))
+  if t.target ~= nil and t[1] ~= nil then
+    error(fname .. ": give the target as t[1] or as target =, not both", 2)
+  end
+  if #t > 1 then error(fname .. " takes one target", 2) end
+  local target = t.target or t[1]
+  check_target(fname, target, "the target")
+  local ttl = t.ttl or 2
+  check_seconds(fname, "ttl", ttl)
+  local ok, near = pcall(memcache.internal, { size = t.size or "16MB" })
+  if not ok then
+    error(fname .. ": " .. tostring(near):gsub("^[^:]*:%d+: ", ""):gsub("^memcache%.internal: ", ""), 2)
+  end
+  return function(req)
+    local cmd = req.command
+    if cmd == "get" then
+      local key = req.key
+      local value, flags = near:get(key)
+      if value ~= nil then return memcache.hit(value, flags) end
+      local res = call(target, req)
+      if res.hit then near:set(key, res.value, ttl, res.flags) end
+      return res
+    end
+    if WRITE[cmd] then
+      local key = req.key
+      near:delete(key)
+      local res = call(target, req)
+      near:delete(key) -- again: a get may have refilled it while the write was out
+      return res
+    end
+    return pass(target, req)
+  end
+end
+
+return route
