@@ -23,20 +23,45 @@ static void backend_on_event(void *data, int events);
 static void backend_on_timer(void *data, int events);
 void backend_enqueue(struct backend *b, struct be_op *op);
 
-struct backend *backend_new(struct worker *w, struct pool *pool, struct server *srv)
+static bool same_opts(const struct backend_opts *a, const struct backend_opts *b)
+{
+    return a->timeout == b->timeout && a->retry_timeout == b->retry_timeout;
+}
+
+static struct backend *backend_new(struct worker *w, const char *name,
+                                   const struct gw_addr *addr, const struct backend_opts *opts)
 {
     struct backend *b = calloc(1, sizeof *b);
     if (!b) return NULL;
     b->w = w;
-    b->pool = pool;
-    b->srv = srv;
+    b->name = strdup(name);
+    b->addr = *addr;
+    b->opts = *opts;
     b->fd = -1;
     b->state = BE_IDLE;
     b->timer = gw_timer_new(w->loop, backend_on_timer, b);
-    if (!b->timer) {
+    if (!b->timer || !b->name) {
+        gw_timer_free(b->timer);
+        free(b->name);
         free(b);
         return NULL;
     }
+    return b;
+}
+
+struct backend *backend_acquire(struct worker *w, const char *name, const struct gw_addr *addr,
+                                const struct backend_opts *opts)
+{
+    struct backend *b;
+    for (b = w->backends; b; b = b->reg_next)
+        if (!strcmp(b->name, name) && same_opts(&b->opts, opts)) break;
+    if (!b) {
+        b = backend_new(w, name, addr, opts);
+        if (!b) return NULL;
+        b->reg_next = w->backends;
+        w->backends = b;
+    }
+    b->refs++;
     return b;
 }
 
@@ -45,7 +70,7 @@ bool backend_is_up(const struct backend *b)
     return b->down_until == 0 || gw_loop_now(b->w->loop) >= b->down_until;
 }
 
-struct be_op *op_new(struct worker *w, struct gw_req *r, enum mc_cmd cmd)
+struct be_op *op_new(struct worker *w, struct gw_req *r, struct pool *p, enum mc_cmd cmd)
 {
     struct be_op *op = w->free_ops;
     if (op) {
@@ -57,6 +82,7 @@ struct be_op *op_new(struct worker *w, struct gw_req *r, enum mc_cmd cmd)
     }
     op->next = NULL;
     op->req = r;
+    op->pool = p;
     op->cmd = cmd;
     op->first_key = op->last_key = op->cur_key = -1;
     op->head_len = op->tail_len = 0;
@@ -121,7 +147,7 @@ static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
 {
     struct gw_req *r = op->req;
     if (!mc_cmd_is_retrieval(op->cmd)) {
-        struct backend *nb = pool_pick(b->pool, r->keys[0].bkey, r->keys[0].bklen);
+        struct backend *nb = pool_pick(op->pool, r->keys[0].bkey, r->keys[0].bklen);
         if (nb && nb != b) backend_enqueue(nb, op);
         else op_fail(b, op, reason);
         return;
@@ -130,8 +156,8 @@ static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
         struct gw_key *key = &r->keys[k];
         next = key->next;
         key->next = -1;
-        struct backend *nb = pool_pick(b->pool, key->bkey, key->bklen);
-        struct be_op *one = nb && nb != b ? op_new(b->w, r, op->cmd) : NULL;
+        struct backend *nb = pool_pick(op->pool, key->bkey, key->bklen);
+        struct be_op *one = nb && nb != b ? op_new(b->w, r, op->pool, op->cmd) : NULL;
         if (!one) {
             key->state = KEY_ERROR;
             r->errors = true;
@@ -151,7 +177,7 @@ static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
 static void backend_reset(struct backend *b, const char *reason, bool mark_down)
 {
     if (b->fd >= 0) {
-        LOG_VERBOSE("backend %s: %s", b->srv->name, reason);
+        LOG_VERBOSE("backend %s: %s", b->name, reason);
         gw_io_free(b->io);
         b->io = NULL;
         close(b->fd);
@@ -162,28 +188,38 @@ static void backend_reset(struct backend *b, const char *reason, bool mark_down)
     rbuf_release(&b->in);
     b->need = 0;
     oq_clear(&b->out);
-    if (mark_down) b->down_until = gw_loop_now(b->w->loop) + b->pool->retry_timeout;
+    if (mark_down) b->down_until = gw_loop_now(b->w->loop) + b->opts.retry_timeout;
     char msg[160];
-    snprintf(msg, sizeof msg, "backend %s %s", b->srv->name, reason);
+    snprintf(msg, sizeof msg, "backend %s %s", b->name, reason);
     fail_queue(b, &b->wait_head, &b->wait_tail, msg);
-    if (mark_down && b->pool->failover != FAILOVER_NONE) {
+    if (mark_down) {
         struct be_op *op = b->send_head;
         b->send_head = b->send_tail = NULL;
         while (op) {
             struct be_op *next = op->next;
-            op_reroute(b, op, msg);
+            if (op->pool && op->pool->failover != FAILOVER_NONE) op_reroute(b, op, msg);
+            else op_fail(b, op, msg);
             op = next;
         }
     }
     fail_queue(b, &b->send_head, &b->send_tail, msg);
 }
 
-void backend_free(struct backend *b)
+void backend_release(struct backend *b)
 {
-    if (!b) return;
+    if (!b || --b->refs > 0) return;
+    struct backend **pp = &b->w->backends;
+    while (*pp && *pp != b) pp = &(*pp)->reg_next;
+    if (*pp) *pp = b->reg_next;
+    if (b->dirty) {
+        struct backend **dp = &b->w->dirty_backends;
+        while (*dp && *dp != b) dp = &(*dp)->next_dirty;
+        if (*dp) *dp = b->next_dirty;
+    }
     backend_reset(b, "closed", false);
     gw_timer_free(b->timer);
     oq_free(&b->out);
+    free(b->name);
     free(b);
 }
 
@@ -191,7 +227,7 @@ void backend_enqueue(struct backend *b, struct be_op *op)
 {
     if (!backend_is_up(b)) {
         char msg[160];
-        snprintf(msg, sizeof msg, "backend %s is down", b->srv->name);
+        snprintf(msg, sizeof msg, "backend %s is down", b->name);
         op_fail(b, op, msg);
         return;
     }
@@ -234,18 +270,18 @@ static void backend_watch(struct backend *b)
 
 static void backend_arm_timer(struct backend *b)
 {
-    if (!gw_timer_active(b->timer) && b->pool->timeout > 0) gw_timer_start(b->timer, b->pool->timeout);
+    if (!gw_timer_active(b->timer) && b->opts.timeout > 0) gw_timer_start(b->timer, b->opts.timeout);
 }
 
 static void backend_connect(struct backend *b)
 {
     char err[GW_NET_ERRLEN];
     int fd;
-    int rc = net_connect(&b->srv->addr, &fd, err);
+    int rc = net_connect(&b->addr, &fd, err);
     STAT_INC(&b->w->stats, gw_backend_connects);
     if (rc == GW_ERROR) {
         STAT_INC(&b->w->stats, gw_backend_conn_failures);
-        LOG_WARN("backend %s: %s", b->srv->name, err);
+        LOG_WARN("backend %s: %s", b->name, err);
         backend_reset(b, "connect failed", true);
         return;
     }
@@ -436,7 +472,7 @@ static void backend_on_event(void *data, int events)
         char err[GW_NET_ERRLEN];
         if (net_connect_result(b->fd, err) != GW_OK) {
             STAT_INC(&b->w->stats, gw_backend_conn_failures);
-            LOG_WARN("backend %s: %s", b->srv->name, err);
+            LOG_WARN("backend %s: %s", b->name, err);
             backend_reset(b, "connect failed", true);
             return;
         }
@@ -459,7 +495,7 @@ static void backend_on_timer(void *data, int events)
     struct backend *b = data;
     if (!b->wait_head && b->state != BE_CONNECTING) return;
     double now = gw_loop_now(b->w->loop);
-    double left = b->last_progress + b->pool->timeout - now;
+    double left = b->last_progress + b->opts.timeout - now;
     if (left > 0.0005) {
         gw_timer_start(b->timer, left);
         return;

@@ -9,8 +9,16 @@
  * connection; a server that failed is left alone for the pool's
  * retry_timeout, during which its ops fail at once.
  *
+ * Backends are shared: each worker keeps a registry of them keyed by
+ * address and options, and every pool (of every config generation) that
+ * names the same server with the same options holds a reference on the same
+ * backend.  So a reload that keeps a server keeps its connection, its
+ * marked-down state and its queue.
+ *
  * Ownership: a be_op holds a reference on its request until it is
- * answered.  backend_free fails what is still queued.
+ * answered, and names the pool that routed it (which outlives it: a config
+ * lives until its last request is done).  backend_release frees a backend
+ * with its last reference, failing whatever is still queued.
  */
 #ifndef GW_BACKEND_H
 #define GW_BACKEND_H
@@ -19,6 +27,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "net.h"
 #include "proto.h"
 
 struct worker;
@@ -31,6 +40,7 @@ struct gw_timer;
 struct be_op {
     struct be_op *next;
     struct gw_req *req;
+    struct pool *pool;     /* the pool that chose this server (for failover) */
     enum mc_cmd cmd;
     int32_t first_key;     /* retrieval: the batch's first key index */
     int32_t last_key;      /* retrieval: where the next key is linked */
@@ -42,10 +52,18 @@ struct be_op {
 
 enum backend_state { BE_IDLE, BE_CONNECTING, BE_CONNECTED };
 
+struct backend_opts {
+    double timeout;            /* seconds, connect and each reply */
+    double retry_timeout;      /* seconds a failed server is left alone */
+};
+
 struct backend {
     struct worker *w;
-    struct pool *pool;
-    struct server *srv;
+    struct backend *reg_next;  /* the worker's registry */
+    uint32_t refs;             /* pools naming it */
+    char *name;                /* "host:port" */
+    struct gw_addr addr;
+    struct backend_opts opts;
     int fd;
     enum backend_state state;
     struct gw_io *io;
@@ -61,14 +79,17 @@ struct backend {
     struct backend *next_dirty;
 };
 
-struct backend *backend_new(struct worker *w, struct pool *pool, struct server *srv);
-void backend_free(struct backend *b);
+/* The worker's backend for this server and options (a new reference), made
+ * if none exists yet.  NULL when out of memory. */
+struct backend *backend_acquire(struct worker *w, const char *name, const struct gw_addr *addr,
+                                const struct backend_opts *opts);
+void backend_release(struct backend *b);
 
 bool backend_is_up(const struct backend *b);
 
 /* An op for request r (from the worker's free list); it takes a reference on r
  * and counts as pending on it. */
-struct be_op *op_new(struct worker *w, struct gw_req *r, enum mc_cmd cmd);
+struct be_op *op_new(struct worker *w, struct gw_req *r, struct pool *p, enum mc_cmd cmd);
 /* Queue an op; it is written on the next flush. */
 void backend_enqueue(struct backend *b, struct be_op *op);
 /* Write what is queued (connecting first if need be). */

@@ -24,6 +24,7 @@ struct worker;
 struct listener;
 struct gw_io;
 struct gw_req;
+struct lhost;
 
 struct client {
     struct worker *w;
@@ -40,7 +41,8 @@ struct client {
     bool dirty;
     bool closing;                /* close once every queued reply is written */
     bool paused;                 /* reading paused for back-pressure */
-    int conn_ref;                /* Lua per-connection table, or LUA_NOREF */
+    int conn_ref;                /* Lua per-connection table, or LUA_NOREF ... */
+    struct lhost *conn_host;     /* ... in this config's state */
     struct client *next_dirty;
     struct client *prev, *next;  /* the worker's list of clients */
 };

@@ -329,7 +329,25 @@ static int core_valid_key(lua_State *L)
     return 1;
 }
 
+static int add_file(struct lhost *h, const char *path)
+{
+    char **f = realloc(h->cfg.files, (size_t)(h->cfg.nfiles + 1) * sizeof *f);
+    if (!f) return GW_NOMEM;
+    h->cfg.files = f;
+    if (!(f[h->cfg.nfiles] = strdup(path))) return GW_NOMEM;
+    h->cfg.nfiles++;
+    return GW_OK;
+}
+
+/* core.track(path): the config loaded this file (watched for reloads). */
+static int core_track(lua_State *L)
+{
+    if (add_file(host_of(L), luaL_checkstring(L, 1)) != GW_OK) return luaL_error(L, "out of memory");
+    return 0;
+}
+
 static const luaL_Reg core_funcs[] = {
+    { "track", core_track },
     { "pool", core_pool },
     { "internal", core_internal },
     { "route", core_route },
@@ -436,6 +454,11 @@ struct lhost *lhost_new(struct worker *w, const char *config_path, const char *l
     h->request_mt_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
     lua_newtable(h->L);
     h->threads_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
+    if (add_file(h, config_path) != GW_OK) {
+        snprintf(err, errlen, "out of memory");
+        lhost_free(h);
+        return NULL;
+    }
     if (boot(h, config_path, lua_dir, err, errlen) != GW_OK) {
         lhost_free(h);
         return NULL;
@@ -447,6 +470,12 @@ void lhost_free(struct lhost *h)
 {
     if (!h) return;
     h->closing = true;
+    for (struct client *c = h->w ? h->w->clients : NULL; c; c = c->next) {
+        if (c->conn_host == h) {
+            c->conn_host = NULL;
+            c->conn_ref = LUA_NOREF;
+        }
+    }
     routes_clear(h);
     /* Freeing the pools fails the backend calls in flight; with `closing`
      * set nothing is resumed.  Then the tasks let go of what they hold. */
@@ -462,6 +491,8 @@ void lhost_free(struct lhost *h)
     }
     free(h->cfg.listen);
     free(h->cfg.listen_names);
+    for (int i = 0; i < h->cfg.nfiles; i++) free(h->cfg.files[i]);
+    free(h->cfg.files);
     free(h);
 }
 
@@ -474,11 +505,17 @@ int lhost_pools(struct lhost *h, struct pool ***pools)
     return h->npools;
 }
 
-void lhost_conn_closed(struct lhost *h, struct client *c)
+void lhost_conn_closed(struct client *c)
 {
-    if (c->conn_ref != LUA_NOREF) luaL_unref(h->L, LUA_REGISTRYINDEX, c->conn_ref);
+    if (c->conn_host && c->conn_ref != LUA_NOREF)
+        luaL_unref(c->conn_host->L, LUA_REGISTRYINDEX, c->conn_ref);
     c->conn_ref = LUA_NOREF;
+    c->conn_host = NULL;
 }
+
+void lhost_hold(struct lhost *h) { h->holds++; }
+void lhost_release(struct lhost *h) { h->holds--; }
+bool lhost_idle(const struct lhost *h) { return h->holds == 0 && h->live == NULL; }
 
 /* --- request time ------------------------------------------------------- */
 

@@ -44,6 +44,8 @@ struct lhost_config {
     uint32_t max_connections;
     uint64_t instruction_limit;
     bool binary_keys;
+    char **files;              /* the config file and every Lua file it required */
+    int nfiles;
 };
 
 struct lhost *lhost_new(struct worker *w, const char *config_path, const char *lua_dir,
@@ -68,7 +70,15 @@ int lhost_pools(struct lhost *h, struct pool ***pools);
 /* Bytes the Lua state holds. */
 size_t lhost_memory(const struct lhost *h);
 
-/* Drop the per-connection table of a closed client. */
-void lhost_conn_closed(struct lhost *h, struct client *c);
+/* Drop the per-connection table of a closed client (in whichever config
+ * made it). */
+void lhost_conn_closed(struct client *c);
+
+/* A config lives while requests it routed are unfinished: each holds it.
+ * After a reload the worker retires the old config and frees it once it is
+ * idle: no holds and no Lua task running or suspended. */
+void lhost_hold(struct lhost *h);
+void lhost_release(struct lhost *h);
+bool lhost_idle(const struct lhost *h);
 
 #endif

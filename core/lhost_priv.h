@@ -92,6 +92,7 @@ struct lhost {
     struct group *free_groups;
     struct group *all_groups;
     bool closing;                /* lhost_free is tearing down: resume nothing */
+    uint32_t holds;              /* unfinished requests it routed or made */
 
     struct lhost_config cfg;
     int request_mt_ref;          /* the request metatable, for a fast lookup */

@@ -4,12 +4,14 @@
 
 #include <ev.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct gw_io { ev_io w; struct ev_loop *loop; gw_event_fn fn; void *data; int events; };
 struct gw_timer { ev_timer w; struct ev_loop *loop; gw_event_fn fn; void *data; };
 struct gw_hook { ev_prepare w; struct ev_loop *loop; gw_event_fn fn; void *data; };
 struct gw_async { ev_async w; struct ev_loop *loop; gw_event_fn fn; void *data; };
 struct gw_signal { ev_signal w; struct ev_loop *loop; gw_event_fn fn; void *data; };
+struct gw_stat { ev_stat w; struct ev_loop *loop; gw_event_fn fn; void *data; char *path; };
 
 #define EVL(l) ((struct ev_loop *)(l))
 
@@ -170,5 +172,37 @@ void gw_signal_free(struct gw_signal *s)
 {
     if (!s) return;
     ev_signal_stop(s->loop, &s->w);
+    free(s);
+}
+
+static void stat_cb(struct ev_loop *l, ev_stat *w, int revents)
+{
+    struct gw_stat *s = (struct gw_stat *)w;
+    s->fn(s->data, 0);
+}
+
+struct gw_stat *gw_stat_new(struct gw_loop *loop, const char *path, double interval,
+                            gw_event_fn fn, void *data)
+{
+    struct gw_stat *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->path = strdup(path); /* libev keeps the pointer */
+    if (!s->path) {
+        free(s);
+        return NULL;
+    }
+    s->loop = EVL(loop);
+    s->fn = fn;
+    s->data = data;
+    ev_stat_init(&s->w, stat_cb, s->path, interval);
+    ev_stat_start(s->loop, &s->w);
+    return s;
+}
+
+void gw_stat_free(struct gw_stat *s)
+{
+    if (!s) return;
+    ev_stat_stop(s->loop, &s->w);
+    free(s->path);
     free(s);
 }

@@ -21,6 +21,7 @@ struct gw_timer;
 struct gw_hook;     /* runs once per loop iteration, before it blocks */
 struct gw_async;    /* wakes a loop from another thread */
 struct gw_signal;
+struct gw_stat;     /* notices changes to a file's attributes (inotify or polling) */
 
 struct gw_loop *gw_loop_default(void);   /* the main thread's loop */
 struct gw_loop *gw_loop_new(void);
@@ -52,5 +53,11 @@ void gw_async_free(struct gw_async *a);
 
 struct gw_signal *gw_signal_new(struct gw_loop *loop, int signum, gw_event_fn fn, void *data);
 void gw_signal_free(struct gw_signal *s);
+
+/* Watch path (copied) for changes: created, deleted, written, replaced.
+ * interval: seconds between polls where inotify is not available. */
+struct gw_stat *gw_stat_new(struct gw_loop *loop, const char *path, double interval,
+                            gw_event_fn fn, void *data);
+void gw_stat_free(struct gw_stat *s);
 
 #endif

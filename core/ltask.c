@@ -396,11 +396,18 @@ static struct lreq *check_req(lua_State *L, int arg)
     return q;
 }
 
+/* The client's table in this config's state: a table made by an earlier
+ * config (before a reload) lives in another state and is not carried over. */
 static void push_conn_table(lua_State *L, struct client *c)
 {
     if (!c) {
         lua_pushnil(L);
         return;
+    }
+    struct lhost *h = host_of(L);
+    if (c->conn_host != h) {
+        lhost_conn_closed(c);
+        c->conn_host = h;
     }
     if (c->conn_ref == LUA_NOREF) {
         lua_newtable(L);
@@ -506,6 +513,8 @@ static struct gw_req *call_new(struct lhost *h, const struct mc_request *mc, con
 {
     struct gw_req *c = req_new(h->w, NULL, NULL, mc);
     if (!c) return NULL;
+    c->host = h;
+    lhost_hold(h);
     char *kcopy = req_alloc(c, klen);
     if (!kcopy) {
         req_unref(c);

@@ -1,9 +1,9 @@
-/* main.c -- command line, config validation, listeners, worker threads.
+/* main.c -- command line, config validation, worker threads.
  *
  * The config is first run in a validation state on the main thread: that
  * is what --check does, and what catches config errors before anything
  * listens.  Then each worker runs it in its own state, and the main thread
- * only waits for signals.
+ * only waits for signals and reloads (reload.h).
  */
 #include <getopt.h>
 #include <limits.h>
@@ -20,10 +20,9 @@
 #include "loop.h"
 #include "net.h"
 #include "pool.h"
+#include "reload.h"
 #include "version.h"
 #include "worker.h"
-
-#define DEFAULT_LISTEN "127.0.0.1:11211"
 
 static void usage(FILE *f)
 {
@@ -65,30 +64,6 @@ static void on_stop_signal(void *data, int events)
 {
     LOG_INFO("shutting down");
     gw_loop_break(main_loop);
-}
-
-static int bind_listeners(const char *const *addrs, int naddrs, int nworkers, int **fds_out)
-{
-    int *fds = calloc((size_t)(naddrs * nworkers), sizeof *fds);
-    if (!fds) return GW_ERROR;
-    for (int a = 0; a < naddrs; a++) {
-        struct gw_addr addr;
-        char host[256], err[GW_NET_ERRLEN];
-        uint16_t port;
-        if (net_parse_addr(addrs[a], &addr, host, sizeof host, &port, err) != GW_OK) {
-            LOG_ERROR("listen %s: %s", addrs[a], err);
-            return GW_ERROR;
-        }
-        for (int w = 0; w < nworkers; w++) {
-            if (net_listen(&addr, true, 1024, &fds[w * naddrs + a], err) != GW_OK) {
-                LOG_ERROR("listen %s: %s", addrs[a], err);
-                return GW_ERROR;
-            }
-        }
-        LOG_INFO("listening on %s", addrs[a]);
-    }
-    *fds_out = fds;
-    return GW_OK;
 }
 
 int main(int argc, char **argv)
@@ -151,35 +126,23 @@ int main(int argc, char **argv)
     gw_settings.max_pending = 4096;
     gw_settings.max_output = 8 * 1024 * 1024;
 
-    const char *default_listen = DEFAULT_LISTEN;
-    const char *const *addrs = (const char *const *)cfg->listen;
-    char *const *names = cfg->listen_names;
-    char *no_name[1] = { NULL };
-    int naddrs = cfg->nlisten;
-    if (listen_override || naddrs == 0) {
-        addrs = listen_override ? &listen_override : &default_listen;
-        names = no_name;
-        naddrs = 1;
-    }
-
     signal(SIGPIPE, SIG_IGN);
     int nworkers = gw_settings.threads;
-    int *fds;
-    if (bind_listeners(addrs, naddrs, nworkers, &fds) != GW_OK) return 1;
-
     gw_workers = calloc((size_t)nworkers, sizeof *gw_workers);
     if (!gw_workers) return 1;
     gw_nworkers = nworkers;
     for (int i = 0; i < nworkers; i++) {
-        if (worker_init(&gw_workers[i], i, fds + i * naddrs, (char **)addrs, (char **)names,
-                        naddrs, err, sizeof err) != GW_OK) {
+        if (worker_init(&gw_workers[i], i, err, sizeof err) != GW_OK) {
             fprintf(stderr, "%s\n", err);
             return 1;
         }
     }
+    if (reload_start(cfg, listen_override) != GW_OK) return 1;
     main_loop = gw_loop_default();
     struct gw_signal *sigint = gw_signal_new(main_loop, SIGINT, on_stop_signal, NULL);
     struct gw_signal *sigterm = gw_signal_new(main_loop, SIGTERM, on_stop_signal, NULL);
+    if (reload_watch(main_loop, cfg) != GW_OK) return 1;
+    lhost_free(validate);
     for (int i = 0; i < nworkers; i++) {
         if (worker_start(&gw_workers[i]) != GW_OK) {
             fprintf(stderr, "gateway: cannot start worker thread\n");
@@ -192,11 +155,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < nworkers; i++) worker_stop(&gw_workers[i]);
     gw_signal_free(sigint);
     gw_signal_free(sigterm);
-    lhost_free(validate);
+    reload_stop();
     pool_stores_free();
     buf_cache_drain();
     free(gw_workers);
-    free(fds);
     free(lua_dir);
     return 0;
 }

@@ -72,7 +72,8 @@ struct pool *pool_new(struct worker *w, const struct pool_spec *spec, char *err,
     if (build_dist(p, spec, err, errlen) != GW_OK) goto fail;
     if (w) {
         for (uint32_t i = 0; i < p->nservers; i++) {
-            p->servers[i].be = backend_new(w, p, &p->servers[i]);
+            struct backend_opts o = { .timeout = p->timeout, .retry_timeout = p->retry_timeout };
+            p->servers[i].be = backend_acquire(w, p->servers[i].name, &p->servers[i].addr, &o);
             if (!p->servers[i].be) goto nomem;
         }
     }
@@ -118,7 +119,7 @@ void pool_free(struct pool *p)
 {
     if (!p) return;
     for (uint32_t i = 0; p->servers && i < p->nservers; i++) {
-        backend_free(p->servers[i].be);
+        backend_release(p->servers[i].be);
         free(p->servers[i].name);
     }
     free(p->servers);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "lhost.h"
 #include "resp.h"
 #include "worker.h"
 
@@ -64,6 +65,7 @@ struct gw_req *req_new(struct worker *w, struct gw_buf *in, const char *base,
     r->next = NULL;
     r->client = NULL;
     r->w = w;
+    r->host = NULL;
     r->mc = *mc;
     r->base = base;
     r->in = in;
@@ -121,6 +123,8 @@ void req_unref(struct gw_req *r)
     buf_unref(r->in);
     r->in = NULL;
     if (r->arena.chunks || r->arena.cur != r->arena_inline) arena_reset(r);
+    if (r->host) lhost_release(r->host);
+    r->host = NULL;
     struct worker *w = r->w;
     if (w->nfree_reqs < FREE_REQS_MAX) {
         r->next = w->free_reqs;

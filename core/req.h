@@ -30,6 +30,7 @@ struct client;
 struct worker;
 struct backend;
 struct pool;
+struct lhost;
 
 enum key_state { KEY_PENDING = 0, KEY_HIT, KEY_MISS, KEY_ERROR };
 
@@ -62,6 +63,7 @@ struct gw_req {
     struct gw_req *next;       /* the client's queue, or the free list */
     struct client *client;     /* NULL once the client has gone */
     struct worker *w;
+    struct lhost *host;        /* the config that routed it (held), or NULL */
     struct mc_request mc;
     const char *base;          /* the request's bytes, in `in` */
     struct gw_buf *in;         /* reference on the client's read buffer */

@@ -174,7 +174,7 @@ void router_send(struct worker *w, struct pool *p, struct gw_req *r, uint32_t k)
         req_fail_key(r, k, "no server available");
         return;
     }
-    struct be_op *op = op_new(w, r, r->mc.cmd);
+    struct be_op *op = op_new(w, r, p, r->mc.cmd);
     if (!op) {
         req_fail_key(r, k, "out of memory");
         return;
@@ -215,13 +215,13 @@ static void batch_send(struct batch *bt)
 
 /* Add key k of r to the op bound for backend b, starting one if need be. */
 static void batch_add(struct worker *w, struct batch *bt, struct gw_req *r, uint32_t k,
-                      struct backend *b)
+                      struct pool *p, struct backend *b)
 {
     int s = 0;
-    while (s < bt->n && bt->be[s] != b) s++;
+    while (s < bt->n && !(bt->be[s] == b && bt->op[s]->pool == p)) s++;
     if (s == bt->n) {
         if (bt->n == BATCH_SLOTS) batch_send(bt); /* too many servers: send what we have */
-        struct be_op *op = op_new(w, r, r->mc.cmd);
+        struct be_op *op = op_new(w, r, p, r->mc.cmd);
         if (!op) {
             req_fail_key(r, k, "out of memory");
             return;
@@ -261,7 +261,7 @@ static void dispatch_retrieval(struct worker *w, struct gw_req *r)
             continue;
         }
         struct backend *b = pool_pick(p, r->keys[k].bkey, r->keys[k].bklen);
-        if (b) batch_add(w, &bt, r, k, b);
+        if (b) batch_add(w, &bt, r, k, p, b);
         else req_fail_key(r, k, "no server available");
     }
     batch_send(&bt);
@@ -279,7 +279,7 @@ static void dispatch_flush(struct worker *w, struct gw_req *r)
             continue;
         }
         for (uint32_t s = 0; s < p->nservers; s++) {
-            struct be_op *op = op_new(w, r, MC_FLUSH_ALL);
+            struct be_op *op = op_new(w, r, p, MC_FLUSH_ALL);
             if (!op) {
                 r->errors = true;
                 continue;
@@ -297,6 +297,10 @@ void router_dispatch(struct worker *w, struct gw_req *r)
     /* The dispatch itself counts as one pending op, so backends that fail
      * at once cannot finish the request before every key is routed. */
     r->pending = 1;
+    /* The request finishes under the config it started with, even if a
+     * reload switches the worker to another meanwhile. */
+    r->host = w->lua;
+    lhost_hold(r->host);
     switch (r->mc.cmd) {
     case MC_GET:
     case MC_GETS:
@@ -325,5 +329,5 @@ void router_dispatch(struct worker *w, struct gw_req *r)
 
 void router_conn_closed(struct worker *w, struct client *c)
 {
-    lhost_conn_closed(w->lua, c);
+    lhost_conn_closed(c);
 }

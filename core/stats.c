@@ -14,6 +14,7 @@
 #include "req.h"
 #include "resp.h"
 #include "version.h"
+#include "reload.h"
 #include "worker.h"
 
 struct sbuf {
@@ -72,6 +73,14 @@ static void general_stats(struct sbuf *b)
     GW_STATS_FIELDS(GW_STAT_LINE)
 #undef GW_STAT_LINE
     add(b, "STAT threads %d\r\n", gw_nworkers);
+    struct reload_status rs;
+    reload_status(&rs);
+    add(b, "STAT gw_config_generation %" PRIu64 "\r\n", rs.generation);
+    add(b, "STAT gw_reloads %" PRIu64 "\r\n", rs.reloads);
+    add(b, "STAT gw_reload_failures %" PRIu64 "\r\n", rs.failures);
+    add(b, "STAT gw_last_reload %ld\r\n", (long)rs.last_time);
+    add(b, "STAT gw_last_reload_result %s\r\n", rs.last_result);
+    if (rs.last_error[0]) add(b, "STAT gw_last_reload_error %s\r\n", rs.last_error);
 }
 
 static void settings_stats(struct sbuf *b)

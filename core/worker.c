@@ -39,9 +39,23 @@ void worker_mark_backend(struct worker *w, struct backend *b)
 /* Before the loop blocks: write every backend's queued ops, then every
  * client's finished replies.  Backends first, so requests that arrived in
  * this iteration are on the wire before we sleep. */
+/* Free retired configs that have finished their last request. */
+static void reap_retired(struct worker *w)
+{
+    for (int i = 0; i < w->nretired;) {
+        if (lhost_idle(w->retired[i])) {
+            lhost_free(w->retired[i]);
+            w->retired[i] = w->retired[--w->nretired];
+        } else {
+            i++;
+        }
+    }
+}
+
 static void worker_flush(void *data, int events)
 {
     struct worker *w = data;
+    if (w->nretired) reap_retired(w);
     while (w->dirty_backends || w->dirty_clients) {
         while (w->dirty_backends) {
             struct backend *b = w->dirty_backends;
@@ -94,14 +108,44 @@ static void listener_on_accept(void *data, int events)
 static void worker_on_wake(void *data, int events)
 {
     struct worker *w = data;
-    if (w->stopping) gw_loop_break(w->loop);
+    pthread_mutex_lock(&w->call_lock);
+    void (*fn)(struct worker *, void *) = w->call_done ? NULL : w->call_fn;
+    pthread_mutex_unlock(&w->call_lock);
+    if (fn) {
+        fn(w, w->call_arg);
+        pthread_mutex_lock(&w->call_lock);
+        w->call_done = true;
+        pthread_cond_signal(&w->call_cond);
+        pthread_mutex_unlock(&w->call_lock);
+    }
+    if (__atomic_load_n(&w->stopping, __ATOMIC_SEQ_CST)) gw_loop_break(w->loop);
 }
 
-int worker_init(struct worker *w, int id, int *listen_fds, char **addrs, char **names,
-                int nlisteners, char *err, size_t errlen)
+void worker_post(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg)
+{
+    pthread_mutex_lock(&w->call_lock);
+    w->call_fn = fn;
+    w->call_arg = arg;
+    w->call_done = false;
+    pthread_mutex_unlock(&w->call_lock);
+    gw_async_send(w->wake);
+}
+
+void worker_wait(struct worker *w)
+{
+    pthread_mutex_lock(&w->call_lock);
+    while (!w->call_done) pthread_cond_wait(&w->call_cond, &w->call_lock);
+    w->call_fn = NULL;
+    pthread_mutex_unlock(&w->call_lock);
+}
+
+int worker_init(struct worker *w, int id, char *err, size_t errlen)
 {
     memset(w, 0, sizeof *w);
     w->id = id;
+    w->call_done = true;
+    pthread_mutex_init(&w->call_lock, NULL);
+    pthread_cond_init(&w->call_cond, NULL);
     w->loop = gw_loop_new();
     if (!w->loop) {
         snprintf(err, errlen, "cannot create an event loop");
@@ -111,25 +155,78 @@ int worker_init(struct worker *w, int id, int *listen_fds, char **addrs, char **
     if (!w->lua) return GW_ERROR;
     w->flush_hook = gw_hook_new(w->loop, worker_flush, w);
     w->wake = gw_async_new(w->loop, worker_on_wake, w);
-    w->listeners = calloc((size_t)nlisteners, sizeof *w->listeners);
-    if (!w->flush_hook || !w->wake || (nlisteners && !w->listeners)) {
+    if (!w->flush_hook || !w->wake) {
         snprintf(err, errlen, "out of memory");
         return GW_ERROR;
     }
-    w->nlisteners = nlisteners;
-    for (int i = 0; i < nlisteners; i++) {
-        struct listener *l = &w->listeners[i];
-        l->fd = listen_fds[i];
-        l->w = w;
-        l->addr = addrs[i];
-        l->name = names[i];
-        l->io = gw_io_new(w->loop, l->fd, GW_EV_READ, listener_on_accept, l);
-        if (!l->io) {
-            snprintf(err, errlen, "out of memory");
-            return GW_ERROR;
-        }
-    }
     return GW_OK;
+}
+
+int worker_listen(struct worker *w, int fd, const char *addr, const char *name)
+{
+    struct listener *l = calloc(1, sizeof *l);
+    if (!l) return GW_NOMEM;
+    l->fd = fd;
+    l->w = w;
+    l->addr = strdup(addr);
+    l->name = name ? strdup(name) : NULL;
+    l->io = gw_io_new(w->loop, fd, GW_EV_READ, listener_on_accept, l);
+    if (!l->addr || (name && !l->name) || !l->io) {
+        gw_io_free(l->io);
+        free(l->addr);
+        free(l->name);
+        free(l);
+        return GW_NOMEM;
+    }
+    l->next = w->listeners;
+    w->listeners = l;
+    return GW_OK;
+}
+
+static void listener_close(struct listener *l)
+{
+    gw_io_free(l->io);
+    l->io = NULL;
+    if (l->fd >= 0) close(l->fd);
+    l->fd = -1;
+}
+
+void worker_unlisten(struct worker *w, const char *addr)
+{
+    for (struct listener **pp = &w->listeners; *pp; pp = &(*pp)->next) {
+        struct listener *l = *pp;
+        if (strcmp(l->addr, addr) != 0) continue;
+        *pp = l->next;
+        listener_close(l);
+        l->next = w->closed_listeners;
+        w->closed_listeners = l;
+        return;
+    }
+}
+
+void worker_rename_listener(struct worker *w, const char *addr, const char *name)
+{
+    for (struct listener *l = w->listeners; l; l = l->next) {
+        if (strcmp(l->addr, addr) != 0) continue;
+        if ((!name && !l->name) || (name && l->name && !strcmp(name, l->name))) return;
+        char *n = name ? strdup(name) : NULL;
+        if (name && !n) return;
+        free(l->name);
+        l->name = n;
+        return;
+    }
+}
+
+void worker_switch_config(struct worker *w, struct lhost *h)
+{
+    struct lhost **n = realloc(w->retired, (size_t)(w->nretired + 1) * sizeof *n);
+    if (n) {
+        w->retired = n;
+        w->retired[w->nretired++] = w->lua;
+    } else {
+        LOG_WARN("out of memory retiring a config; it stays allocated");
+    }
+    w->lua = h;
 }
 
 static void *worker_main(void *arg)
@@ -157,12 +254,25 @@ void worker_stop(struct worker *w)
 void worker_destroy(struct worker *w)
 {
     if (!w->loop) return;
-    for (int i = 0; i < w->nlisteners; i++) {
-        gw_io_free(w->listeners[i].io);
-        close(w->listeners[i].fd);
-    }
-    free(w->listeners);
     while (w->clients) client_close(w->clients);
+    for (struct listener *l = w->listeners; l;) {
+        struct listener *next = l->next;
+        l->next = w->closed_listeners;
+        w->closed_listeners = l;
+        l = next;
+    }
+    w->listeners = NULL;
+    while (w->closed_listeners) {
+        struct listener *l = w->closed_listeners;
+        w->closed_listeners = l->next;
+        listener_close(l);
+        free(l->addr);
+        free(l->name);
+        free(l);
+    }
+    for (int i = 0; i < w->nretired; i++) lhost_free(w->retired[i]);
+    free(w->retired);
+    w->nretired = 0;
     lhost_free(w->lua);
     while (w->free_reqs) {
         struct gw_req *r = w->free_reqs;
@@ -179,6 +289,8 @@ void worker_destroy(struct worker *w)
     gw_async_free(w->wake);
     gw_loop_free(w->loop);
     w->loop = NULL;
+    pthread_mutex_destroy(&w->call_lock);
+    pthread_cond_destroy(&w->call_cond);
 }
 
 void worker_stats_sum(struct gw_stats *out)

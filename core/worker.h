@@ -42,12 +42,15 @@ struct gw_settings {
 extern struct gw_settings gw_settings;
 extern double gw_start_time;   /* unix time the process started */
 
+/* A listening socket of one worker.  Clients point at theirs (for
+ * req.listener), so one a reload removes is closed but kept until exit. */
 struct listener {
-    int fd;
+    struct listener *next;
+    int fd;                    /* -1 once closed */
     struct gw_io *io;
     struct worker *w;
-    char *addr;                /* as configured */
-    char *name;                /* optional label */
+    char *addr;                /* as configured (owned) */
+    char *name;                /* optional label (owned), or NULL */
 };
 
 struct worker {
@@ -59,10 +62,21 @@ struct worker {
     struct gw_async *wake;
     bool stopping;
 
-    struct listener *listeners;
-    int nlisteners;
+    struct listener *listeners;      /* open ones */
+    struct listener *closed_listeners;
+
+    struct lhost **retired;          /* old configs finishing their requests */
+    int nretired;
+
+    /* A function the main thread runs on this worker's thread (worker_post). */
+    pthread_mutex_t call_lock;
+    pthread_cond_t call_cond;
+    void (*call_fn)(struct worker *w, void *arg);
+    void *call_arg;
+    bool call_done;
 
     struct client *clients;          /* every open client (for shutdown) */
+    struct backend *backends;        /* the registry of backends (backend.h) */
     struct client *dirty_clients;
     struct backend *dirty_backends;
 
@@ -78,8 +92,21 @@ extern int gw_nworkers;
 
 /* Set up a worker (loop, Lua state running the config, listeners on the
  * given fds).  On failure returns GW_ERROR with err filled. */
-int worker_init(struct worker *w, int id, int *listen_fds, char **addrs, char **names,
-                int nlisteners, char *err, size_t errlen);
+int worker_init(struct worker *w, int id, char *err, size_t errlen);
+/* Start accepting on fd (the worker owns it from now on).  On the worker's
+ * thread, or before it starts. */
+int worker_listen(struct worker *w, int fd, const char *addr, const char *name);
+/* Give the listener on addr a new label (worker thread). */
+void worker_rename_listener(struct worker *w, const char *addr, const char *name);
+/* Stop accepting on addr and close it (worker thread). */
+void worker_unlisten(struct worker *w, const char *addr);
+/* Switch to config h; the old one is retired and freed once idle (worker
+ * thread). */
+void worker_switch_config(struct worker *w, struct lhost *h);
+/* Main thread: have fn(w, arg) run on the worker's thread; worker_wait
+ * waits until it has. */
+void worker_post(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg);
+void worker_wait(struct worker *w);
 int worker_start(struct worker *w);
 /* Ask the worker to stop (any thread) and wait for it. */
 void worker_stop(struct worker *w);

@@ -229,7 +229,7 @@ end
 
 -- A require that loads Lua files (text only) from the config's folder,
 -- lua/ and scripts/, into the sandbox.
-local function make_require(env, dirs)
+local function make_require(env, dirs, track)
   local loaded = {}
   return function(name)
     if type(name) ~= "string" then error("bad argument #1 to 'require' (string expected)", 2) end
@@ -241,6 +241,7 @@ local function make_require(env, dirs)
         local f = io.open(path, "r")
         if f then
           f:close()
+          if track then track(path) end
           local chunk, err = loadfile(path, "t", env)
           if not chunk then error(err, 0) end
           local v = chunk(name)
@@ -326,7 +327,7 @@ function M.boot(core, config_path, lua_dir, live)
   local config_dir = config_path:match("^(.*)/[^/]*$") or "."
   local env = M.make_env({ gateway = gateway, memcache = memcache })
   env.print = function(...) gateway.log("info", ...) end
-  env.require = make_require(env, { config_dir, lua_dir, root .. "/scripts" })
+  env.require = make_require(env, { config_dir, lua_dir, root .. "/scripts" }, core.track)
 
   local chunk, err = loadfile(config_path, "t", env)
   if not chunk then error(err, 0) end

@@ -1,0 +1,370 @@
+/* reload.c -- see reload.h. */
+#include "reload.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <signal.h>
+
+#include "lhost.h"
+#include "log.h"
+#include "loop.h"
+#include "net.h"
+#include "worker.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:11211"
+#define DEBOUNCE_SECONDS 0.3
+#define POLL_SECONDS 1.0
+
+struct listen_entry {
+    char *addr;
+    char *name;
+};
+
+static struct listen_entry *cur;     /* what the workers listen on */
+static int ncur;
+static const char *override;         /* -l: fixed for the process's life */
+
+static struct gw_loop *main_loop;
+static struct gw_signal *hup;
+static struct gw_timer *debounce;
+static struct gw_stat **watches;
+static int nwatches;
+
+static pthread_mutex_t status_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct reload_status status = { .generation = 1, .last_result = "none" };
+
+void reload_status(struct reload_status *out)
+{
+    pthread_mutex_lock(&status_lock);
+    *out = status;
+    pthread_mutex_unlock(&status_lock);
+}
+
+static double unix_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static void record(bool ok, const char *err)
+{
+    pthread_mutex_lock(&status_lock);
+    status.last_time = unix_now();
+    status.last_result = ok ? "ok" : "failed";
+    if (ok) {
+        status.generation++;
+        status.reloads++;
+    } else {
+        status.failures++;
+        snprintf(status.last_error, sizeof status.last_error, "%s", err);
+        for (char *p = status.last_error; *p; p++)
+            if (*p == '\r' || *p == '\n') *p = ' ';  /* one STAT line */
+    }
+    pthread_mutex_unlock(&status_lock);
+    if (ok) LOG_INFO("reload: config generation %llu is serving",
+                     (unsigned long long)status.generation);
+    else LOG_ERROR("reload failed, the running config stays: %s", err);
+}
+
+/* --- listen addresses ---------------------------------------------------- */
+
+/* The addresses cfg asks for: the -l override, the config's, or the default. */
+static int wanted(const struct lhost_config *cfg, const char *const **addrs,
+                  char *const **names)
+{
+    static const char *const default_addr[1] = { DEFAULT_LISTEN };
+    static const char *override_addr[1];
+    static char *const no_name[1] = { NULL };
+    if (override || cfg->nlisten == 0) {
+        override_addr[0] = override;
+        *addrs = override ? override_addr : default_addr;
+        *names = no_name;
+        return 1;
+    }
+    *addrs = (const char *const *)cfg->listen;
+    *names = cfg->listen_names;
+    return cfg->nlisten;
+}
+
+static int find_cur(const char *addr)
+{
+    for (int i = 0; i < ncur; i++)
+        if (!strcmp(cur[i].addr, addr)) return i;
+    return -1;
+}
+
+/* One socket per worker on addr, into fds[0..gw_nworkers). */
+static int bind_addr(const char *addr, int *fds, char *err, size_t errlen)
+{
+    struct gw_addr a;
+    char host[256], nerr[GW_NET_ERRLEN];
+    uint16_t port;
+    if (net_parse_addr(addr, &a, host, sizeof host, &port, nerr) != GW_OK) {
+        snprintf(err, errlen, "listen %s: %s", addr, nerr);
+        return GW_ERROR;
+    }
+    for (int w = 0; w < gw_nworkers; w++) {
+        if (net_listen(&a, true, 1024, &fds[w], nerr) != GW_OK) {
+            snprintf(err, errlen, "listen %s: %s", addr, nerr);
+            while (w-- > 0) close(fds[w]);
+            return GW_ERROR;
+        }
+    }
+    return GW_OK;
+}
+
+static void entry_set(struct listen_entry *e, const char *addr, const char *name)
+{
+    e->addr = strdup(addr);
+    e->name = name ? strdup(name) : NULL;
+}
+
+static void entry_clear(struct listen_entry *e)
+{
+    free(e->addr);
+    free(e->name);
+}
+
+int reload_start(const struct lhost_config *cfg, const char *listen_override)
+{
+    override = listen_override;
+    const char *const *addrs;
+    char *const *names;
+    int n = wanted(cfg, &addrs, &names);
+    cur = calloc((size_t)n, sizeof *cur);
+    int *fds = calloc((size_t)gw_nworkers, sizeof *fds);
+    if (!cur || !fds) {
+        free(fds);
+        return GW_ERROR;
+    }
+    for (int i = 0; i < n; i++) {
+        char err[300];
+        if (bind_addr(addrs[i], fds, err, sizeof err) != GW_OK) {
+            LOG_ERROR("%s", err);
+            free(fds);
+            return GW_ERROR;
+        }
+        for (int w = 0; w < gw_nworkers; w++) {
+            if (worker_listen(&gw_workers[w], fds[w], addrs[i], names[i]) != GW_OK) {
+                free(fds);
+                return GW_ERROR;
+            }
+        }
+        entry_set(&cur[ncur++], addrs[i], names[i]);
+        LOG_INFO("listening on %s", addrs[i]);
+    }
+    free(fds);
+    return GW_OK;
+}
+
+/* --- the switch ---------------------------------------------------------- */
+
+struct job {
+    struct lhost **hosts;         /* per worker: the state prepared */
+    char (*errs)[512];            /* per worker: why it could not be */
+    const char *const *addrs;     /* the new listen set */
+    char *const *names;
+    int naddrs;
+    int *new_fds;                 /* naddrs x workers; -1 for kept addresses */
+};
+
+static void job_prepare(struct worker *w, void *arg)
+{
+    struct job *j = arg;
+    j->hosts[w->id] = lhost_new(w, gw_settings.config_path, gw_settings.lua_dir, j->errs[w->id],
+                                sizeof j->errs[w->id]);
+}
+
+static void job_abort(struct worker *w, void *arg)
+{
+    struct job *j = arg;
+    lhost_free(j->hosts[w->id]);
+    j->hosts[w->id] = NULL;
+}
+
+static bool in_new_set(const struct job *j, const char *addr)
+{
+    for (int i = 0; i < j->naddrs; i++)
+        if (!strcmp(j->addrs[i], addr)) return true;
+    return false;
+}
+
+static void job_commit(struct worker *w, void *arg)
+{
+    struct job *j = arg;
+    worker_switch_config(w, j->hosts[w->id]);
+    for (int i = 0; i < ncur; i++)
+        if (!in_new_set(j, cur[i].addr)) worker_unlisten(w, cur[i].addr);
+    for (int i = 0; i < j->naddrs; i++) {
+        int fd = j->new_fds[i * gw_nworkers + w->id];
+        if (fd >= 0) {
+            if (worker_listen(w, fd, j->addrs[i], j->names[i]) != GW_OK) close(fd);
+        } else {
+            worker_rename_listener(w, j->addrs[i], j->names[i]);
+        }
+    }
+}
+
+/* Run fn on every worker at once and wait for all of them. */
+static void on_all_workers(void (*fn)(struct worker *, void *), void *arg)
+{
+    for (int w = 0; w < gw_nworkers; w++) worker_post(&gw_workers[w], fn, arg);
+    for (int w = 0; w < gw_nworkers; w++) worker_wait(&gw_workers[w]);
+}
+
+static void close_new_fds(struct job *j)
+{
+    for (int i = 0; i < j->naddrs * gw_nworkers; i++)
+        if (j->new_fds[i] >= 0) close(j->new_fds[i]);
+}
+
+static void warn_settings(const struct lhost_config *cfg)
+{
+    if ((cfg->threads && cfg->threads != gw_settings.threads) ||
+        (cfg->max_value && cfg->max_value != gw_settings.max_value) ||
+        (cfg->max_line && cfg->max_line != gw_settings.max_line) ||
+        (cfg->max_connections && cfg->max_connections != gw_settings.max_connections) ||
+        cfg->binary_keys != gw_settings.binary_keys)
+        LOG_WARN("reload: gateway.settings changes (other than instruction_limit) take effect "
+                 "at the next restart");
+}
+
+static void watch_files(const struct lhost_config *cfg);
+
+/* Steps 2-4 of reload.h for a config that validated as cfg.  Returns
+ * GW_OK once every worker serves it. */
+static int switch_to(const struct lhost_config *cfg, char *err, size_t errlen)
+{
+    struct job j = { 0 };
+    j.naddrs = wanted(cfg, &j.addrs, &j.names);
+    j.hosts = calloc((size_t)gw_nworkers, sizeof *j.hosts);
+    j.errs = calloc((size_t)gw_nworkers, sizeof *j.errs);
+    j.new_fds = malloc((size_t)(j.naddrs * gw_nworkers) * sizeof *j.new_fds);
+    int rc = GW_ERROR;
+    if (!j.hosts || !j.errs || !j.new_fds) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < j.naddrs * gw_nworkers; i++) j.new_fds[i] = -1;
+    for (int i = 0; i < j.naddrs; i++) {
+        if (find_cur(j.addrs[i]) >= 0) continue;
+        if (bind_addr(j.addrs[i], &j.new_fds[i * gw_nworkers], err, errlen) != GW_OK) {
+            close_new_fds(&j);
+            goto out;
+        }
+    }
+    on_all_workers(job_prepare, &j);
+    for (int w = 0; w < gw_nworkers; w++) {
+        if (!j.hosts[w]) {
+            snprintf(err, errlen, "worker %d: %s", w, j.errs[w]);
+            on_all_workers(job_abort, &j);
+            close_new_fds(&j);
+            goto out;
+        }
+    }
+    on_all_workers(job_commit, &j);
+    struct listen_entry *next = calloc((size_t)j.naddrs, sizeof *next);
+    if (next) {
+        for (int i = 0; i < ncur; i++) entry_clear(&cur[i]);
+        free(cur);
+        cur = next;
+        ncur = j.naddrs;
+        for (int i = 0; i < ncur; i++) entry_set(&cur[i], j.addrs[i], j.names[i]);
+    }
+    rc = GW_OK;
+out:
+    free(j.hosts);
+    free(j.errs);
+    free(j.new_fds);
+    return rc;
+}
+
+void reload_now(void)
+{
+    char err[512];
+    LOG_INFO("reload: loading %s", gw_settings.config_path);
+    struct lhost *check = lhost_new(NULL, gw_settings.config_path, gw_settings.lua_dir, err,
+                                    sizeof err);
+    if (!check) {
+        record(false, err);
+        return;
+    }
+    const struct lhost_config *cfg = lhost_config(check);
+    if (switch_to(cfg, err, sizeof err) != GW_OK) {
+        record(false, err);
+    } else {
+        warn_settings(cfg);
+        watch_files(cfg);
+        record(true, NULL);
+    }
+    lhost_free(check);
+}
+
+/* --- triggers ------------------------------------------------------------- */
+
+static void on_debounced(void *data, int events)
+{
+    reload_now();
+}
+
+/* Editors write a file in bursts (truncate, write, rename): reload once the
+ * burst is over. */
+static void on_file_change(void *data, int events)
+{
+    gw_timer_start(debounce, DEBOUNCE_SECONDS);
+}
+
+static void on_hup(void *data, int events)
+{
+    gw_timer_stop(debounce);
+    reload_now();
+}
+
+static void unwatch_files(void)
+{
+    for (int i = 0; i < nwatches; i++) gw_stat_free(watches[i]);
+    free(watches);
+    watches = NULL;
+    nwatches = 0;
+}
+
+static void watch_files(const struct lhost_config *cfg)
+{
+    unwatch_files();
+    watches = calloc((size_t)cfg->nfiles, sizeof *watches);
+    if (!watches) return;
+    for (int i = 0; i < cfg->nfiles; i++) {
+        watches[nwatches] = gw_stat_new(main_loop, cfg->files[i], POLL_SECONDS, on_file_change,
+                                        NULL);
+        if (watches[nwatches]) nwatches++;
+    }
+}
+
+int reload_watch(struct gw_loop *loop, const struct lhost_config *cfg)
+{
+    main_loop = loop;
+    hup = gw_signal_new(loop, SIGHUP, on_hup, NULL);
+    debounce = gw_timer_new(loop, on_debounced, NULL);
+    if (!hup || !debounce) return GW_ERROR;
+    watch_files(cfg);
+    return GW_OK;
+}
+
+void reload_stop(void)
+{
+    unwatch_files();
+    gw_signal_free(hup);
+    gw_timer_free(debounce);
+    hup = NULL;
+    debounce = NULL;
+    for (int i = 0; i < ncur; i++) entry_clear(&cur[i]);
+    free(cur);
+    cur = NULL;
+    ncur = 0;
+}

@@ -1,0 +1,52 @@
+/* reload.h -- the listen addresses, and hot reload of the config.
+ *
+ * The main thread owns both.  reload_start binds the first config's
+ * listen addresses (one SO_REUSEPORT socket per worker) and hands them to
+ * the workers; reload_watch then watches SIGHUP and the config's files.
+ *
+ * A reload (SIGHUP, or a change to the config file or any Lua file it
+ * required, debounced) is all or nothing:
+ *   1. the new config runs in a validation state on the main thread;
+ *   2. new listen addresses are bound;
+ *   3. every worker builds its own state for it (prepare);
+ *   4. only if every step worked does every worker switch (commit), else
+ *      every prepared state is dropped and new sockets closed (abort).
+ * A worker's old config keeps running the requests it started and is freed
+ * once idle.  Backends with the same address and options are shared across
+ * configs (backend.h), so their connections stay open.  Clients are never
+ * touched.  gateway.settings other than instruction_limit keep their
+ * start-up values (a change is logged).
+ *
+ * Not thread-safe except reload_status, which any thread may call.
+ */
+#ifndef GW_RELOAD_H
+#define GW_RELOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct gw_loop;
+struct lhost_config;
+
+struct reload_status {
+    uint64_t generation;       /* 1 for the config started with */
+    uint64_t reloads;          /* successful */
+    uint64_t failures;
+    double last_time;          /* unix time of the last attempt, 0: none */
+    const char *last_result;   /* "none", "ok" or "failed" */
+    char last_error[512];      /* of the last failure, "" if none */
+};
+
+/* Bind cfg's listen addresses (or listen_override) and give them to the
+ * workers, which must be initialised.  GW_ERROR (logged) if one cannot be
+ * bound. */
+int reload_start(const struct lhost_config *cfg, const char *listen_override);
+/* Reload on SIGHUP and when one of cfg's files changes. */
+int reload_watch(struct gw_loop *loop, const struct lhost_config *cfg);
+/* Reload now (main thread). */
+void reload_now(void);
+void reload_status(struct reload_status *out);
+/* Stop watching and free the bookkeeping (the workers own the sockets). */
+void reload_stop(void);
+
+#endif
