@@ -34,11 +34,16 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps run test unit spec bench clean
+.PHONY: all gateway deps run test unit spec bench clean
 
 all: gateway
 
-gateway: $(BUILD)/main.o $(BUILD)/libgw.a
+# ./gateway is a copy of the binary of the last build mode asked for, so
+# switching between SANITIZE=1 and a release build always takes effect.
+gateway: $(BUILD)/gateway
+	@cmp -s $< $@ || cp $< $@
+
+$(BUILD)/gateway: $(BUILD)/main.o $(BUILD)/libgw.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libgw.a: $(CORE_OBJS)
