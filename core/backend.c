@@ -23,10 +23,16 @@ static void backend_on_event(void *data, int events);
 static void backend_on_timer(void *data, int events);
 void backend_enqueue(struct backend *b, struct be_op *op);
 
+#define PROBE_MAX_DELAY 3.0
+
 static bool same_opts(const struct backend_opts *a, const struct backend_opts *b)
 {
-    return a->timeout == b->timeout && a->retry_timeout == b->retry_timeout;
+    return a->timeout == b->timeout && a->connect_timeout == b->connect_timeout &&
+           a->retry_timeout == b->retry_timeout && a->failure_limit == b->failure_limit &&
+           a->max_queue == b->max_queue;
 }
+
+static void backend_on_probe(void *data, int events);
 
 static struct backend *backend_new(struct worker *w, const char *name,
                                    const struct gw_addr *addr, const struct backend_opts *opts)
@@ -40,8 +46,10 @@ static struct backend *backend_new(struct worker *w, const char *name,
     b->fd = -1;
     b->state = BE_IDLE;
     b->timer = gw_timer_new(w->loop, backend_on_timer, b);
-    if (!b->timer || !b->name) {
+    b->probe_timer = gw_timer_new(w->loop, backend_on_probe, b);
+    if (!b->timer || !b->probe_timer || !b->name) {
         gw_timer_free(b->timer);
+        gw_timer_free(b->probe_timer);
         free(b->name);
         free(b);
         return NULL;
@@ -67,7 +75,7 @@ struct backend *backend_acquire(struct worker *w, const char *name, const struct
 
 bool backend_is_up(const struct backend *b)
 {
-    return b->down_until == 0 || gw_loop_now(b->w->loop) >= b->down_until;
+    return !b->down;
 }
 
 struct be_op *op_new(struct worker *w, struct gw_req *r, struct pool *p, enum mc_cmd cmd)
@@ -86,6 +94,8 @@ struct be_op *op_new(struct worker *w, struct gw_req *r, struct pool *p, enum mc
     op->cmd = cmd;
     op->first_key = op->last_key = op->cur_key = -1;
     op->head_len = op->tail_len = 0;
+    op->queued = false;
+    op->resent = 0;
     r->refs++;
     r->pending++;
     return op;
@@ -106,6 +116,7 @@ static void op_free(struct worker *w, struct be_op *op)
 static void op_finish(struct backend *b, struct be_op *op)
 {
     struct gw_req *r = op->req;
+    if (op->queued) b->nqueued--;
     req_op_done(r);
     req_unref(r);
     op_free(b->w, op);
@@ -116,6 +127,7 @@ static void op_fail(struct backend *b, struct be_op *op, const char *reason)
 {
     struct gw_req *r = op->req;
     r->errors = true;
+    if (op->pool && op->pool->multiget_error) r->fail_whole = true;
     if (mc_cmd_is_retrieval(op->cmd)) {
         for (int32_t k = op->cur_key; k >= 0; k = r->keys[k].next)
             r->keys[k].state = KEY_ERROR;
@@ -148,8 +160,13 @@ static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
     struct gw_req *r = op->req;
     if (!mc_cmd_is_retrieval(op->cmd)) {
         struct backend *nb = pool_pick(op->pool, r->keys[0].bkey, r->keys[0].bklen);
-        if (nb && nb != b) backend_enqueue(nb, op);
-        else op_fail(b, op, reason);
+        if (nb && nb != b) {
+            op->queued = false;
+            b->nqueued--;
+            backend_enqueue(nb, op);
+        } else {
+            op_fail(b, op, reason);
+        }
         return;
     }
     for (int32_t k = op->first_key, next; k >= 0; k = next) {
@@ -171,10 +188,8 @@ static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
     op_finish(b, op);
 }
 
-/* Drop the connection; every op still queued or waiting fails (or, when
- * the server is marked down and the pool fails over, unsent ops go to
- * another server). */
-static void backend_reset(struct backend *b, const char *reason, bool mark_down)
+/* Close the socket and forget what was read or about to be written. */
+static void close_conn(struct backend *b, const char *reason)
 {
     if (b->fd >= 0) {
         LOG_VERBOSE("backend %s: %s", b->name, reason);
@@ -184,15 +199,44 @@ static void backend_reset(struct backend *b, const char *reason, bool mark_down)
         b->fd = -1;
     }
     b->state = BE_IDLE;
+    b->reused = false;
+    b->served = false;
     gw_timer_stop(b->timer);
     rbuf_release(&b->in);
     b->need = 0;
     oq_clear(&b->out);
-    if (mark_down) b->down_until = gw_loop_now(b->w->loop) + b->opts.retry_timeout;
+}
+
+static void probe_schedule(struct backend *b)
+{
+    if (!b->closing) gw_timer_start(b->probe_timer, b->probe_delay);
+}
+
+/* One more consecutive failure; at failure_limit the server is marked
+ * down and probed in the background until it answers. */
+static void count_failure(struct backend *b)
+{
+    b->failures++;
+    if (b->down || b->failures < b->opts.failure_limit) return;
+    b->down = true;
+    b->probe_delay = b->opts.retry_timeout > 0 ? b->opts.retry_timeout : 0.1;
+    STAT_INC(&b->w->stats, gw_backend_marked_down);
+    LOG_WARN("backend %s: marked down after %u failure%s", b->name, b->failures,
+             b->failures == 1 ? "" : "s");
+    probe_schedule(b);
+}
+
+/* Drop the connection; every op still queued or waiting fails (or, when
+ * the server is down and the pool fails over, unsent ops go to another
+ * server).  A failure counts toward failure_limit. */
+static void backend_reset(struct backend *b, const char *reason, bool failure)
+{
+    close_conn(b, reason);
+    if (failure) count_failure(b);
     char msg[160];
     snprintf(msg, sizeof msg, "backend %s %s", b->name, reason);
     fail_queue(b, &b->wait_head, &b->wait_tail, msg);
-    if (mark_down) {
+    if (b->down) {
         struct be_op *op = b->send_head;
         b->send_head = b->send_tail = NULL;
         while (op) {
@@ -203,6 +247,39 @@ static void backend_reset(struct backend *b, const char *reason, bool mark_down)
         }
     }
     fail_queue(b, &b->send_head, &b->send_tail, msg);
+}
+
+/* The connection broke before answering anything since it was reused
+ * after being idle: the server closed it meanwhile (restart, idle
+ * timeout), so it never saw these ops.  Send them again, once, on a fresh
+ * connection instead of failing them. */
+static void backend_resend(struct backend *b, const char *reason)
+{
+    close_conn(b, reason);
+    STAT_INC(&b->w->stats, gw_backend_resends);
+    struct be_op *head = NULL, *last = NULL;
+    struct be_op *op = b->wait_head;
+    b->wait_head = b->wait_tail = NULL;
+    char msg[160];
+    snprintf(msg, sizeof msg, "backend %s %s", b->name, reason);
+    while (op) {
+        struct be_op *next = op->next;
+        if (op->resent++ == 0) {
+            op->next = NULL;
+            if (last) last->next = op;
+            else head = op;
+            last = op;
+        } else {
+            op_fail(b, op, msg);
+        }
+        op = next;
+    }
+    if (head) {
+        last->next = b->send_head;
+        if (!b->send_head) b->send_tail = last;
+        b->send_head = head;
+        worker_mark_backend(b->w, b);
+    }
 }
 
 void backend_release(struct backend *b)
@@ -216,8 +293,10 @@ void backend_release(struct backend *b)
         while (*dp && *dp != b) dp = &(*dp)->next_dirty;
         if (*dp) *dp = b->next_dirty;
     }
+    b->closing = true;
     backend_reset(b, "closed", false);
     gw_timer_free(b->timer);
+    gw_timer_free(b->probe_timer);
     oq_free(&b->out);
     free(b->name);
     free(b);
@@ -225,12 +304,15 @@ void backend_release(struct backend *b)
 
 void backend_enqueue(struct backend *b, struct be_op *op)
 {
-    if (!backend_is_up(b)) {
+    if (b->down || (b->opts.max_queue && b->nqueued >= b->opts.max_queue)) {
         char msg[160];
-        snprintf(msg, sizeof msg, "backend %s is down", b->name);
+        snprintf(msg, sizeof msg, "backend %s %s", b->name, b->down ? "is down" : "queue is full");
+        if (!b->down) STAT_INC(&b->w->stats, gw_backend_queue_full);
         op_fail(b, op, msg);
         return;
     }
+    op->queued = true;
+    b->nqueued++;
     op->next = NULL;
     if (b->send_tail) b->send_tail->next = op;
     else b->send_head = op;
@@ -253,7 +335,7 @@ static int op_push(struct backend *b, struct be_op *op)
         if (rc == GW_OK) rc = oq_push(q, CRLF, 2);
         return rc;
     }
-    if (op->cmd == MC_FLUSH_ALL) return rc;
+    if (op->cmd == MC_FLUSH_ALL || op->cmd == MC_VERSION) return rc;
     if (rc == GW_OK) rc = oq_push(q, r->keys[0].bkey, r->keys[0].bklen);
     if (rc == GW_OK) rc = oq_push(q, op->tail, op->tail_len);
     if (rc == GW_OK && mc_cmd_is_storage(op->cmd))
@@ -268,9 +350,15 @@ static void backend_watch(struct backend *b)
     gw_io_set(b->io, ev);
 }
 
+static double current_timeout(const struct backend *b)
+{
+    return b->state == BE_CONNECTING ? b->opts.connect_timeout : b->opts.timeout;
+}
+
 static void backend_arm_timer(struct backend *b)
 {
-    if (!gw_timer_active(b->timer) && b->opts.timeout > 0) gw_timer_start(b->timer, b->opts.timeout);
+    double t = current_timeout(b);
+    if (!gw_timer_active(b->timer) && t > 0) gw_timer_start(b->timer, t);
 }
 
 static void backend_connect(struct backend *b)
@@ -303,7 +391,8 @@ static void backend_write(struct backend *b)
     int rc = oq_write(&b->out, b->fd, &written);
     if (written) b->last_progress = gw_loop_now(b->w->loop);
     if (rc == GW_ERROR) {
-        backend_reset(b, "write failed", true);
+        if (b->reused) backend_resend(b, "write failed on a connection that had been idle");
+        else backend_reset(b, "write failed", true);
         return;
     }
     backend_watch(b);
@@ -318,6 +407,9 @@ void backend_flush(struct backend *b)
     }
     if (b->state == BE_CONNECTING) return;
     bool was_idle = b->wait_head == NULL;
+    /* A connection that already served and sat idle may have been closed
+     * by the server meanwhile; remember, so its ops are sent again. */
+    if (was_idle && b->served) b->reused = true;
     while (b->send_head) {
         struct be_op *op = b->send_head;
         b->send_head = op->next;
@@ -342,6 +434,8 @@ static void wait_pop(struct backend *b)
     struct be_op *op = b->wait_head;
     b->wait_head = op->next;
     if (!b->wait_head) b->wait_tail = NULL;
+    b->failures = 0;
+    b->served = true;
     op_finish(b, op);
 }
 
@@ -434,10 +528,12 @@ static void backend_read(struct backend *b)
     int rc = rbuf_read(&b->in, b->fd, b->need, &n);
     if (rc == GW_AGAIN) return;
     if (rc != GW_OK) {
-        backend_reset(b, n == 0 && rc == GW_ERROR ? "closed the connection" : "read failed",
-                      b->wait_head != NULL);
+        const char *why = n == 0 && rc == GW_ERROR ? "closed the connection" : "read failed";
+        if (b->reused && b->wait_head) backend_resend(b, why);
+        else backend_reset(b, why, b->wait_head != NULL);
         return;
     }
+    b->reused = false;
     b->last_progress = gw_loop_now(b->w->loop);
     while (rbuf_len(&b->in) > 0) {
         const char *base = rbuf_data(&b->in);
@@ -450,13 +546,13 @@ static void backend_read(struct backend *b)
         b->need = 0;
         struct be_op *op = b->wait_head;
         if (rc != GW_OK || !op) {
-            backend_reset(b, "sent an invalid reply", false);
+            backend_reset(b, "sent an invalid reply", true);
             return;
         }
         rc = mc_cmd_is_retrieval(op->cmd) ? handle_retrieval(b, op, base, &u)
                                           : handle_line(b, op, base, &u);
         if (rc == GW_ERROR) {
-            backend_reset(b, "sent an unexpected reply", false);
+            backend_reset(b, "sent an unexpected reply", true);
             return;
         }
         b->in.pos += u.total_len;
@@ -495,11 +591,59 @@ static void backend_on_timer(void *data, int events)
     struct backend *b = data;
     if (!b->wait_head && b->state != BE_CONNECTING) return;
     double now = gw_loop_now(b->w->loop);
-    double left = b->last_progress + b->opts.timeout - now;
+    double left = b->last_progress + current_timeout(b) - now;
     if (left > 0.0005) {
         gw_timer_start(b->timer, left);
         return;
     }
     STAT_INC(&b->w->stats, gw_backend_timeouts);
     backend_reset(b, b->state == BE_CONNECTING ? "connect timed out" : "timed out", true);
+}
+
+/* --- probing a server that is down ---------------------------------------- */
+
+static void probe_done(struct gw_req *r)
+{
+    struct backend *b = r->ctx;
+    bool ok = r->rkind == RESP_VERSION;
+    req_unref(r);
+    if (b->closing || !b->down) return;
+    if (ok) {
+        b->down = false;
+        b->failures = 0;
+        LOG_WARN("backend %s: answers again, back in service", b->name);
+        return;
+    }
+    double max = b->opts.retry_timeout > PROBE_MAX_DELAY ? b->opts.retry_timeout : PROBE_MAX_DELAY;
+    b->probe_delay = b->probe_delay * 2 < max ? b->probe_delay * 2 : max;
+    probe_schedule(b);
+}
+
+/* Ask a down server for its version on a fresh connection; the answer
+ * puts it back in service (and the connection stays for its requests). */
+static void backend_on_probe(void *data, int events)
+{
+    struct backend *b = data;
+    if (!b->down || b->closing) return;
+    struct mc_request mc;
+    memset(&mc, 0, sizeof mc);
+    mc.cmd = MC_VERSION;
+    struct gw_req *r = req_new(b->w, NULL, NULL, &mc);
+    struct be_op *op = r ? op_new(b->w, r, NULL, MC_VERSION) : NULL;
+    if (!op) {
+        if (r) req_unref(r);
+        probe_schedule(b);
+        return;
+    }
+    r->on_done = probe_done;
+    r->ctx = b;
+    op->head_len = (uint16_t)snprintf(op->head, sizeof op->head, "version\r\n");
+    STAT_INC(&b->w->stats, gw_backend_probes);
+    /* Queued past the down check, which is what keeps everyone else out. */
+    op->queued = true;
+    b->nqueued++;
+    if (b->send_tail) b->send_tail->next = op;
+    else b->send_head = op;
+    b->send_tail = op;
+    worker_mark_backend(b->w, b);
 }

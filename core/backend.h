@@ -42,6 +42,8 @@ struct be_op {
     struct gw_req *req;
     struct pool *pool;     /* the pool that chose this server (for failover) */
     enum mc_cmd cmd;
+    bool queued;           /* counted in its backend's nqueued */
+    uint8_t resent;        /* times sent again on a fresh connection */
     int32_t first_key;     /* retrieval: the batch's first key index */
     int32_t last_key;      /* retrieval: where the next key is linked */
     int32_t cur_key;       /* retrieval: next key a VALUE may answer */
@@ -53,8 +55,11 @@ struct be_op {
 enum backend_state { BE_IDLE, BE_CONNECTING, BE_CONNECTED };
 
 struct backend_opts {
-    double timeout;            /* seconds, connect and each reply */
-    double retry_timeout;      /* seconds a failed server is left alone */
+    double timeout;            /* seconds a reply may take */
+    double connect_timeout;    /* seconds a connect may take */
+    double retry_timeout;      /* seconds before the first probe of a down server */
+    uint32_t failure_limit;    /* consecutive failures that mark it down */
+    uint32_t max_queue;        /* ops queued or waiting before new ones fail at once */
 };
 
 struct backend {
@@ -74,7 +79,15 @@ struct backend {
     struct be_op *send_head, *send_tail;   /* queued, not yet written */
     struct be_op *wait_head, *wait_tail;   /* written (or in out), awaiting a reply */
     double last_progress;      /* loop time of the last byte moved */
-    double down_until;         /* loop time before which the server is not tried */
+    uint32_t nqueued;          /* ops in the send and wait queues */
+    uint32_t failures;         /* consecutive */
+    bool down;                 /* marked down: ops fail at once until a probe answers */
+    bool reused;               /* the connection went idle and was reused, and has
+                                * not answered since: if it turns out dead, resend */
+    bool served;               /* the connection has answered something */
+    bool closing;              /* being freed */
+    double probe_delay;        /* seconds until the next probe (backoff) */
+    struct gw_timer *probe_timer;
     bool dirty;
     struct backend *next_dirty;
 };

@@ -175,7 +175,10 @@ static int queue_values(struct client *c, struct gw_req *r)
     struct gw_oq *q = &c->out;
     struct gw_stats *st = &c->w->stats;
     bool with_cas = r->mc.cmd == MC_GETS || r->mc.cmd == MC_GATS;
-    if (r->nkeys == 1 && r->keys[0].state == KEY_ERROR && r->rline)
+    /* One key that failed answers the error; in a multi-get failed keys are
+     * misses (python-memcached's get_multi), unless the pool says to fail
+     * the whole request. */
+    if (r->rline && r->errors && (r->nkeys == 1 ? r->keys[0].state == KEY_ERROR : r->fail_whole))
         return oq_push(q, r->rline, r->rlen);
     STAT_ADD(st, cmd_get, r->nkeys);
     if (r->mc.cmd == MC_GAT || r->mc.cmd == MC_GATS) STAT_ADD(st, cmd_touch, r->nkeys);

@@ -136,8 +136,29 @@ static int push_pool(lua_State *L, struct lhost *h, struct pool *p)
     return 1;
 }
 
-/* core.pool{ name=, servers={ {addr=, weight=}... }, hash=, legacy=, timeout=,
- *            retry_timeout=, failover= } -- already validated by the prelude. */
+static double num_field(lua_State *L, int t, const char *name, double def)
+{
+    lua_getfield(L, t, name);
+    double v = luaL_optnumber(L, -1, def);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* A server's backend options: its own fields, else the pool's (table at p). */
+static void server_opts(lua_State *L, int s, int p, struct backend_opts *o)
+{
+    o->timeout = num_field(L, s, "timeout", num_field(L, p, "timeout", 0.5));
+    o->connect_timeout = num_field(L, s, "connect_timeout",
+                                   num_field(L, p, "connect_timeout", o->timeout));
+    o->retry_timeout = num_field(L, p, "retry_timeout", 1);
+    o->failure_limit = (uint32_t)num_field(L, p, "failure_limit", 2);
+    o->max_queue = (uint32_t)num_field(L, p, "max_queue", 0);
+}
+
+/* core.pool{ name=, servers={ {addr=, weight=, timeout=, connect_timeout=}... },
+ *            hash=, legacy=, timeout=, connect_timeout=, retry_timeout=,
+ *            failure_limit=, max_queue=, failover=, multiget_errors=, hash_tag= }
+ * -- already validated by the prelude. */
 static int core_pool(lua_State *L)
 {
     struct lhost *h = host_of(L);
@@ -150,14 +171,12 @@ static int core_pool(lua_State *L)
         return luaL_error(L, "unknown hash '%s'", lua_tostring(L, -1));
     lua_getfield(L, 1, "legacy");
     spec.pymc_legacy_one = lua_toboolean(L, -1);
-    lua_getfield(L, 1, "timeout");
-    spec.timeout = luaL_checknumber(L, -1);
-    lua_getfield(L, 1, "retry_timeout");
-    spec.retry_timeout = luaL_checknumber(L, -1);
     lua_getfield(L, 1, "failover");
     const char *fo = luaL_checkstring(L, -1);
     spec.failover = !strcmp(fo, "rehash") ? FAILOVER_REHASH
                   : !strcmp(fo, "next")   ? FAILOVER_NEXT : FAILOVER_NONE;
+    lua_getfield(L, 1, "multiget_errors");
+    spec.multiget_error = lua_isstring(L, -1) && !strcmp(lua_tostring(L, -1), "error");
     lua_getfield(L, 1, "hash_tag");
     spec.hash_tag = luaL_optstring(L, -1, NULL);
     if (spec.hash_tag && strlen(spec.hash_tag) != 2)
@@ -170,11 +189,14 @@ static int core_pool(lua_State *L)
     spec.nservers = (uint32_t)n;
     spec.servers = lua_newuserdatauv(L, sizeof *spec.servers * (size_t)n, 0);
     spec.server_names = lua_newuserdatauv(L, sizeof *spec.server_names * (size_t)n, 0);
+    spec.opts = lua_newuserdatauv(L, sizeof *spec.opts * (size_t)n, 0);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_geti(L, sidx, i);
-        lua_getfield(L, -1, "addr");
+        int s = lua_gettop(L);
+        server_opts(L, s, 1, &spec.opts[i - 1]);
+        lua_getfield(L, s, "addr");
         spec.server_names[i - 1] = luaL_checkstring(L, -1);
-        lua_getfield(L, -2, "weight");
+        lua_getfield(L, s, "weight");
         spec.servers[i - 1].weight = (uint32_t)luaL_checkinteger(L, -1);
         lua_pop(L, 3);
     }

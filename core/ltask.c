@@ -649,7 +649,8 @@ static int pool_call(lua_State *L, enum mc_cmd cmd)
                   "invalid memcached key (1..250 bytes, no spaces or control characters)");
     struct mc_request mc;
     memset(&mc, 0, sizeof mc);
-    mc.cmd = cmd;
+    /* get and gat are asked as gets and gats: the caller gets the cas. */
+    mc.cmd = cmd == MC_GET ? MC_GETS : cmd == MC_GAT ? MC_GATS : cmd;
     mc.nkeys = 1;
     const char *value = NULL;
     if (mc_cmd_is_storage(cmd)) {

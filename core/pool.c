@@ -51,8 +51,7 @@ struct pool *pool_new(struct worker *w, const struct pool_spec *spec, char *err,
 {
     struct pool *p = pool_alloc(w, spec->name, POOL_SERVERS);
     if (!p) goto nomem;
-    p->timeout = spec->timeout;
-    p->retry_timeout = spec->retry_timeout;
+    p->multiget_error = spec->multiget_error;
     p->failover = spec->failover;
     if (spec->hash_tag) memcpy(p->hash_tag, spec->hash_tag, 2);
     p->servers = calloc(spec->nservers, sizeof *p->servers);
@@ -72,8 +71,8 @@ struct pool *pool_new(struct worker *w, const struct pool_spec *spec, char *err,
     if (build_dist(p, spec, err, errlen) != GW_OK) goto fail;
     if (w) {
         for (uint32_t i = 0; i < p->nservers; i++) {
-            struct backend_opts o = { .timeout = p->timeout, .retry_timeout = p->retry_timeout };
-            p->servers[i].be = backend_acquire(w, p->servers[i].name, &p->servers[i].addr, &o);
+            p->servers[i].be = backend_acquire(w, p->servers[i].name, &p->servers[i].addr,
+                                               &spec->opts[i]);
             if (!p->servers[i].be) goto nomem;
         }
     }

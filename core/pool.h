@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "hash.h"
 #include "net.h"
 
@@ -43,9 +44,9 @@ struct pool_spec {
     uint32_t nservers;
     enum hash_mode mode;
     bool pymc_legacy_one;
-    double timeout;            /* seconds, connect and each reply */
-    double retry_timeout;      /* seconds a failed server is left alone */
+    struct backend_opts *opts; /* per server, parallel to servers */
     enum failover failover;
+    bool multiget_error;       /* a multi-get with a failed server answers an error */
     const char *hash_tag;      /* two characters, e.g. "{}", or NULL */
 };
 
@@ -56,9 +57,8 @@ struct pool {
     struct hash_dist dist;
     struct server *servers;
     uint32_t nservers;
-    double timeout;
-    double retry_timeout;
     enum failover failover;
+    bool multiget_error;
     char hash_tag[2];          /* hash only what lies between these; 0: whole key */
     struct store *store;       /* POOL_INTERNAL */
 };

@@ -74,6 +74,7 @@ struct gw_req *req_new(struct worker *w, struct gw_buf *in, const char *base,
     r->pending = 0;
     r->done = false;
     r->errors = false;
+    r->fail_whole = false;
     r->rkind = 0;
     r->on_done = NULL;
     r->ctx = NULL;

@@ -71,6 +71,7 @@ struct gw_req {
     uint32_t pending;          /* be_ops not answered yet */
     bool done;                 /* reply complete */
     bool errors;               /* some backend op failed */
+    bool fail_whole;           /* ... and its pool wants a multi-get to fail whole */
     uint8_t rkind;             /* enum mc_resp_kind of rline (RESP_NONE: unset) */
 
     /* A request the Lua host made (a backend call from a route), not a

@@ -171,6 +171,7 @@ void router_send(struct worker *w, struct pool *p, struct gw_req *r, uint32_t k)
     }
     struct backend *b = pool_pick(p, key->bkey, key->bklen);
     if (!b) {
+        if (p->multiget_error) r->fail_whole = true;
         req_fail_key(r, k, "no server available");
         return;
     }
@@ -261,8 +262,12 @@ static void dispatch_retrieval(struct worker *w, struct gw_req *r)
             continue;
         }
         struct backend *b = pool_pick(p, r->keys[k].bkey, r->keys[k].bklen);
-        if (b) batch_add(w, &bt, r, k, p, b);
-        else req_fail_key(r, k, "no server available");
+        if (b) {
+            batch_add(w, &bt, r, k, p, b);
+        } else {
+            if (p->multiget_error) r->fail_whole = true;
+            req_fail_key(r, k, "no server available");
+        }
     }
     batch_send(&bt);
 }

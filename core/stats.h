@@ -22,7 +22,9 @@
     X(gw_requests) X(gw_protocol_errors) X(gw_route_calls) X(gw_lua_errors)    \
     X(gw_backend_requests) X(gw_backend_errors) X(gw_backend_timeouts)         \
     X(gw_backend_connects) X(gw_backend_conn_failures) X(gw_lua_memory)          \
-    X(gw_lua_calls) X(gw_lua_tasks)
+    X(gw_lua_calls) X(gw_lua_tasks)                                           \
+    X(gw_backend_marked_down) X(gw_backend_probes) X(gw_backend_resends)      \
+    X(gw_backend_queue_full)
 
 struct gw_stats {
 #define GW_STAT_FIELD(name) uint64_t name;

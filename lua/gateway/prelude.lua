@@ -71,8 +71,18 @@ end
 
 local HASHES = set_of("python-memcached", "ketama", "jump")
 local FAILOVERS = set_of("none", "rehash", "next")
-local POOL_OPTS = set_of("servers", "hash", "timeout", "retry_timeout", "failover", "name",
-  "python_memcached", "hash_tag")
+local POOL_OPTS = set_of("servers", "hash", "timeout", "connect_timeout", "retry_timeout",
+  "failure_limit", "max_queue", "failover", "multiget_errors", "name", "python_memcached",
+  "hash_tag")
+local SERVER_OPTS = set_of("addr", "weight", "timeout", "connect_timeout")
+
+local function check_seconds(fname, what, v, allow_zero)
+  if v == nil then return end
+  if type(v) ~= "number" or v ~= v or v < 0 or (v == 0 and not allow_zero) or v == math.huge then
+    config_error("%s: %s must be a %s number of seconds", fname, what,
+      allow_zero and "non-negative" or "positive")
+  end
+end
 
 local function check_addr(fname, addr)
   if type(addr) ~= "string" or not addr:match("^.+:%d+$") then
@@ -90,15 +100,22 @@ function M.pool_spec(opts)
   end
   local list = {}
   for i, s in ipairs(servers) do
-    local addr, weight = s, 1
+    local addr, weight, stimeout, sconnect = s, 1, nil, nil
     if type(s) == "table" then
-      addr, weight = s[1] or s.addr, s.weight or 1
+      for k in pairs(s) do
+        if type(k) == "string" and not SERVER_OPTS[k] then
+          config_error("%s: server %d: unknown option '%s'", fname, i, k)
+        end
+      end
+      addr, weight, stimeout, sconnect = s[1] or s.addr, s.weight or 1, s.timeout, s.connect_timeout
     end
     check_addr(fname, addr)
     if math.type(weight) ~= "integer" or weight < 1 then
       config_error("%s: server %d: weight must be an integer >= 1", fname, i)
     end
-    list[i] = { addr = addr, weight = weight }
+    check_seconds(fname, "server " .. i .. ": timeout", stimeout)
+    check_seconds(fname, "server " .. i .. ": connect_timeout", sconnect)
+    list[i] = { addr = addr, weight = weight, timeout = stimeout, connect_timeout = sconnect }
   end
   local hash = opts.hash or "python-memcached"
   if not HASHES[hash] then
@@ -116,6 +133,17 @@ function M.pool_spec(opts)
   if type(retry) ~= "number" or not (retry >= 0) then
     config_error("%s: retry_timeout must be a number of seconds >= 0", fname)
   end
+  check_seconds(fname, "connect_timeout", opts.connect_timeout)
+  for _, k in ipairs({ "failure_limit", "max_queue" }) do
+    local v = opts[k]
+    if v ~= nil and (math.type(v) ~= "integer" or v < (k == "max_queue" and 0 or 1)) then
+      config_error("%s: %s must be an integer >= %d", fname, k, k == "max_queue" and 0 or 1)
+    end
+  end
+  local mg = opts.multiget_errors or "miss"
+  if mg ~= "miss" and mg ~= "error" then
+    config_error("%s: multiget_errors must be \"miss\" or \"error\"", fname)
+  end
   local pyver = opts.python_memcached or "1.59"
   if pyver ~= "1.59" and pyver ~= "1.60" then
     config_error("%s: python_memcached must be \"1.59\" or \"1.60\"", fname)
@@ -126,7 +154,8 @@ function M.pool_spec(opts)
   end
   return { name = opts.name or list[1].addr, servers = list, hash = hash,
     legacy = pyver == "1.59", timeout = timeout, retry_timeout = retry, failover = failover,
-    hash_tag = tag }
+    hash_tag = tag, connect_timeout = opts.connect_timeout, failure_limit = opts.failure_limit or 2,
+    max_queue = opts.max_queue or 4096, multiget_errors = mg }
 end
 
 local SETTINGS = set_of("threads", "max_value_size", "max_line", "max_connections",

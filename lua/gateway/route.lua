@@ -36,7 +36,9 @@
 --     "one" answers with the first good answer; the others finish in the
 --     background.  Reads go to t1, then to the next target on a miss or an
 --     error.  (A cas token comes from one server: cas is only reliable
---     against t1.)
+--     against t1.)  With wait = "one" a target still running when the
+--     answer goes out must not touch req any more: give pools, or route
+--     functions that only rewrite req and return a pool.
 --
 -- route.namespace(prefix, target) -> route
 --     The backend key becomes prefix .. key; clients keep seeing their own
@@ -101,10 +103,16 @@ route.is_pool = is_pool
 
 local function status_of(v) return v.status end
 
--- A response object: not a pool, and it has a string status.
+-- A response object: the core's, or anything that is not a pool and has a
+-- string status.
 local function is_response(v)
   local t = type(v)
-  if (t ~= "userdata" and t ~= "table") or is_pool(v) then return false end
+  if t ~= "userdata" and t ~= "table" then return false end
+  local mt = getmetatable(v)
+  if type(mt) == "table" then
+    if mt.__name == "memcache.response" then return true end
+    if mt.__name == "memcache.pool" or mt.__name == "memcache.request" then return false end
+  end
   local ok, s = pcall(status_of, v)
   return ok and type(s) == "string"
 end

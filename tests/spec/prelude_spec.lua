@@ -188,6 +188,9 @@ describe("prelude", function()
         timeout = 0.5,
         retry_timeout = 1,
         failover = "none",
+        failure_limit = 2,
+        max_queue = 4096,
+        multiget_errors = "miss",
       }, s)
     end)
 
@@ -218,6 +221,30 @@ describe("prelude", function()
       assert.are.equal("jump", prelude.pool_spec({ servers = { "h:1" }, hash = "jump" }).hash)
       assert.are.equal("rehash", prelude.pool_spec({ servers = { "h:1" }, failover = "rehash" }).failover)
       assert.is_true(prelude.pool_spec({ servers = { "h:1" }, python_memcached = "1.59" }).legacy)
+      local f = prelude.pool_spec({ servers = { { "h:1", timeout = 0.1, connect_timeout = 0.2 } },
+        connect_timeout = 0.3, failure_limit = 5, max_queue = 10, multiget_errors = "error",
+        hash_tag = "{}" })
+      assert.are.same({ addr = "h:1", weight = 1, timeout = 0.1, connect_timeout = 0.2 }, f.servers[1])
+      assert.are.equal(0.3, f.connect_timeout)
+      assert.are.equal(5, f.failure_limit)
+      assert.are.equal(10, f.max_queue)
+      assert.are.equal("error", f.multiget_errors)
+      assert.are.equal("{}", f.hash_tag)
+    end)
+
+    it("refuses bad failure options", function()
+      assert_cfg_error('P.pool_spec{ servers = { "h:1" }, failure_limit = 0 }', 1,
+        "memcache.pool: failure_limit must be an integer >= 1")
+      assert_cfg_error('P.pool_spec{ servers = { "h:1" }, max_queue = -1 }', 1,
+        "memcache.pool: max_queue must be an integer >= 0")
+      assert_cfg_error('P.pool_spec{ servers = { "h:1" }, multiget_errors = "x" }', 1,
+        'memcache.pool: multiget_errors must be "miss" or "error"')
+      assert_cfg_error('P.pool_spec{ servers = { { "h:1", timeout = -1 } } }', 1,
+        "memcache.pool: server 1: timeout must be a positive number of seconds")
+      assert_cfg_error('P.pool_spec{ servers = { { "h:1", color = 1 } } }', 1,
+        "memcache.pool: server 1: unknown option 'color'")
+      assert_cfg_error('P.pool_spec{ servers = { "h:1" }, hash_tag = "{" }', 1,
+        'memcache.pool: hash_tag must be a string of two characters, like "{}"')
     end)
 
     it("does not alias the caller's server list", function()
@@ -605,6 +632,7 @@ memcache.route { ["user:"] = a, ["local:"] = b, ["fn:"] = f, default = c }
         name = "main",
         servers = { { addr = "10.0.0.1:11211", weight = 1 }, { addr = "10.0.0.2:11211", weight = 3 } },
         hash = "ketama", legacy = true, timeout = 0.5, retry_timeout = 1, failover = "none",
+        failure_limit = 2, max_queue = 4096, multiget_errors = "miss",
       } }, core.calls.pool)
       assert.are.same({ 1024, 64 * 1024 * 1024 }, core.calls.internal)
       assert.are.equal(1, #core.calls.route)
