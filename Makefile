@@ -4,6 +4,10 @@
 #   make run      install what is missing, build, serve gateway.lua.example
 #   make test     install what is missing, build, run the whole suite
 #   make bench    gateway vs twemproxy vs direct memcached, side by side
+#   make fuzz     libFuzzer (clang, ASan+UBSan) on the request and reply
+#                 parsers, FUZZ_SECONDS (default 60) each, from a copy of
+#                 the seeds in tests/fuzz/corpus; fails on a crash, whose
+#                 input is left in build/fuzz/<target>-crash-*
 #
 # Debian packages that are missing are installed with apt-get when run as
 # root (the deps target); a non-root user is told what to install.
@@ -34,14 +38,14 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all gateway deps run test unit spec bench clean
+.PHONY: all gateway deps run test unit spec bench fuzz clean
 
 all: gateway
 
 # ./gateway is a copy of the binary of the last build mode asked for, so
 # switching between SANITIZE=1 and a release build always takes effect.
 gateway: $(BUILD)/gateway
-	@cmp -s $< $@ || cp $< $@
+	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; }
 
 $(BUILD)/gateway: $(BUILD)/main.o $(BUILD)/libgw.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -96,7 +100,47 @@ test: deps
 bench: deps gateway
 	sh tests/bench/bench.sh
 
+# The parsers alone, built with clang's libFuzzer: core/<target>.c and
+# tests/fuzz/fuzz_<target>.c, nothing else.  Each run starts from a fresh
+# copy of the seed corpus, so new inputs never land in the repo.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_NAMES   := proto resp
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
+FUZZ_OBJS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/%.o)
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
+                -Wno-unused-parameter -Icore -MMD -MP \
+                -fsanitize=address,undefined -fno-sanitize-recover=all
+
+$(FUZZ_DIR)/%.o: core/%.c | $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/%.o | $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^
+
+$(FUZZ_DIR):
+	mkdir -p $@
+
+.SECONDARY: $(FUZZ_OBJS)
+
+fuzz: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_NAMES); do \
+	  rm -rf $(FUZZ_DIR)/corpus-$$t && mkdir -p $(FUZZ_DIR)/corpus-$$t; \
+	  cp tests/fuzz/corpus/$$t/* $(FUZZ_DIR)/corpus-$$t/; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS)s (log: $(FUZZ_DIR)/$$t.log)"; \
+	  if $(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	       -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/$$t- \
+	       $(FUZZ_DIR)/corpus-$$t >$(FUZZ_DIR)/$$t.log 2>&1; then \
+	    grep -E '^(Done|stat::number_of_executed_units|stat::new_units_added)' \
+	      $(FUZZ_DIR)/$$t.log | sed "s/^/fuzz: $$t: /"; \
+	  else \
+	    tail -n 40 $(FUZZ_DIR)/$$t.log; \
+	    echo "fuzz: $$t FAILED; the input is in $(FUZZ_DIR)/$$t-*" >&2; exit 1; \
+	  fi; \
+	done
+
 clean:
 	rm -rf build gateway
 
--include $(CORE_OBJS:.o=.d) $(BUILD)/main.d
+-include $(CORE_OBJS:.o=.d) $(BUILD)/main.d $(wildcard $(FUZZ_DIR)/*.d)

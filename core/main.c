@@ -125,6 +125,7 @@ int main(int argc, char **argv)
     gw_settings.binary_keys = cfg->binary_keys;
     gw_settings.max_pending = 4096;
     gw_settings.max_output = 8 * 1024 * 1024;
+    gw_settings.shutdown_timeout = 5;
 
     signal(SIGPIPE, SIG_IGN);
     int nworkers = gw_settings.threads;
@@ -153,6 +154,8 @@ int main(int argc, char **argv)
     gw_loop_run(main_loop);
 
     for (int i = 0; i < nworkers; i++) worker_stop(&gw_workers[i]);
+    for (int i = 0; i < nworkers; i++) worker_join(&gw_workers[i]);
+    LOG_INFO("stopped");
     gw_signal_free(sigint);
     gw_signal_free(sigterm);
     reload_stop();

@@ -70,6 +70,7 @@ static void worker_flush(void *data, int events)
             client_flush(c);
         }
     }
+    if (w->draining && !w->clients) gw_loop_break(w->loop);
 }
 
 static uint32_t total_connections_now(void)
@@ -105,6 +106,29 @@ static void listener_on_accept(void *data, int events)
     }
 }
 
+static void on_drain_timeout(void *data, int events)
+{
+    struct worker *w = data;
+    int n = 0;
+    for (struct client *c = w->clients; c; c = c->next) n++;
+    LOG_WARN("worker %d: %d client(s) still busy after the shutdown timeout; closing them", w->id, n);
+    gw_loop_break(w->loop);
+}
+
+/* Shutting down: stop accepting and reading; each client is closed once
+ * the replies to what it has sent so far are written. */
+static void worker_drain(struct worker *w)
+{
+    w->draining = true;
+    while (w->listeners) worker_unlisten(w, w->listeners->addr);
+    for (struct client *c = w->clients; c; c = c->next) {
+        c->closing = true;
+        worker_mark_client(w, c);
+    }
+    w->drain_timer = gw_timer_new(w->loop, on_drain_timeout, w);
+    if (w->drain_timer) gw_timer_start(w->drain_timer, gw_settings.shutdown_timeout);
+}
+
 static void worker_on_wake(void *data, int events)
 {
     struct worker *w = data;
@@ -118,7 +142,7 @@ static void worker_on_wake(void *data, int events)
         pthread_cond_signal(&w->call_cond);
         pthread_mutex_unlock(&w->call_lock);
     }
-    if (__atomic_load_n(&w->stopping, __ATOMIC_SEQ_CST)) gw_loop_break(w->loop);
+    if (__atomic_load_n(&w->stopping, __ATOMIC_SEQ_CST) && !w->draining) worker_drain(w);
 }
 
 void worker_post(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg)
@@ -248,6 +272,10 @@ void worker_stop(struct worker *w)
 {
     __atomic_store_n(&w->stopping, true, __ATOMIC_SEQ_CST);
     gw_async_send(w->wake);
+}
+
+void worker_join(struct worker *w)
+{
     pthread_join(w->thread, NULL);
 }
 
@@ -287,6 +315,7 @@ void worker_destroy(struct worker *w)
     }
     gw_hook_free(w->flush_hook);
     gw_async_free(w->wake);
+    gw_timer_free(w->drain_timer);
     gw_loop_free(w->loop);
     w->loop = NULL;
     pthread_mutex_destroy(&w->call_lock);

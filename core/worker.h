@@ -35,6 +35,7 @@ struct gw_settings {
     uint32_t max_pending;      /* requests in flight per client before reading pauses */
     size_t max_output;         /* unwritten reply bytes per client before reading pauses */
     bool binary_keys;          /* accept control bytes in keys (memcached does) */
+    double shutdown_timeout;   /* seconds a stopping worker waits for requests in flight */
     const char *config_path;
     const char *lua_dir;
 };
@@ -60,7 +61,9 @@ struct worker {
     struct lhost *lua;
     struct gw_hook *flush_hook;
     struct gw_async *wake;
-    bool stopping;
+    bool stopping;                   /* asked to stop (any thread) */
+    bool draining;                   /* stopping: finishing what is in flight */
+    struct gw_timer *drain_timer;
 
     struct listener *listeners;      /* open ones */
     struct listener *closed_listeners;
@@ -108,8 +111,12 @@ void worker_switch_config(struct worker *w, struct lhost *h);
 void worker_post(struct worker *w, void (*fn)(struct worker *w, void *arg), void *arg);
 void worker_wait(struct worker *w);
 int worker_start(struct worker *w);
-/* Ask the worker to stop (any thread) and wait for it. */
+/* Ask the worker to stop (main thread): it stops accepting, answers the
+ * requests it has read, closes each client once its replies are written,
+ * and ends when none is left or after gw_settings.shutdown_timeout
+ * seconds.  worker_join waits for that. */
 void worker_stop(struct worker *w);
+void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
 
 void worker_mark_client(struct worker *w, struct client *c);
