@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 #include <signal.h>
@@ -18,7 +19,7 @@
 
 #define DEFAULT_LISTEN "127.0.0.1:11211"
 #define DEBOUNCE_SECONDS 0.3
-#define POLL_SECONDS 1.0
+#define POLL_SECONDS 0.5
 
 struct listen_entry {
     char *addr;
@@ -32,8 +33,19 @@ static const char *override;         /* -l: fixed for the process's life */
 static struct gw_loop *main_loop;
 static struct gw_signal *hup;
 static struct gw_timer *debounce;
-static struct gw_stat **watches;
+/* A watched file.  libev's stat watcher compares whole seconds, so a
+ * same-size save within the second it last looked goes unseen; a poll that
+ * compares nanosecond times catches that. */
+struct watch {
+    char *path;
+    struct stat st;
+    bool exists;
+    struct gw_stat *ev;
+};
+
+static struct watch *watches;
 static int nwatches;
+static struct gw_timer *poll_timer;
 
 static pthread_mutex_t status_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct reload_status status = { .generation = 1, .last_result = "none" };
@@ -313,22 +325,52 @@ static void on_debounced(void *data, int events)
     reload_now();
 }
 
-/* Editors write a file in bursts (truncate, write, rename): reload once the
- * burst is over. */
-static void on_file_change(void *data, int events)
-{
-    gw_timer_start(debounce, DEBOUNCE_SECONDS);
-}
-
 static void on_hup(void *data, int events)
 {
     gw_timer_stop(debounce);
     reload_now();
 }
 
+/* Has the file changed since we last looked?  Remembers what it saw. */
+static bool watch_changed(struct watch *w)
+{
+    struct stat st;
+    bool exists = stat(w->path, &st) == 0;
+    bool changed = exists != w->exists ||
+        (exists && (st.st_ino != w->st.st_ino || st.st_size != w->st.st_size ||
+                    st.st_mtim.tv_sec != w->st.st_mtim.tv_sec ||
+                    st.st_mtim.tv_nsec != w->st.st_mtim.tv_nsec ||
+                    st.st_ctim.tv_sec != w->st.st_ctim.tv_sec ||
+                    st.st_ctim.tv_nsec != w->st.st_ctim.tv_nsec));
+    w->exists = exists;
+    if (exists) w->st = st;
+    return changed;
+}
+
+static void on_stat_event(void *data, int events)
+{
+    struct watch *w = data;
+    watch_changed(w);
+    gw_timer_start(debounce, DEBOUNCE_SECONDS);
+}
+
+static void on_poll(void *data, int events)
+{
+    for (int i = 0; i < nwatches; i++) {
+        if (watch_changed(&watches[i])) {
+            gw_timer_start(debounce, DEBOUNCE_SECONDS);
+            break;
+        }
+    }
+    gw_timer_start(poll_timer, POLL_SECONDS);
+}
+
 static void unwatch_files(void)
 {
-    for (int i = 0; i < nwatches; i++) gw_stat_free(watches[i]);
+    for (int i = 0; i < nwatches; i++) {
+        gw_stat_free(watches[i].ev);
+        free(watches[i].path);
+    }
     free(watches);
     watches = NULL;
     nwatches = 0;
@@ -340,9 +382,12 @@ static void watch_files(const struct lhost_config *cfg)
     watches = calloc((size_t)cfg->nfiles, sizeof *watches);
     if (!watches) return;
     for (int i = 0; i < cfg->nfiles; i++) {
-        watches[nwatches] = gw_stat_new(main_loop, cfg->files[i], POLL_SECONDS, on_file_change,
-                                        NULL);
-        if (watches[nwatches]) nwatches++;
+        struct watch *w = &watches[nwatches];
+        w->path = strdup(cfg->files[i]);
+        if (!w->path) continue;
+        watch_changed(w);
+        w->ev = gw_stat_new(main_loop, w->path, POLL_SECONDS, on_stat_event, w);
+        nwatches++;
     }
 }
 
@@ -350,9 +395,13 @@ int reload_watch(struct gw_loop *loop, const struct lhost_config *cfg)
 {
     main_loop = loop;
     hup = gw_signal_new(loop, SIGHUP, on_hup, NULL);
+    /* Editors write a file in bursts (truncate, write, rename): reload once
+     * the burst is over. */
     debounce = gw_timer_new(loop, on_debounced, NULL);
-    if (!hup || !debounce) return GW_ERROR;
+    poll_timer = gw_timer_new(loop, on_poll, NULL);
+    if (!hup || !debounce || !poll_timer) return GW_ERROR;
     watch_files(cfg);
+    gw_timer_start(poll_timer, POLL_SECONDS);
     return GW_OK;
 }
 
@@ -361,6 +410,8 @@ void reload_stop(void)
     unwatch_files();
     gw_signal_free(hup);
     gw_timer_free(debounce);
+    gw_timer_free(poll_timer);
+    poll_timer = NULL;
     hup = NULL;
     debounce = NULL;
     for (int i = 0; i < ncur; i++) entry_clear(&cur[i]);
