@@ -129,8 +129,15 @@ static void op_fail(struct backend *b, struct be_op *op, const char *reason)
     r->errors = true;
     if (op->pool && op->pool->multiget_error) r->fail_whole = true;
     if (mc_cmd_is_retrieval(op->cmd)) {
-        for (int32_t k = op->cur_key; k >= 0; k = r->keys[k].next)
-            r->keys[k].state = KEY_ERROR;
+        /* Every key of the op, even those a VALUE already answered: a reply
+         * that then fails (times out, turns to garbage) cannot be trusted. */
+        for (int32_t k = op->first_key; k >= 0; k = r->keys[k].next) {
+            struct gw_key *key = &r->keys[k];
+            buf_unref(key->vbuf);
+            key->vbuf = NULL;
+            key->vdata = NULL;
+            key->state = KEY_ERROR;
+        }
     }
     if (op->cmd != MC_FLUSH_ALL) {
         req_reply_fmt(r, "SERVER_ERROR %s", reason);

@@ -85,6 +85,30 @@ static void enqueue(struct client *c, struct gw_req *r)
     c->pending++;
 }
 
+static bool is_too_large(const char *error)
+{
+    static const char msg[] = "SERVER_ERROR object too large";
+    return strncmp(error, msg, sizeof msg - 1) == 0;
+}
+
+/* memcached drops the stored value of a set it refuses as too large, so a
+ * client never reads the old value back after a failed set: the refused
+ * set becomes a delete of its key, answered with the error. */
+static void enqueue_refused_set(struct client *c, const struct mc_request *mc, struct gw_buf *in,
+                                const char *base)
+{
+    struct gw_req *r = req_new(c->w, in, base, mc);
+    if (!r) {
+        c->closing = true;
+        return;
+    }
+    r->mc.cmd = MC_DELETE;
+    r->forced_reply = "SERVER_ERROR object too large for cache\r\n";
+    enqueue(c, r);
+    STAT_INC(&c->w->stats, gw_protocol_errors);
+    router_dispatch(c->w, r);
+}
+
 /* A request the parser refused: its reply is the parser's error line. */
 static void enqueue_error(struct client *c, const struct mc_request *mc)
 {
@@ -129,7 +153,10 @@ static void client_parse(struct client *c)
         int rc = mc_parse(&c->parser, base, rbuf_len(in), &mc);
         if (rc == GW_AGAIN) break;
         if (rc == GW_ERROR) {
-            enqueue_error(c, &mc);
+            if (mc.cmd == MC_SET && !mc.close && is_too_large(mc.error))
+                enqueue_refused_set(c, &mc, in->b, base);
+            else
+                enqueue_error(c, &mc);
             if (mc.total_len > rbuf_len(in)) {
                 c->swallow = mc.total_len - rbuf_len(in);
                 in->pos = in->end;
@@ -224,7 +251,8 @@ static int queue_replies(struct client *c)
         size_t before = c->out.bytes;
         int rc = GW_OK;
         if (!r->mc.noreply) {
-            if (mc_cmd_is_retrieval(r->mc.cmd)) rc = queue_values(c, r);
+            if (r->forced_reply) rc = oq_push(&c->out, r->forced_reply, strlen(r->forced_reply));
+            else if (mc_cmd_is_retrieval(r->mc.cmd)) rc = queue_values(c, r);
             else if (r->rline) rc = oq_push(&c->out, r->rline, r->rlen);
         }
         if (rc != GW_OK) return rc;

@@ -80,6 +80,7 @@ struct gw_req *req_new(struct worker *w, struct gw_buf *in, const char *base,
     r->ctx = NULL;
     r->rline = NULL;
     r->rlen = 0;
+    r->forced_reply = NULL;
     r->rline_buf = NULL;
     r->out_left = 0;
     r->nkeys = 0;

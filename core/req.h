@@ -84,6 +84,7 @@ struct gw_req {
      * static, in the arena, or in a backend buffer (rline_buf, ref). */
     const char *rline;
     uint32_t rlen;
+    const char *forced_reply;  /* static; answers in place of the result */
     struct gw_buf *rline_buf;
     uint32_t out_left;         /* bytes of this reply not yet written */
 
