@@ -3,6 +3,9 @@
 #   make          build ./gateway
 #   make run      install what is missing, build, serve gateway.lua.example
 #   make test     install what is missing, build, run the whole suite
+#   make test SANITIZE=1
+#                 the same with an ASan+UBSan build (clang); any sanitizer
+#                 report in a gateway's log fails the run
 #   make bench    gateway vs twemproxy vs direct memcached, side by side
 #   make fuzz     libFuzzer (clang, ASan+UBSan) on the request and reply
 #                 parsers, FUZZ_SECONDS (default 60) each, from a copy of
@@ -24,7 +27,7 @@ LDLIBS  += $(shell pkg-config --libs $(LUA_PC) 2>/dev/null || echo -llua5.4) \
 
 ifeq ($(SANITIZE),1)
 CC      := clang
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -O1
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=address,undefined
 BUILD   := build/san
 else
@@ -67,7 +70,11 @@ $(BUILD) $(BUILD)/unit $(BUILD)/tools:
 
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libev-dev \
             libxxhash-dev lua-busted lua-socket memcached python3 \
-            python3-memcache python3-pymemcache libmemcached-tools nutcracker
+            python3-memcache python3-pymemcache libmemcached-tools nutcracker \
+            valgrind
+ifneq ($(filter 1,$(SANITIZE))$(filter fuzz,$(MAKECMDGOALS)),)
+DEB_PKGS += clang
+endif
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -90,8 +97,13 @@ run: deps gateway
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do $$t; done
 
+# Each run starts with an empty tests/tmp (the specs' logs and configs), so
+# the sanitizer check reads only this run's gateway logs.
 spec: gateway $(TOOL_BINS)
-	GATEWAY_TOOLS=$(BUILD)/tools busted --lpath='./lua/?.lua;./lua/?/init.lua;./tests/spec/?.lua' tests/spec
+	rm -rf tests/tmp
+	GATEWAY_SANITIZE=$(SANITIZE) GATEWAY_TOOLS=$(BUILD)/tools busted --lpath='./lua/?.lua;./lua/?/init.lua;./tests/spec/?.lua' tests/spec
+	@if grep -rl --include='*.log' -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' tests/tmp 2>/dev/null; then \
+	  echo "spec: sanitizer reports in the logs above" >&2; exit 1; fi
 
 test: deps
 	$(MAKE) unit
@@ -124,7 +136,7 @@ $(FUZZ_DIR):
 
 .SECONDARY: $(FUZZ_OBJS)
 
-fuzz: $(FUZZ_BINS)
+fuzz: deps $(FUZZ_BINS)
 	@set -e; for t in $(FUZZ_NAMES); do \
 	  rm -rf $(FUZZ_DIR)/corpus-$$t && mkdir -p $(FUZZ_DIR)/corpus-$$t; \
 	  cp tests/fuzz/corpus/$$t/* $(FUZZ_DIR)/corpus-$$t/; \
