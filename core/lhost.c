@@ -327,6 +327,11 @@ static int core_settings(lua_State *L)
         (uint32_t)opt_field(L, "max_connections", h->cfg.max_connections);
     h->cfg.instruction_limit =
         (uint64_t)opt_field(L, "instruction_limit", (lua_Integer)h->cfg.instruction_limit);
+    h->cfg.max_pending = (uint32_t)opt_field(L, "max_pending", h->cfg.max_pending);
+    h->cfg.max_output = (size_t)opt_field(L, "max_output", (lua_Integer)h->cfg.max_output);
+    lua_getfield(L, 1, "shutdown_timeout");
+    if (!lua_isnil(L, -1)) h->cfg.shutdown_timeout = luaL_checknumber(L, -1);
+    lua_pop(L, 1);
     lua_getfield(L, 1, "binary_keys");
     if (!lua_isnil(L, -1)) h->cfg.binary_keys = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -463,6 +468,7 @@ struct lhost *lhost_new(struct worker *w, const char *config_path, const char *l
     h->main_task.kind = TASK_MAIN;
     h->deflt.fref = LUA_NOREF;
     h->cfg.instruction_limit = DEFAULT_INSTRUCTION_LIMIT;
+    h->cfg.shutdown_timeout = -1;
     h->L = lua_newstate(counting_alloc, h);
     if (!h->L) {
         free(h);

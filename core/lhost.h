@@ -43,6 +43,9 @@ struct lhost_config {
     size_t max_line;
     uint32_t max_connections;
     uint64_t instruction_limit;
+    uint32_t max_pending;      /* 0: not set */
+    size_t max_output;
+    double shutdown_timeout;   /* < 0: not set */
     bool binary_keys;
     char **files;              /* the config file and every Lua file it required */
     int nfiles;

@@ -123,9 +123,11 @@ int main(int argc, char **argv)
     gw_settings.max_line = cfg->max_line ? cfg->max_line : 1024 * 1024;
     gw_settings.max_connections = cfg->max_connections ? cfg->max_connections : 4096;
     gw_settings.binary_keys = cfg->binary_keys;
-    gw_settings.max_pending = 4096;
-    gw_settings.max_output = 8 * 1024 * 1024;
-    gw_settings.shutdown_timeout = 5;
+    /* Requests in flight per client bound what one client can make the
+     * gateway hold: each may pin a value of up to max_value bytes. */
+    gw_settings.max_pending = cfg->max_pending ? cfg->max_pending : 256;
+    gw_settings.max_output = cfg->max_output ? cfg->max_output : 8 * 1024 * 1024;
+    gw_settings.shutdown_timeout = cfg->shutdown_timeout >= 0 ? cfg->shutdown_timeout : 5;
 
     signal(SIGPIPE, SIG_IGN);
     int nworkers = gw_settings.threads;

@@ -242,6 +242,9 @@ static void warn_settings(const struct lhost_config *cfg)
         (cfg->max_value && cfg->max_value != gw_settings.max_value) ||
         (cfg->max_line && cfg->max_line != gw_settings.max_line) ||
         (cfg->max_connections && cfg->max_connections != gw_settings.max_connections) ||
+        (cfg->max_pending && cfg->max_pending != gw_settings.max_pending) ||
+        (cfg->max_output && cfg->max_output != gw_settings.max_output) ||
+        (cfg->shutdown_timeout >= 0 && cfg->shutdown_timeout != gw_settings.shutdown_timeout) ||
         cfg->binary_keys != gw_settings.binary_keys)
         LOG_WARN("reload: gateway.settings changes (other than instruction_limit) take effect "
                  "at the next restart");

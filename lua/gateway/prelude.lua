@@ -159,7 +159,7 @@ function M.pool_spec(opts)
 end
 
 local SETTINGS = set_of("threads", "max_value_size", "max_line", "max_connections",
-  "instruction_limit", "binary_keys")
+  "instruction_limit", "binary_keys", "max_pending", "max_output", "shutdown_timeout")
 
 function M.settings_spec(opts)
   check_table("gateway.settings", opts, SETTINGS)
@@ -170,7 +170,7 @@ function M.settings_spec(opts)
     end
     out.threads = opts.threads
   end
-  for _, k in ipairs({ "max_value_size", "max_line" }) do
+  for _, k in ipairs({ "max_value_size", "max_line", "max_output" }) do
     if opts[k] ~= nil then
       local n, err = M.parse_size(opts[k])
       if not n or n < 1 then config_error("gateway.settings: %s: %s", k, err or "must be > 0") end
@@ -184,6 +184,19 @@ function M.settings_spec(opts)
       end
       out[k] = opts[k]
     end
+  end
+  if opts.max_pending ~= nil then
+    if math.type(opts.max_pending) ~= "integer" or opts.max_pending < 1 then
+      config_error("gateway.settings: max_pending must be an integer >= 1")
+    end
+    out.max_pending = opts.max_pending
+  end
+  if opts.shutdown_timeout ~= nil then
+    local v = opts.shutdown_timeout
+    if type(v) ~= "number" or not (v >= 0) or v == math.huge then
+      config_error("gateway.settings: shutdown_timeout must be a number of seconds >= 0")
+    end
+    out.shutdown_timeout = v
   end
   if opts.binary_keys ~= nil then
     if type(opts.binary_keys) ~= "boolean" then
