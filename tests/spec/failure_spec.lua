@@ -877,12 +877,12 @@ describe("graceful shutdown", function()
 end)
 
 ---------------------------------------------------------------------------
--- ./gateway may be a sanitizer build (make SANITIZE=1), which valgrind
--- cannot run: use the release build then.
+-- ./gateway may be a sanitizer build (make SANITIZE=1 sets
+-- GATEWAY_SANITIZE), which valgrind cannot run: use the release build then.
 local function valgrind_binary()
   local bin = H.gateway_bin
   local _, asan = H.run("grep -q __asan_init " .. H.quote(bin))
-  if asan then
+  if asan or os.getenv("GATEWAY_SANITIZE") == "1" then
     bin = H.root .. "/build/rel/gateway"
     local _, exists = H.run("test -x " .. H.quote(bin))
     if not exists then return nil end
