@@ -164,13 +164,14 @@ local function spawn_with_status(cmd, tag)
   return p
 end
 
--- The gateway with an exit status file; prefix (e.g. "valgrind ... ") is
--- put before its command line.  Waits until it accepts.
-local function start_gateway_with_status(config_text, prefix, startup)
+-- The gateway (bin, default ./gateway) with an exit status file; prefix
+-- (e.g. "valgrind ... ") is put before its command line.  Waits until it
+-- accepts.
+local function start_gateway_with_status(config_text, prefix, startup, bin)
   local port = H.free_port()
   local path = H.write_config(config_text)
   local p = spawn_with_status(string.format("%s%s -l 127.0.0.1:%d %s", prefix or "",
-    H.quote(H.gateway_bin), port, H.quote(path)), "gw")
+    H.quote(bin or H.gateway_bin), port, H.quote(path)), "gw")
   local ok, err = pcall(H.wait_until, function()
     if p.status() then error("the gateway exited:\n" .. p.output(), 0) end
     return H.can_connect(port)
@@ -934,7 +935,7 @@ describe("valgrind", function()
     ]], mc.addr, dead_port)
     local prefix = "valgrind --leak-check=full --error-exitcode=9 "
       .. "--errors-for-leak-kinds=definite --show-leak-kinds=definite "
-    local gw = start_gateway_with_status(config, prefix, 60)
+    local gw = start_gateway_with_status(config, prefix, 60, bin)
     add(gw.kill)
     local function traffic(tag)
       local c = H.connect(gw.port, { timeout = 20, whole_reply = true })
