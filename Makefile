@@ -73,7 +73,7 @@ DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libev-dev \
             python3-memcache python3-pymemcache libmemcached-tools nutcracker \
             valgrind
 ifneq ($(filter 1,$(SANITIZE))$(filter fuzz,$(MAKECMDGOALS)),)
-DEB_PKGS += clang
+DEB_PKGS += clang libclang-rt-dev
 endif
 
 deps:
