@@ -152,18 +152,21 @@ static const char *task_error(struct task *t)
     return msg;
 }
 
-/* Which task may make a backend call here; raises at config time. */
-static struct task *request_task(lua_State *L, const char *what)
+/* Which task may make a backend call here; raises at config time.  `what`
+ * names the call ("pool:" and prefix, e.g. "pool:" "get"). */
+static struct task *request_task(lua_State *L, const char *prefix, const char *what)
 {
     struct task *t = task_of(L);
-    if (t->kind == TASK_MAIN) luaL_error(L, "%s may only be called at request time", what);
+    if (t->kind == TASK_MAIN)
+        luaL_error(L, "%s%s may only be called at request time", prefix, what);
     return t;
 }
 
-static void check_yieldable(lua_State *L, const char *what)
+static void check_yieldable(lua_State *L, const char *prefix, const char *what)
 {
     if (!lua_isyieldable(L))
-        luaL_error(L, "%s cannot wait here (inside a metamethod or a C function)", what);
+        luaL_error(L, "%s%s cannot wait here (inside a metamethod or a C function)", prefix,
+                   what);
 }
 
 /* --- responses ------------------------------------------------------------- */
@@ -640,9 +643,8 @@ static uint32_t check_flags(lua_State *L, int arg)
 static int pool_call(lua_State *L, enum mc_cmd cmd)
 {
     struct lpool *lp = luaL_checkudata(L, 1, POOL_MT);
-    char what[32];
-    snprintf(what, sizeof what, "pool:%s", mc_cmd_name(cmd));
-    struct task *t = request_task(L, what);
+    const char *what = mc_cmd_name(cmd);
+    struct task *t = request_task(L, "pool:", what);
     size_t klen, vlen = 0;
     const char *key = luaL_checklstring(L, 2, &klen);
     luaL_argcheck(L, mc_key_valid(key, klen), 2,
@@ -671,7 +673,7 @@ static int pool_call(lua_State *L, enum mc_cmd cmd)
         luaL_argcheck(L, d >= 0, 3, "delta must be >= 0");
         mc.delta = (uint64_t)d;
     }
-    if (lp->p->kind != POOL_INTERNAL) check_yieldable(L, what);
+    if (lp->p->kind != POOL_INTERNAL) check_yieldable(L, "pool:", what);
     struct gw_req *c = call_new(t->h, &mc, key, klen);
     if (c && value) {
         /* The value goes out from a buffer of its own with its "\r\n": the
@@ -712,9 +714,9 @@ static int pool_touch(lua_State *L) { return pool_call(L, MC_TOUCH); }
 static int pool_forward(lua_State *L)
 {
     struct lpool *lp = luaL_checkudata(L, 1, POOL_MT);
-    struct task *t = request_task(L, "pool:forward");
+    struct task *t = request_task(L, "pool:", "forward");
     struct lreq *q = check_req(L, 2);
-    if (lp->p->kind != POOL_INTERNAL) check_yieldable(L, "pool:forward");
+    if (lp->p->kind != POOL_INTERNAL) check_yieldable(L, "pool:", "forward");
     struct gw_req *r = q->r;
     const struct gw_key *key = &r->keys[q->k];
     struct gw_req *c = call_new(t->h, &r->mc, key->bkey, key->bklen);
@@ -862,7 +864,7 @@ static int wait_result(lua_State *L, int status, lua_KContext ctx)
 /* memcache.wait(tasks, { need = n, timeout = seconds }) */
 static int mc_wait(lua_State *L)
 {
-    struct task *t = request_task(L, "memcache.wait");
+    struct task *t = request_task(L, "memcache.", "wait");
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_Integer n = luaL_len(L, 1);
     luaL_argcheck(L, n >= 0 && n <= 4096, 1, "at most 4096 tasks");
@@ -887,7 +889,7 @@ static int mc_wait(lua_State *L)
         }
         lua_pop(L, 2);
     }
-    check_yieldable(L, "memcache.wait");
+    check_yieldable(L, "memcache.", "wait");
     struct lhost *h = t->h;
     struct group *g = group_new(h);
     if (!g) return luaL_error(L, "out of memory");
@@ -920,7 +922,7 @@ static int mc_wait(lua_State *L)
 /* memcache.spawn(fn, ...): run fn(...) as a background task. */
 static int mc_spawn(lua_State *L)
 {
-    struct task *t = request_task(L, "memcache.spawn");
+    struct task *t = request_task(L, "memcache.", "spawn");
     luaL_checktype(L, 1, LUA_TFUNCTION);
     int nargs = lua_gettop(L) - 1;
     struct task *bg = task_new(t->h, TASK_SPAWN);
@@ -954,9 +956,9 @@ static enum route_result route_outcome(struct task *t, int st, int nres)
     struct gw_req *r = t->req;
     if (st != LUA_OK) {
         const char *msg = task_error(t);
+        size_t n = strcspn(msg, "\r\n"); /* the first line, at most 160 bytes */
         char why[200];
-        snprintf(why, sizeof why, "lua error: %.*s", (int)strcspn(msg, "\r\n") > 160
-                 ? 160 : (int)strcspn(msg, "\r\n"), msg);
+        snprintf(why, sizeof why, "lua error: %.*s", (int)(n > 160 ? 160 : n), msg);
         req_fail_key(r, t->k, why);
         return ROUTE_FAILED;
     }

@@ -25,10 +25,8 @@ while True:
         if not d: break
         c.sendall(b"HELLO THERE\r\n")
 ]], port)
-  local path = H.write_config(code, "garbage-" .. port .. ".py")
-  local pid = tonumber(H.run(H.python .. " " .. path .. " >/dev/null 2>&1 & echo $!"):match("%d+"))
-  H.wait_until(function() return H.can_connect(port) end, 5, "garbage server")
-  return port, function() H.run("kill -9 " .. pid) end
+  local srv = H.start_python_server(code, "garbage", port)
+  return port, srv.stop
 end
 
 describe("backend failures", function()

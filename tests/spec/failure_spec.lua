@@ -362,12 +362,7 @@ while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 ]], port)
-    local path = H.write_config(code, "closing-" .. port .. ".py")
-    local pid = tonumber(H.run(H.quote(H.python) .. " " .. H.quote(path)
-      .. " >/dev/null 2>&1 & echo $!"):match("%d+"))
-    H.wait_until(function() return H.can_connect(port) end, 5, "closing server")
-    return { port = port, addr = "127.0.0.1:" .. port,
-             stop = function() if H.alive(pid) then H.run("kill -9 " .. pid) end end }
+    return H.start_python_server(code, "closing", port)
   end
 
   it("sends the request again on a fresh connection when the server closed it", function()

@@ -106,16 +106,10 @@ while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 ]], delay, seen, port)
-  local path = H.write_config(code, "slow-" .. port .. ".py")
-  local pid = tonumber(H.run(H.quote(H.python) .. " " .. H.quote(path)
-    .. " >/dev/null 2>&1 & echo $!"):match("%d+"))
-  H.wait_until(function() return H.can_connect(port) end, 5, "slow server on " .. port)
-  return { port = port, addr = "127.0.0.1:" .. port, pid = pid,
-           -- the retrieval lines it has received so far, one a line
-           seen = function() return H.read_file(seen) end,
-           stop = function()
-             if H.alive(pid) then H.run("kill -9 " .. pid .. " 2>/dev/null") end
-           end }
+  local srv = H.start_python_server(code, "slow", port)
+  -- the retrieval lines it has received so far, one a line
+  srv.seen = function() return H.read_file(seen) end
+  return srv
 end
 
 -- A server that accepts connections (the kernel completes the handshake)

@@ -121,6 +121,17 @@ function H.start_memcached(opts)
     string.format("%s/memcached-%d.log", H.tmpdir, port))
 end
 
+-- A fake server: the Python program `code` (which must listen on port),
+-- run in the background and waited for.  Returns { pid, port, addr, stop }.
+function H.start_python_server(code, name, port)
+  local path = H.write_config(code, name .. "-" .. port .. ".py")
+  local pid = tonumber(H.run(H.quote(H.python) .. " " .. H.quote(path)
+    .. " >/dev/null 2>&1 & echo $!"):match("%d+"))
+  H.wait_until(function() return H.can_connect(port) end, 5, name .. " server on " .. port)
+  return { pid = pid, port = port, addr = "127.0.0.1:" .. port,
+           stop = function() if H.alive(pid) then H.run("kill -9 " .. pid .. " 2>/dev/null") end end }
+end
+
 -- Write a config file; returns its path.
 function H.write_config(text, name)
   local path = string.format("%s/%s", H.tmpdir, name or ("gateway-" .. H.free_port() .. ".lua"))
