@@ -19,7 +19,7 @@ CC      ?= cc
 LUA_PC  ?= lua5.4
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread \
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread -Icore \
            $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null || echo -I/usr/include/lua5.4) \
            -MMD -MP
 LDLIBS  += $(shell pkg-config --libs $(LUA_PC) 2>/dev/null || echo -llua5.4) \
@@ -34,7 +34,8 @@ else
 BUILD   := build/rel
 endif
 
-CORE_SRCS := $(filter-out core/main.c,$(wildcard core/*.c))
+# core/<layer>/<module>.c; see README "Layout".  main.c is the program.
+CORE_SRCS := $(filter-out core/server/main.c,$(wildcard core/*/*.c))
 CORE_OBJS := $(CORE_SRCS:core/%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
@@ -50,20 +51,21 @@ all: gateway
 gateway: $(BUILD)/gateway
 	@cmp -s $< $@ || { cp $< $@.tmp && mv -f $@.tmp $@; }
 
-$(BUILD)/gateway: $(BUILD)/main.o $(BUILD)/libgw.a
+$(BUILD)/gateway: $(BUILD)/server/main.o $(BUILD)/libgw.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libgw.a: $(CORE_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/%.o: core/%.c | $(BUILD)
+$(BUILD)/%.o: core/%.c
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libgw.a | $(BUILD)/unit
-	$(CC) $(CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(BUILD)/libgw.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libgw.a $(LDLIBS)
 
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libgw.a | $(BUILD)/tools
-	$(CC) $(CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(BUILD)/libgw.a $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libgw.a $(LDLIBS)
 
 $(BUILD) $(BUILD)/unit $(BUILD)/tools:
 	mkdir -p $@
@@ -112,7 +114,7 @@ test: deps
 bench: deps gateway
 	sh tests/bench/bench.sh
 
-# The parsers alone, built with clang's libFuzzer: core/<target>.c and
+# The parsers alone, built with clang's libFuzzer: core/codec/<target>.c and
 # tests/fuzz/fuzz_<target>.c, nothing else.  Each run starts from a fresh
 # copy of the seed corpus, so new inputs never land in the repo.
 FUZZ_CC      ?= clang
@@ -125,7 +127,7 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
                 -Wno-unused-parameter -Icore -MMD -MP \
                 -fsanitize=address,undefined -fno-sanitize-recover=all
 
-$(FUZZ_DIR)/%.o: core/%.c | $(FUZZ_DIR)
+$(FUZZ_DIR)/%.o: core/codec/%.c | $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/%.o | $(FUZZ_DIR)
@@ -155,4 +157,4 @@ fuzz: deps $(FUZZ_BINS)
 clean:
 	rm -rf build gateway
 
--include $(CORE_OBJS:.o=.d) $(BUILD)/main.d $(wildcard $(FUZZ_DIR)/*.d)
+-include $(CORE_OBJS:.o=.d) $(BUILD)/server/main.d $(wildcard $(FUZZ_DIR)/*.d)

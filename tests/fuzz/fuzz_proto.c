@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto.h"
+#include "codec/proto.h"
 
 #define MAX_RECS 4096
 

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "resp.h"
+#include "codec/resp.h"
 
 #define MAX_UNITS 8192
 

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hash.h"
+#include "place/hash.h"
 
 #define MAX_SERVERS 1024
 

@@ -15,7 +15,7 @@
  */
 #include <stdlib.h>
 
-#include "hash.h"
+#include "place/hash.h"
 #include "unit.h"
 
 /* --- small functions ---------------------------------------------------- */

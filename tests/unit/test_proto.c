@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto.h"
+#include "codec/proto.h"
 #include "unit.h"
 
 #define KEY251                                                                 \

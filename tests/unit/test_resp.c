@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "resp.h"
+#include "codec/resp.h"
 #include "unit.h"
 
 /* Parse a C string literal (its exact bytes, no NUL) from a heap copy of the

@@ -1,5 +1,5 @@
 /* test_store.c -- unit tests for the embedded cache (core/store.c). */
-#include "store.h"
+#include "store/store.h"
 #include "unit.h"
 
 #include <pthread.h>

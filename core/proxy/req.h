@@ -23,8 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "proto.h"
+#include "base/buf.h"
+#include "codec/proto.h"
 
 struct client;
 struct worker;

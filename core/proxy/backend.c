@@ -6,13 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "loop.h"
-#include "net.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/net.h"
 #include "pool.h"
 #include "req.h"
-#include "resp.h"
-#include "worker.h"
+#include "codec/resp.h"
+#include "server/worker.h"
 
 #define FREE_OPS_MAX 4096
 

@@ -7,16 +7,16 @@
 #include <string.h>
 
 #include "backend.h"
-#include "buf.h"
-#include "client.h"
-#include "lhost.h"
+#include "base/buf.h"
+#include "front/client.h"
+#include "script/lhost.h"
 #include "pool.h"
 #include "req.h"
-#include "resp.h"
-#include "stats.h"
-#include "store.h"
-#include "version.h"
-#include "worker.h"
+#include "codec/resp.h"
+#include "front/stats.h"
+#include "store/store.h"
+#include "base/version.h"
+#include "server/worker.h"
 
 #define GW_VERSION_LINE "VERSION " GW_VERSION_REPLY "\r\n"
 

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-#include "lhost.h"
-#include "resp.h"
-#include "worker.h"
+#include "front/client.h"
+#include "script/lhost.h"
+#include "codec/resp.h"
+#include "server/worker.h"
 
 #define FREE_REQS_MAX 1024
 

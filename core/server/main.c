@@ -14,14 +14,14 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "lhost.h"
-#include "log.h"
-#include "loop.h"
-#include "net.h"
-#include "pool.h"
+#include "base/buf.h"
+#include "script/lhost.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/net.h"
+#include "proxy/pool.h"
 #include "reload.h"
-#include "version.h"
+#include "base/version.h"
 #include "worker.h"
 
 static void usage(FILE *f)

@@ -11,10 +11,10 @@
 #include <unistd.h>
 #include <signal.h>
 
-#include "lhost.h"
-#include "log.h"
-#include "loop.h"
-#include "net.h"
+#include "script/lhost.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/net.h"
 #include "worker.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:11211"

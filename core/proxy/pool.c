@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
-#include "store.h"
+#include "store/store.h"
 
 #define MAX_STORES 64
 

@@ -18,8 +18,8 @@
 #include <stdint.h>
 
 #include "backend.h"
-#include "hash.h"
-#include "net.h"
+#include "place/hash.h"
+#include "base/net.h"
 
 struct worker;
 struct backend;

@@ -18,13 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-#include "hash.h"
-#include "log.h"
-#include "pool.h"
-#include "proto.h"
-#include "req.h"
-#include "worker.h"
+#include "front/client.h"
+#include "place/hash.h"
+#include "base/log.h"
+#include "proxy/pool.h"
+#include "codec/proto.h"
+#include "proxy/req.h"
+#include "server/worker.h"
 
 #define DEFAULT_INSTRUCTION_LIMIT 1000000
 #define SC_KEEP 4096

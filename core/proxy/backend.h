@@ -26,9 +26,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "buf.h"
-#include "net.h"
-#include "proto.h"
+#include "base/buf.h"
+#include "base/net.h"
+#include "codec/proto.h"
 
 struct worker;
 struct pool;

@@ -6,14 +6,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "buf.h"
-#include "client.h"
-#include "lhost.h"
-#include "log.h"
-#include "loop.h"
-#include "net.h"
-#include "req.h"
+#include "proxy/backend.h"
+#include "base/buf.h"
+#include "front/client.h"
+#include "script/lhost.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "base/net.h"
+#include "proxy/req.h"
 
 struct gw_settings gw_settings;
 double gw_start_time;

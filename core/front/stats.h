@@ -38,8 +38,8 @@ struct gw_stats {
 #define STAT_INC(st, field) STAT_ADD(st, field, 1)
 #define STAT_DEC(st, field) STAT_ADD(st, field, (uint64_t)-1)
 
-#include "proto.h"
-#include "resp.h"
+#include "codec/proto.h"
+#include "codec/resp.h"
 
 struct gw_req;
 struct worker;

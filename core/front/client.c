@@ -6,11 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "loop.h"
-#include "req.h"
-#include "router.h"
-#include "worker.h"
+#include "base/log.h"
+#include "base/loop.h"
+#include "proxy/req.h"
+#include "proxy/router.h"
+#include "server/worker.h"
 
 static const char END[] = "END\r\n";
 

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "stats.h"
+#include "front/stats.h"
 
 struct gw_loop;
 struct gw_hook;

@@ -21,17 +21,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-#include "hash.h"
-#include "log.h"
-#include "loop.h"
+#include "front/client.h"
+#include "place/hash.h"
+#include "base/log.h"
+#include "base/loop.h"
 #include "lhost_priv.h"
-#include "pool.h"
-#include "proto.h"
-#include "req.h"
-#include "resp.h"
-#include "router.h"
-#include "worker.h"
+#include "proxy/pool.h"
+#include "codec/proto.h"
+#include "proxy/req.h"
+#include "codec/resp.h"
+#include "proxy/router.h"
+#include "server/worker.h"
 
 #define TASKS_KEEP 256
 #define ERROR_MSG_MAX 1024

@@ -11,11 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "req.h"
-#include "resp.h"
-#include "version.h"
-#include "reload.h"
-#include "worker.h"
+#include "proxy/req.h"
+#include "codec/resp.h"
+#include "base/version.h"
+#include "server/reload.h"
+#include "server/worker.h"
 
 struct sbuf {
     char *p;

@@ -78,7 +78,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "status.h"
+#include "base/status.h"
 
 #define MC_KEY_MAX 250
 
