@@ -37,12 +37,17 @@ endif
 # core/<layer>/<module>.c; see README "Layout".  main.c is the program.
 CORE_SRCS := $(filter-out core/server/main.c,$(wildcard core/*/*.c))
 CORE_OBJS := $(CORE_SRCS:core/%.c=$(BUILD)/%.o)
+# The layers up to proxy/ link alone, without Lua or the worker: the unit
+# tests link only those, which is what keeps the middle testable.
+LOW_LAYERS := base codec place store rt proxy
+LOW_OBJS  := $(foreach l,$(LOW_LAYERS),$(filter $(BUILD)/$(l)/%,$(CORE_OBJS)))
+LOW_LIBS  := -lev -lxxhash -lm -pthread
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all gateway deps run test unit spec bench fuzz clean
+.PHONY: all gateway deps run test layers unit spec bench fuzz clean
 
 all: gateway
 
@@ -57,12 +62,15 @@ $(BUILD)/gateway: $(BUILD)/server/main.o $(BUILD)/libgw.a
 $(BUILD)/libgw.a: $(CORE_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
+$(BUILD)/libgw-low.a: $(LOW_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
 $(BUILD)/%.o: core/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libgw.a | $(BUILD)/unit
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libgw.a $(LDLIBS)
+$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libgw-low.a | $(BUILD)/unit
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libgw-low.a $(LOW_LIBS)
 
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libgw.a | $(BUILD)/tools
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libgw.a $(LDLIBS)
@@ -107,22 +115,27 @@ spec: gateway $(TOOL_BINS)
 	@if grep -rl --include='*.log' -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' tests/tmp 2>/dev/null; then \
 	  echo "spec: sanitizer reports in the logs above" >&2; exit 1; fi
 
+# core/ keeps its layers: no include goes up or sideways (tests/layers.lua).
+layers:
+	lua5.4 tests/layers.lua core
+
 test: deps
+	$(MAKE) layers
 	$(MAKE) unit
 	$(MAKE) spec
 
 bench: deps gateway
 	sh tests/bench/bench.sh
 
-# The parsers alone, built with clang's libFuzzer: core/codec/<target>.c and
-# tests/fuzz/fuzz_<target>.c, nothing else.  Each run starts from a fresh
+# The parsers alone, built with clang's libFuzzer: core/codec/<target>.c (and
+# the reply table) and tests/fuzz/fuzz_<target>.c.  Each run starts from a fresh
 # copy of the seed corpus, so new inputs never land in the repo.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
 FUZZ_NAMES   := proto resp
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
-FUZZ_OBJS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/%.o)
+FUZZ_OBJS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/%.o) $(FUZZ_DIR)/reply.o
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
                 -Wno-unused-parameter -Icore -MMD -MP \
                 -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -130,7 +143,7 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
 $(FUZZ_DIR)/%.o: core/codec/%.c | $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/%.o | $(FUZZ_DIR)
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/%.o $(FUZZ_DIR)/reply.o | $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^
 
 $(FUZZ_DIR):
@@ -157,4 +170,4 @@ fuzz: deps $(FUZZ_BINS)
 clean:
 	rm -rf build gateway
 
--include $(CORE_OBJS:.o=.d) $(BUILD)/server/main.d $(wildcard $(FUZZ_DIR)/*.d)
+-include $(CORE_OBJS:.o=.d) $(BUILD)/server/main.d $(UNIT_BINS:=.d) $(wildcard $(FUZZ_DIR)/*.d)

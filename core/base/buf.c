@@ -75,15 +75,23 @@ static int rbuf_make_room(struct gw_rbuf *r, size_t need)
     return GW_OK;
 }
 
+char *rbuf_reserve(struct gw_rbuf *r, size_t need, size_t *room)
+{
+    if (rbuf_make_room(r, need) != GW_OK) return NULL;
+    *room = r->b->cap - r->end;
+    return r->b->data + r->end;
+}
+
 int rbuf_read(struct gw_rbuf *r, int fd, size_t need, size_t *n)
 {
     *n = 0;
-    int rc = rbuf_make_room(r, need);
-    if (rc != GW_OK) return rc;
+    size_t room;
+    char *p = rbuf_reserve(r, need, &room);
+    if (!p) return GW_NOMEM;
     for (;;) {
-        ssize_t got = read(fd, r->b->data + r->end, r->b->cap - r->end);
+        ssize_t got = read(fd, p, room);
         if (got > 0) {
-            r->end += (uint32_t)got;
+            rbuf_commit(r, (size_t)got);
             *n = (size_t)got;
             return GW_OK;
         }
@@ -135,24 +143,29 @@ int oq_write(struct gw_oq *q, int fd, size_t *written)
             if (errno == EAGAIN || errno == EWOULDBLOCK) return GW_AGAIN;
             return GW_ERROR;
         }
-        size_t left = (size_t)w;
-        *written += left;
-        q->bytes -= left;
-        while (left > 0) {
-            struct iovec *v = &q->iov[q->head];
-            if (left >= v->iov_len) {
-                left -= v->iov_len;
-                q->head++;
-                q->count--;
-            } else {
-                v->iov_base = (char *)v->iov_base + left;
-                v->iov_len -= left;
-                left = 0;
-            }
-        }
+        *written += (size_t)w;
+        oq_consume(q, (size_t)w);
     }
     q->head = 0;
     return GW_OK;
+}
+
+void oq_consume(struct gw_oq *q, size_t n)
+{
+    q->bytes -= n;
+    while (n > 0) {
+        struct iovec *v = &q->iov[q->head];
+        if (n >= v->iov_len) {
+            n -= v->iov_len;
+            q->head++;
+            q->count--;
+        } else {
+            v->iov_base = (char *)v->iov_base + n;
+            v->iov_len -= n;
+            n = 0;
+        }
+    }
+    if (q->count == 0) q->head = 0;
 }
 
 void oq_clear(struct gw_oq *q)

@@ -55,6 +55,12 @@ static inline const char *rbuf_data(const struct gw_rbuf *r) { return r->b->data
  * GW_ERROR: the peer closed (*n = 0) or a socket error; GW_NOMEM. */
 int rbuf_read(struct gw_rbuf *r, int fd, size_t need, size_t *n);
 void rbuf_release(struct gw_rbuf *r);
+/* The same in two steps, for a transport that reads on its own (TLS):
+ * rbuf_reserve makes the room rbuf_read would and returns where to put
+ * up to *room bytes (NULL: out of memory); rbuf_commit appends the n bytes
+ * that were put there. */
+char *rbuf_reserve(struct gw_rbuf *r, size_t need, size_t *room);
+static inline void rbuf_commit(struct gw_rbuf *r, size_t n) { r->end += (uint32_t)n; }
 
 struct gw_oq {
     struct iovec *iov;
@@ -69,6 +75,8 @@ int oq_push(struct gw_oq *q, const void *p, size_t len);
 /* writev as much as the socket takes.  *written is the byte count.
  * GW_OK: the queue is empty; GW_AGAIN: bytes remain; GW_ERROR: socket error. */
 int oq_write(struct gw_oq *q, int fd, size_t *written);
+/* Drop the first n queued bytes (written by other means than oq_write). */
+void oq_consume(struct gw_oq *q, size_t n);
 void oq_clear(struct gw_oq *q);
 void oq_free(struct gw_oq *q);
 

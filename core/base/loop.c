@@ -19,6 +19,10 @@ struct gw_loop *gw_loop_default(void) { return (struct gw_loop *)ev_default_loop
 struct gw_loop *gw_loop_new(void) { return (struct gw_loop *)ev_loop_new(EVFLAG_AUTO); }
 void gw_loop_free(struct gw_loop *loop) { ev_loop_destroy(EVL(loop)); }
 void gw_loop_run(struct gw_loop *loop) { ev_run(EVL(loop), 0); }
+void gw_loop_once(struct gw_loop *loop, int wait)
+{
+    ev_run(EVL(loop), wait ? EVRUN_ONCE : EVRUN_NOWAIT);
+}
 void gw_loop_break(struct gw_loop *loop) { ev_break(EVL(loop), EVBREAK_ALL); }
 double gw_loop_now(struct gw_loop *loop) { return ev_now(EVL(loop)); }
 

@@ -27,6 +27,9 @@ struct gw_loop *gw_loop_default(void);   /* the main thread's loop */
 struct gw_loop *gw_loop_new(void);
 void gw_loop_free(struct gw_loop *loop);
 void gw_loop_run(struct gw_loop *loop);
+/* One iteration: handle what is ready, waiting for something if `wait`
+ * (tests drive a loop step by step with it). */
+void gw_loop_once(struct gw_loop *loop, int wait);
 void gw_loop_break(struct gw_loop *loop);
 double gw_loop_now(struct gw_loop *loop);
 

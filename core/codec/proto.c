@@ -17,8 +17,6 @@
 #include <limits.h>
 #include <string.h>
 
-#define MC_DEFAULT_MAX_LINE  ((size_t)1 << 20)
-#define MC_DEFAULT_MAX_VALUE ((size_t)1 << 20)
 /* Offsets are uint32_t and total_len = line + data + 2 must fit too. */
 #define MC_LIMIT_MAX_LINE    ((size_t)1 << 30)
 #define MC_VLEN_MAX          ((int64_t)INT_MAX - 2)  /* memcached's bound */

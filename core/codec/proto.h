@@ -82,6 +82,12 @@
 
 #define MC_KEY_MAX 250
 
+/* The limits a parser gets when it is given 0, and the gateway's defaults
+ * for max_line and max_value_size (rt/settings.c): a 1 MiB line holds a get
+ * of thousands of keys; 1 MiB is memcached's own item size limit. */
+#define MC_DEFAULT_MAX_LINE  ((size_t)1 << 20)
+#define MC_DEFAULT_MAX_VALUE ((size_t)1 << 20)
+
 enum mc_cmd {
     MC_NONE = 0,
     /* retrieval: any number (>= 1) of keys */

@@ -13,39 +13,10 @@
 /* The longest first word ("CLIENT_ERROR", "SERVER_ERROR"). */
 #define WORD_MAX 12
 
-static const char *const resp_words[RESP_KIND_COUNT] = {
-    [RESP_VALUE] = "VALUE",
-    [RESP_END] = "END",
-    [RESP_STORED] = "STORED",
-    [RESP_NOT_STORED] = "NOT_STORED",
-    [RESP_EXISTS] = "EXISTS",
-    [RESP_NOT_FOUND] = "NOT_FOUND",
-    [RESP_DELETED] = "DELETED",
-    [RESP_TOUCHED] = "TOUCHED",
-    [RESP_OK] = "OK",
-    [RESP_VERSION] = "VERSION",
-    [RESP_STAT] = "STAT",
-    [RESP_ERROR] = "ERROR",
-    [RESP_CLIENT_ERROR] = "CLIENT_ERROR",
-    [RESP_SERVER_ERROR] = "SERVER_ERROR",
-};
 
 const char *mc_resp_word(enum mc_resp_kind kind)
 {
-    switch (kind) {
-    case RESP_END:
-    case RESP_STORED:
-    case RESP_NOT_STORED:
-    case RESP_EXISTS:
-    case RESP_NOT_FOUND:
-    case RESP_DELETED:
-    case RESP_TOUCHED:
-    case RESP_OK:
-    case RESP_ERROR:
-        return resp_words[kind];
-    default:
-        return NULL;
-    }
+    return reply_line(kind) ? reply_word(kind) : NULL;
 }
 
 static inline bool is_digit(char c)
@@ -156,7 +127,7 @@ static bool partial_ok(const char *buf, size_t len)
     if (n < len) /* the word is whole */
         return word_kind(buf, n) != RESP_NONE;
     for (int k = RESP_NONE + 1; k < RESP_KIND_COUNT; k++) {
-        const char *w = resp_words[k];
+        const char *w = reply_word((enum mc_resp_kind)k);
         if (w != NULL && strlen(w) >= n && memcmp(w, buf, n) == 0)
             return true;
     }

@@ -41,28 +41,9 @@
 #include <stdint.h>
 
 #include "base/status.h"
+#include "reply.h"
 
 #define MC_RESP_MAX_LINE 8192
-
-enum mc_resp_kind {
-    RESP_NONE = 0,
-    RESP_VALUE,        /* VALUE <key> <flags> <bytes> [<cas>] + data */
-    RESP_END,          /* END */
-    RESP_STORED,       /* STORED */
-    RESP_NOT_STORED,   /* NOT_STORED */
-    RESP_EXISTS,       /* EXISTS */
-    RESP_NOT_FOUND,    /* NOT_FOUND */
-    RESP_DELETED,      /* DELETED */
-    RESP_TOUCHED,      /* TOUCHED */
-    RESP_OK,           /* OK */
-    RESP_NUMBER,       /* <digits>: the reply to incr/decr */
-    RESP_VERSION,      /* VERSION <text> */
-    RESP_STAT,         /* STAT <name> <value> */
-    RESP_ERROR,        /* ERROR */
-    RESP_CLIENT_ERROR, /* CLIENT_ERROR <text> */
-    RESP_SERVER_ERROR, /* SERVER_ERROR <text> */
-    RESP_KIND_COUNT
-};
 
 struct mc_resp {
     enum mc_resp_kind kind;
@@ -89,7 +70,8 @@ struct mc_resp {
 
 int mc_resp_parse(const char *buf, size_t len, struct mc_resp *r);
 
-/* "END", "STORED", ... for the fixed one-word kinds; NULL otherwise. */
+/* "END", "STORED", ... for the fixed one-word kinds; NULL otherwise
+ * (reply.h has the whole table). */
 const char *mc_resp_word(enum mc_resp_kind kind);
 
 #endif

@@ -1,52 +1,63 @@
 /* client.c -- see client.h. */
 #include "client.h"
 
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "base/log.h"
+#include "admin.h"
 #include "base/loop.h"
+#include "listener.h"
 #include "proxy/req.h"
+#include "proxy/resolver.h"
 #include "proxy/router.h"
-#include "server/worker.h"
-
-static const char END[] = "END\r\n";
+#include "rt/settings.h"
 
 static void client_on_event(void *data, int events);
+static void client_on_flush(struct rt_flushable *f);
+static void client_request_done(struct gw_req *r);
 
-void client_new(struct worker *w, const struct listener *l, int fd)
+static void mark(struct client *c)
+{
+    rt_mark(c->rt, &c->flushq, RT_FLUSH_CLIENT);
+}
+
+void client_new(struct rt *rt, const struct listener *l, int fd)
 {
     struct client *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
         return;
     }
-    c->w = w;
+    c->rt = rt;
     c->listener = l;
-    c->fd = fd;
-    c->conn_ref = -2; /* LUA_NOREF */
-    mc_parser_init(&c->parser, gw_settings.max_line, gw_settings.max_value);
-    c->parser.binary_keys = gw_settings.binary_keys;
-    c->io = gw_io_new(w->loop, fd, GW_EV_READ, client_on_event, c);
+    c->id = rt_conn_id(rt);
+    conn_init_plain(&c->conn, fd);
+    c->codec = &codec_text;
+    mc_parser_init(&c->cs.parser, gw_settings.max_line, gw_settings.max_value);
+    c->cs.parser.binary_keys = gw_settings.binary_keys;
+    c->flushq.flush = client_on_flush;
+    c->io = gw_io_new(rt->loop, fd, GW_EV_READ, client_on_event, c);
     if (!c->io) {
-        close(fd);
+        conn_close(&c->conn);
         free(c);
         return;
     }
-    c->next = w->clients;
-    if (w->clients) w->clients->prev = c;
-    w->clients = c;
-    STAT_INC(&w->stats, curr_connections);
-    STAT_INC(&w->stats, total_connections);
+    c->next = rt->clients;
+    if (rt->clients) rt->clients->prev = c;
+    rt->clients = c;
+    STAT_INC(&rt->stats, curr_connections);
+    STAT_INC(&rt->stats, total_connections);
 }
 
+/* The client is going away: its requests finish alone. */
 static void release_list(struct gw_req *r)
 {
     while (r) {
         struct gw_req *next = r->next;
-        r->client = NULL;
+        r->on_done = NULL;
+        r->ctx = NULL;
         req_unref(r);
         r = next;
     }
@@ -54,30 +65,39 @@ static void release_list(struct gw_req *r)
 
 void client_close(struct client *c)
 {
-    struct worker *w = c->w;
-    if (c->dirty) {
-        /* Unlink from the dirty list (rare: closing while dirty). */
-        struct client **pp = &w->dirty_clients;
-        while (*pp && *pp != c) pp = &(*pp)->next_dirty;
-        if (*pp) *pp = c->next_dirty;
-    }
+    struct rt *rt = c->rt;
+    rt_unmark(rt, &c->flushq, RT_FLUSH_CLIENT);
     if (c->prev) c->prev->next = c->next;
-    else w->clients = c->next;
+    else rt->clients = c->next;
     if (c->next) c->next->prev = c->prev;
     release_list(c->head);
     release_list(c->whead);
     gw_io_free(c->io);
-    close(c->fd);
+    conn_close(&c->conn);
     rbuf_release(&c->in);
     oq_free(&c->out);
-    router_conn_closed(w, c);
-    STAT_DEC(&w->stats, curr_connections);
+    resolver_conn_closed(rt->resolver, c->id);
+    STAT_DEC(&rt->stats, curr_connections);
     free(c);
+}
+
+void clients_drain(struct rt *rt)
+{
+    for (struct client *c = rt->clients; c; c = c->next) {
+        c->closing = true;
+        mark(c);
+    }
+}
+
+void clients_close_all(struct rt *rt)
+{
+    while (rt->clients) client_close(rt->clients);
 }
 
 static void enqueue(struct client *c, struct gw_req *r)
 {
-    r->client = c;
+    r->on_done = client_request_done;
+    r->ctx = c;
     r->next = NULL;
     if (c->tail) c->tail->next = r;
     else c->head = r;
@@ -85,149 +105,68 @@ static void enqueue(struct client *c, struct gw_req *r)
     c->pending++;
 }
 
-static bool is_too_large(const char *error)
+struct gw_req *client_request(struct client *c, const struct mc_request *mc, const char *base)
 {
-    static const char msg[] = "SERVER_ERROR object too large";
-    return strncmp(error, msg, sizeof msg - 1) == 0;
-}
-
-/* memcached drops the stored value of a set it refuses as too large, so a
- * client never reads the old value back after a failed set: the refused
- * set becomes a delete of its key, answered with the error. */
-static void enqueue_refused_set(struct client *c, const struct mc_request *mc, struct gw_buf *in,
-                                const char *base)
-{
-    struct gw_req *r = req_new(c->w, in, base, mc);
+    struct gw_req *r = req_new(c->rt, base ? c->in.b : NULL, base, mc);
     if (!r) {
         c->closing = true;
-        return;
+        return NULL;
     }
-    r->mc.cmd = MC_DELETE;
-    r->forced_reply = "SERVER_ERROR object too large for cache\r\n";
+    r->conn_id = c->id;
+    r->listener = &c->listener->label;
     enqueue(c, r);
-    STAT_INC(&c->w->stats, gw_protocol_errors);
-    router_dispatch(c->w, r);
+    return r;
 }
 
-/* A request the parser refused: its reply is the parser's error line. */
-static void enqueue_error(struct client *c, const struct mc_request *mc)
+void client_dispatch(struct client *c, struct gw_req *r)
 {
-    struct gw_req *r = req_new(c->w, NULL, NULL, mc);
-    if (!r) {
-        c->closing = true;
-        return;
+    if (admin_answers(r->mc.cmd)) {
+        r->pending = 1;
+        admin_answer(r);
+        req_op_done(r);
+    } else {
+        router_dispatch(r);
     }
+}
+
+void client_refuse(struct client *c, const struct mc_request *mc, const char *line, bool close)
+{
+    struct gw_req *r = client_request(c, mc, NULL);
+    if (!r) return;
     /* memcached stays silent on a refused noreply command, unless the
      * connection is about to close. */
-    if (mc->close) r->mc.noreply = false;
+    if (close) r->mc.noreply = false;
     r->mc.cmd = MC_NONE; /* the reply is the error line, whatever the command */
-    req_reply_fmt(r, "%s", mc->error);
+    req_reply_fmt(r, "%s", line);
     r->done = true;
-    enqueue(c, r);
-    STAT_INC(&c->w->stats, gw_protocol_errors);
-    if (mc->close) c->closing = true;
+    STAT_INC(&c->rt->stats, gw_protocol_errors);
+    if (close) c->closing = true;
 }
 
-static bool over_limits(const struct client *c)
+bool client_busy(const struct client *c)
 {
     return c->pending >= gw_settings.max_pending || c->out.bytes >= gw_settings.max_output;
 }
 
-/* Parse and dispatch every whole request in the read buffer. */
-static void client_parse(struct client *c)
+static void client_decode(struct client *c)
 {
-    struct gw_rbuf *in = &c->in;
-    while (rbuf_len(in) > 0 && !c->closing) {
-        if (c->swallow) {
-            size_t k = rbuf_len(in) < c->swallow ? rbuf_len(in) : c->swallow;
-            in->pos += (uint32_t)k;
-            c->swallow -= k;
-            continue;
-        }
-        if (over_limits(c)) {
-            c->paused = true;
-            break;
-        }
-        struct mc_request mc;
-        const char *base = rbuf_data(in);
-        int rc = mc_parse(&c->parser, base, rbuf_len(in), &mc);
-        if (rc == GW_AGAIN) break;
-        if (rc == GW_ERROR) {
-            if (mc.cmd == MC_SET && !mc.close && is_too_large(mc.error))
-                enqueue_refused_set(c, &mc, in->b, base);
-            else
-                enqueue_error(c, &mc);
-            if (mc.total_len > rbuf_len(in)) {
-                c->swallow = mc.total_len - rbuf_len(in);
-                in->pos = in->end;
-            } else {
-                in->pos += mc.total_len;
-            }
-            continue;
-        }
-        struct gw_req *r = req_new(c->w, in->b, base, &mc);
-        in->pos += mc.total_len;
-        if (!r) {
-            c->closing = true;
-            break;
-        }
-        enqueue(c, r);
-        STAT_INC(&c->w->stats, gw_requests);
-        if (mc.cmd == MC_QUIT) {
-            r->done = true;
-            c->closing = true;
-            break;
-        }
-        router_dispatch(c->w, r);
-    }
-    worker_mark_client(c->w, c);
+    if (c->closing) return;
+    c->codec->decode(c);
+    if (client_busy(c) && rbuf_len(&c->in) > 0) c->paused = true;
+    mark(c);
 }
 
 static void client_read(struct client *c)
 {
     size_t n;
-    int rc = rbuf_read(&c->in, c->fd, 0, &n);
+    int rc = conn_read(&c->conn, &c->in, 0, &n);
     if (rc == GW_AGAIN) return;
     if (rc != GW_OK) {
         client_close(c);
         return;
     }
-    STAT_ADD(&c->w->stats, bytes_read, n);
-    client_parse(c);
-}
-
-/* Queue the reply of a retrieval: a VALUE unit per hit, then END. */
-static int queue_values(struct client *c, struct gw_req *r)
-{
-    struct gw_oq *q = &c->out;
-    struct gw_stats *st = &c->w->stats;
-    bool with_cas = r->mc.cmd == MC_GETS || r->mc.cmd == MC_GATS;
-    /* One key that failed answers the error; in a multi-get failed keys are
-     * misses (python-memcached's get_multi), unless the pool says to fail
-     * the whole request. */
-    if (r->rline && r->errors && (r->nkeys == 1 ? r->keys[0].state == KEY_ERROR : r->fail_whole))
-        return oq_push(q, r->rline, r->rlen);
-    STAT_ADD(st, cmd_get, r->nkeys);
-    if (r->mc.cmd == MC_GAT || r->mc.cmd == MC_GATS) STAT_ADD(st, cmd_touch, r->nkeys);
-    int rc = GW_OK;
-    for (uint32_t i = 0; i < r->nkeys && rc == GW_OK; i++) {
-        struct gw_key *k = &r->keys[i];
-        if (k->state != KEY_HIT) {
-            STAT_INC(st, get_misses);
-            continue;
-        }
-        STAT_INC(st, get_hits);
-        char *h = req_alloc(r, k->cklen + 64);
-        if (!h) return GW_NOMEM;
-        int n = sprintf(h, "VALUE %.*s %u %u", (int)k->cklen, k->ckey, k->flags, k->bytes);
-        if (with_cas) n += sprintf(h + n, " %llu", (unsigned long long)k->cas);
-        h[n++] = '\r';
-        h[n++] = '\n';
-        rc = oq_push(q, h, (size_t)n);
-        if (rc == GW_OK) rc = oq_push(q, k->vdata, (size_t)k->bytes + 2);
-    }
-    if (rc == GW_OK) rc = oq_push(q, END, sizeof END - 1);
-    return rc;
+    STAT_ADD(&c->rt->stats, bytes_read, n);
+    client_decode(c);
 }
 
 /* Move finished requests, in order, from the head of the queue into the
@@ -249,13 +188,12 @@ static int queue_replies(struct client *c)
             break;
         }
         size_t before = c->out.bytes;
-        int rc = GW_OK;
+        if (mc_cmd_is_retrieval(r->mc.cmd) && !r->forced_reply && !req_retrieval_failed(r))
+            req_count_retrieval(r);
         if (!r->mc.noreply) {
-            if (r->forced_reply) rc = oq_push(&c->out, r->forced_reply, strlen(r->forced_reply));
-            else if (mc_cmd_is_retrieval(r->mc.cmd)) rc = queue_values(c, r);
-            else if (r->rline) rc = oq_push(&c->out, r->rline, r->rlen);
+            int rc = c->codec->encode(c, r);
+            if (rc != GW_OK) return rc;
         }
-        if (rc != GW_OK) return rc;
         r->out_left = (uint32_t)(c->out.bytes - before);
         if (r->out_left == 0) {
             req_unref(r);
@@ -284,7 +222,7 @@ static void retire_written(struct client *c, size_t written)
     }
 }
 
-void client_flush(struct client *c)
+static void client_flush(struct client *c)
 {
     if (queue_replies(c) != GW_OK) {
         client_close(c);
@@ -292,8 +230,8 @@ void client_flush(struct client *c)
     }
     if (c->out.count > 0) {
         size_t written;
-        int rc = oq_write(&c->out, c->fd, &written);
-        STAT_ADD(&c->w->stats, bytes_written, written);
+        int rc = conn_writev(&c->conn, &c->out, &written);
+        STAT_ADD(&c->rt->stats, bytes_written, written);
         retire_written(c, written);
         if (rc == GW_ERROR) {
             client_close(c);
@@ -304,18 +242,30 @@ void client_flush(struct client *c)
         client_close(c);
         return;
     }
-    if (c->paused && !over_limits(c)) {
+    if (c->paused && !client_busy(c)) {
         c->paused = false;
-        client_parse(c);
+        client_decode(c);
+    }
+    /* Bytes the transport holds already will get no readiness event. */
+    if (!c->paused && !c->closing && conn_pending(&c->conn)) {
+        mark(c);
+        client_read(c);
+        return;
     }
     int ev = (c->paused || c->closing) ? 0 : GW_EV_READ;
     if (c->out.count > 0) ev |= GW_EV_WRITE;
     gw_io_set(c->io, ev);
 }
 
-void client_request_done(struct client *c, struct gw_req *r)
+static void client_on_flush(struct rt_flushable *f)
 {
-    if (c->head && c->head->done) worker_mark_client(c->w, c);
+    client_flush((struct client *)((char *)f - offsetof(struct client, flushq)));
+}
+
+static void client_request_done(struct gw_req *r)
+{
+    struct client *c = r->ctx;
+    if (c->head && c->head->done) mark(c);
 }
 
 static void client_on_event(void *data, int events)

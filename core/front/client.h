@@ -1,15 +1,17 @@
-/* client.h -- one client connection: read, parse, route, reply in order.
+/* client.h -- one client connection: read, decode, dispatch, reply in order.
  *
- * Requests are parsed straight out of the read buffer (many per read) and
- * dispatched at once; their replies are written in request order, many per
- * writev, when the worker flushes.  Bad input is answered and the
- * connection goes on; only `quit`, an overlong line, or the peer closing
- * end it.  Reading pauses while too many requests or reply bytes are
- * pending, so a client that never reads cannot grow memory without bound.
+ * Requests are decoded straight out of the read buffer (many per read) by
+ * the connection's codec (codec.h) and dispatched at once; their replies
+ * are written in request order, many per writev, when the thread flushes
+ * (the rt flush queue).  Bad input is answered and the connection goes on;
+ * only `quit`, an overlong line, or the peer closing end it.  Reading
+ * pauses while too many requests or reply bytes are pending, so a client
+ * that never reads cannot grow memory without bound.
  *
  * Ownership: the client owns its requests until their replies are written;
- * when it closes, requests still at a backend are orphaned (req->client =
- * NULL) and freed when their backends answer.
+ * when it closes, requests still at a backend are orphaned (on_done
+ * cleared) and freed when their backends answer.  A client is identified
+ * to the layers above by its id (req->conn_id), never by pointer.
  */
 #ifndef GW_CLIENT_H
 #define GW_CLIENT_H
@@ -18,41 +20,55 @@
 #include <stdint.h>
 
 #include "base/buf.h"
-#include "codec/proto.h"
+#include "base/conn.h"
+#include "codec.h"
+#include "rt/rt.h"
 
-struct worker;
 struct listener;
 struct gw_io;
 struct gw_req;
-struct lhost;
 
 struct client {
-    struct worker *w;
+    struct rt *rt;
     const struct listener *listener;
-    int fd;
+    uint64_t id;
+    struct gw_conn conn;
     struct gw_io *io;
+    const struct codec *codec;
+    struct codec_state cs;
     struct gw_rbuf in;
-    struct mc_parser parser;
-    size_t swallow;              /* data bytes of a refused value still to skip */
     struct gw_req *head, *tail;  /* requests whose replies are not yet queued */
     struct gw_req *whead, *wtail;/* replies queued in out, not yet written */
     uint32_t pending;            /* requests from head to tail */
     struct gw_oq out;
-    bool dirty;
     bool closing;                /* close once every queued reply is written */
     bool paused;                 /* reading paused for back-pressure */
-    int conn_ref;                /* Lua per-connection table, or LUA_NOREF ... */
-    struct lhost *conn_host;     /* ... in this config's state */
-    struct client *next_dirty;
-    struct client *prev, *next;  /* the worker's list of clients */
+    struct rt_flushable flushq;
+    struct client *prev, *next;  /* the thread's open clients (rt->clients) */
 };
 
 /* Take over an accepted socket. */
-void client_new(struct worker *w, const struct listener *l, int fd);
-/* A request finished: its reply can be written once it reaches the head. */
-void client_request_done(struct client *c, struct gw_req *r);
-/* Queue finished replies in order and write (called by the worker flush). */
-void client_flush(struct client *c);
+void client_new(struct rt *rt, const struct listener *l, int fd);
 void client_close(struct client *c);
+
+/* Every open client of the thread: stop reading and close each once the
+ * replies to what it has sent are written (shutdown). */
+void clients_drain(struct rt *rt);
+void clients_close_all(struct rt *rt);
+
+/* --- for codecs ----------------------------------------------------------- */
+
+/* A request for mc, whose bytes start at base in the read buffer (NULL
+ * for one with no bytes to keep), queued for its reply in order.  NULL when
+ * out of memory: the client is then closing. */
+struct gw_req *client_request(struct client *c, const struct mc_request *mc, const char *base);
+/* Send r on its way: the gateway's own commands are answered here, the
+ * rest go to the router. */
+void client_dispatch(struct client *c, struct gw_req *r);
+/* A request the codec refused: its reply is `line` (no "\r\n"); close the
+ * connection after it if `close`.  noreply follows mc. */
+void client_refuse(struct client *c, const struct mc_request *mc, const char *line, bool close);
+/* Too much is pending: stop decoding until replies drain. */
+bool client_busy(const struct client *c);
 
 #endif

@@ -20,19 +20,29 @@
 #define HASH_MAX_NAME            255  /* ketama point name host part */
 #define HASH_REHASH_TRIES        10   /* python-memcached _SERVER_RETRIES */
 
+/* The one list of mode names, in enum order. */
+static const char *const mode_names[] = {
+    [HASH_PYTHON_MEMCACHED] = "python-memcached",
+    [HASH_KETAMA] = "ketama",
+    [HASH_JUMP] = "jump",
+};
+
+const char *hash_mode_name(int mode)
+{
+    return mode >= 0 && mode < (int)GW_ARRAY_LEN(mode_names) ? mode_names[mode] : NULL;
+}
+
 int hash_mode_parse(const char *name, enum hash_mode *mode)
 {
     if (name == NULL)
         return GW_ERROR;
-    if (strcmp(name, "python-memcached") == 0)
-        *mode = HASH_PYTHON_MEMCACHED;
-    else if (strcmp(name, "ketama") == 0)
-        *mode = HASH_KETAMA;
-    else if (strcmp(name, "jump") == 0)
-        *mode = HASH_JUMP;
-    else
-        return GW_ERROR;
-    return GW_OK;
+    for (int i = 0; i < (int)GW_ARRAY_LEN(mode_names); i++) {
+        if (strcmp(name, mode_names[i]) == 0) {
+            *mode = (enum hash_mode)i;
+            return GW_OK;
+        }
+    }
+    return GW_ERROR;
 }
 
 /* --- building ----------------------------------------------------------- */

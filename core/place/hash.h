@@ -70,6 +70,9 @@ struct hash_dist {
 /* Parse a mode name: "python-memcached", "ketama" or "jump".  Returns
  * GW_ERROR for anything else. */
 int hash_mode_parse(const char *name, enum hash_mode *mode);
+/* The name of mode number i (0, 1, ...), NULL past the last: the one list
+ * of names, which the config API asks for. */
+const char *hash_mode_name(int i);
 
 /* Build the distribution for servers[0..n).  On GW_ERROR, err (errlen bytes)
  * says why.  pymc_legacy_one only matters for HASH_PYTHON_MEMCACHED. */

@@ -4,26 +4,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <stddef.h>
 
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/net.h"
-#include "pool.h"
 #include "req.h"
-#include "codec/resp.h"
-#include "server/worker.h"
 
-#define FREE_OPS_MAX 4096
+#define PROBE_MAX_DELAY 3.0
 
-static const char CRLF[] = "\r\n";
-static const char SPACE[] = " ";
+const struct backend_opts backend_opts_default = {
+    .timeout = 0.5,
+    .connect_timeout = 0,
+    .retry_timeout = 1,
+    .failure_limit = 2,
+    .max_queue = 4096,
+};
 
 static void backend_on_event(void *data, int events);
 static void backend_on_timer(void *data, int events);
-void backend_enqueue(struct backend *b, struct be_op *op);
-
-#define PROBE_MAX_DELAY 3.0
+static void backend_on_flush(struct rt_flushable *f);
 
 static bool same_opts(const struct backend_opts *a, const struct backend_opts *b)
 {
@@ -34,19 +34,21 @@ static bool same_opts(const struct backend_opts *a, const struct backend_opts *b
 
 static void backend_on_probe(void *data, int events);
 
-static struct backend *backend_new(struct worker *w, const char *name,
+static struct backend *backend_new(struct rt *rt, const char *name,
                                    const struct gw_addr *addr, const struct backend_opts *opts)
 {
     struct backend *b = calloc(1, sizeof *b);
     if (!b) return NULL;
-    b->w = w;
+    b->rt = rt;
     b->name = strdup(name);
     b->addr = *addr;
     b->opts = *opts;
-    b->fd = -1;
+    b->codec = &be_codec_text;
+    b->conn.fd = -1;
     b->state = BE_IDLE;
-    b->timer = gw_timer_new(w->loop, backend_on_timer, b);
-    b->probe_timer = gw_timer_new(w->loop, backend_on_probe, b);
+    b->flushq.flush = backend_on_flush;
+    b->timer = gw_timer_new(rt->loop, backend_on_timer, b);
+    b->probe_timer = gw_timer_new(rt->loop, backend_on_probe, b);
     if (!b->timer || !b->probe_timer || !b->name) {
         gw_timer_free(b->timer);
         gw_timer_free(b->probe_timer);
@@ -57,17 +59,17 @@ static struct backend *backend_new(struct worker *w, const char *name,
     return b;
 }
 
-struct backend *backend_acquire(struct worker *w, const char *name, const struct gw_addr *addr,
+struct backend *backend_acquire(struct rt *rt, const char *name, const struct gw_addr *addr,
                                 const struct backend_opts *opts)
 {
     struct backend *b;
-    for (b = w->backends; b; b = b->reg_next)
+    for (b = rt->backends; b; b = b->reg_next)
         if (!strcmp(b->name, name) && same_opts(&b->opts, opts)) break;
     if (!b) {
-        b = backend_new(w, name, addr, opts);
+        b = backend_new(rt, name, addr, opts);
         if (!b) return NULL;
-        b->reg_next = w->backends;
-        w->backends = b;
+        b->reg_next = rt->backends;
+        rt->backends = b;
     }
     b->refs++;
     return b;
@@ -78,19 +80,14 @@ bool backend_is_up(const struct backend *b)
     return !b->down;
 }
 
-struct be_op *op_new(struct worker *w, struct gw_req *r, struct pool *p, enum mc_cmd cmd)
+struct be_op *op_new(struct rt *rt, struct gw_req *r, const struct be_policy *policy,
+                     enum mc_cmd cmd)
 {
-    struct be_op *op = w->free_ops;
-    if (op) {
-        w->free_ops = op->next;
-        w->nfree_ops--;
-    } else {
-        op = malloc(sizeof *op);
-        if (!op) return NULL;
-    }
+    struct be_op *op = rt_cache_get(&rt->ops);
+    if (!op && !(op = malloc(sizeof *op))) return NULL;
     op->next = NULL;
     op->req = r;
-    op->pool = p;
+    op->policy = policy;
     op->cmd = cmd;
     op->first_key = op->last_key = op->cur_key = -1;
     op->head_len = op->tail_len = 0;
@@ -101,15 +98,15 @@ struct be_op *op_new(struct worker *w, struct gw_req *r, struct pool *p, enum mc
     return op;
 }
 
-static void op_free(struct worker *w, struct be_op *op)
+static void op_free(struct rt *rt, struct be_op *op)
 {
-    if (w->nfree_ops < FREE_OPS_MAX) {
-        op->next = w->free_ops;
-        w->free_ops = op;
-        w->nfree_ops++;
-    } else {
-        free(op);
-    }
+    if (!rt_cache_put(&rt->ops, op)) free(op);
+}
+
+void op_cache_drain(struct rt *rt)
+{
+    struct be_op *op;
+    while ((op = rt_cache_get(&rt->ops))) free(op);
 }
 
 /* The op is answered: the request loses a pending op and a reference. */
@@ -119,7 +116,7 @@ static void op_finish(struct backend *b, struct be_op *op)
     if (op->queued) b->nqueued--;
     req_op_done(r);
     req_unref(r);
-    op_free(b->w, op);
+    op_free(b->rt, op);
 }
 
 /* Answer an op with an error: its keys fail, or its reply line is the error. */
@@ -127,7 +124,7 @@ static void op_fail(struct backend *b, struct be_op *op, const char *reason)
 {
     struct gw_req *r = op->req;
     r->errors = true;
-    if (op->pool && op->pool->multiget_error) r->fail_whole = true;
+    if (op->policy && op->policy->multiget_error) r->fail_whole = true;
     if (mc_cmd_is_retrieval(op->cmd)) {
         /* Every key of the op, even those a VALUE already answered: a reply
          * that then fails (times out, turns to garbage) cannot be trusted. */
@@ -139,11 +136,11 @@ static void op_fail(struct backend *b, struct be_op *op, const char *reason)
             key->state = KEY_ERROR;
         }
     }
-    if (op->cmd != MC_FLUSH_ALL) {
+    if (!r->fail_reply) {
         req_reply_fmt(r, "SERVER_ERROR %s", reason);
         r->rkind = RESP_SERVER_ERROR;
     }
-    STAT_INC(&b->w->stats, gw_backend_errors);
+    STAT_INC(&b->rt->stats, gw_backend_errors);
     op_finish(b, op);
 }
 
@@ -159,14 +156,15 @@ static void fail_queue(struct backend *b, struct be_op **head, struct be_op **ta
     }
 }
 
-/* The server just went down and the pool fails over: send an op that was
+/* The server just went down and the op's policy fails over: send an op that was
  * never written to the server the policy picks now.  A multi-key batch is
  * split into one op per key, since its keys may now go different ways. */
 static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
 {
     struct gw_req *r = op->req;
+    const struct be_policy *pol = op->policy;
     if (!mc_cmd_is_retrieval(op->cmd)) {
-        struct backend *nb = pool_pick(op->pool, r->keys[0].bkey, r->keys[0].bklen);
+        struct backend *nb = pol->pick(pol, r->keys[0].bkey, r->keys[0].bklen);
         if (nb && nb != b) {
             op->queued = false;
             b->nqueued--;
@@ -180,15 +178,13 @@ static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
         struct gw_key *key = &r->keys[k];
         next = key->next;
         key->next = -1;
-        struct backend *nb = pool_pick(op->pool, key->bkey, key->bklen);
-        struct be_op *one = nb && nb != b ? op_new(b->w, r, op->pool, op->cmd) : NULL;
+        struct backend *nb = pol->pick(pol, key->bkey, key->bklen);
+        struct be_op *one = nb && nb != b ? op_new(b->rt, r, pol, op->cmd) : NULL;
         if (!one) {
             key->state = KEY_ERROR;
             r->errors = true;
             continue;
         }
-        memcpy(one->head, op->head, op->head_len);
-        one->head_len = op->head_len;
         one->first_key = one->last_key = one->cur_key = k;
         backend_enqueue(nb, one);
     }
@@ -198,12 +194,11 @@ static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
 /* Close the socket and forget what was read or about to be written. */
 static void close_conn(struct backend *b, const char *reason)
 {
-    if (b->fd >= 0) {
+    if (b->conn.fd >= 0) {
         LOG_VERBOSE("backend %s: %s", b->name, reason);
         gw_io_free(b->io);
         b->io = NULL;
-        close(b->fd);
-        b->fd = -1;
+        conn_close(&b->conn);
     }
     b->state = BE_IDLE;
     b->reused = false;
@@ -227,14 +222,14 @@ static void count_failure(struct backend *b)
     if (b->down || b->failures < b->opts.failure_limit) return;
     b->down = true;
     b->probe_delay = b->opts.retry_timeout > 0 ? b->opts.retry_timeout : 0.1;
-    STAT_INC(&b->w->stats, gw_backend_marked_down);
+    STAT_INC(&b->rt->stats, gw_backend_marked_down);
     LOG_WARN("backend %s: marked down after %u failure%s", b->name, b->failures,
              b->failures == 1 ? "" : "s");
     probe_schedule(b);
 }
 
 /* Drop the connection; every op still queued or waiting fails (or, when
- * the server is down and the pool fails over, unsent ops go to another
+ * the server is down and the policy fails over, unsent ops go to another
  * server).  A failure counts toward failure_limit. */
 static void backend_reset(struct backend *b, const char *reason, bool failure)
 {
@@ -248,7 +243,7 @@ static void backend_reset(struct backend *b, const char *reason, bool failure)
         b->send_head = b->send_tail = NULL;
         while (op) {
             struct be_op *next = op->next;
-            if (op->pool && op->pool->failover != FAILOVER_NONE) op_reroute(b, op, msg);
+            if (op->policy && op->policy->failover) op_reroute(b, op, msg);
             else op_fail(b, op, msg);
             op = next;
         }
@@ -263,7 +258,7 @@ static void backend_reset(struct backend *b, const char *reason, bool failure)
 static void backend_resend(struct backend *b, const char *reason)
 {
     close_conn(b, reason);
-    STAT_INC(&b->w->stats, gw_backend_resends);
+    STAT_INC(&b->rt->stats, gw_backend_resends);
     struct be_op *head = NULL, *last = NULL;
     struct be_op *op = b->wait_head;
     b->wait_head = b->wait_tail = NULL;
@@ -285,21 +280,17 @@ static void backend_resend(struct backend *b, const char *reason)
         last->next = b->send_head;
         if (!b->send_head) b->send_tail = last;
         b->send_head = head;
-        worker_mark_backend(b->w, b);
+        rt_mark(b->rt, &b->flushq, RT_FLUSH_BACKEND);
     }
 }
 
 void backend_release(struct backend *b)
 {
     if (!b || --b->refs > 0) return;
-    struct backend **pp = &b->w->backends;
+    struct backend **pp = &b->rt->backends;
     while (*pp && *pp != b) pp = &(*pp)->reg_next;
     if (*pp) *pp = b->reg_next;
-    if (b->dirty) {
-        struct backend **dp = &b->w->dirty_backends;
-        while (*dp && *dp != b) dp = &(*dp)->next_dirty;
-        if (*dp) *dp = b->next_dirty;
-    }
+    rt_unmark(b->rt, &b->flushq, RT_FLUSH_BACKEND);
     b->closing = true;
     backend_reset(b, "closed", false);
     gw_timer_free(b->timer);
@@ -314,7 +305,7 @@ void backend_enqueue(struct backend *b, struct be_op *op)
     if (b->down || (b->opts.max_queue && b->nqueued >= b->opts.max_queue)) {
         char msg[160];
         snprintf(msg, sizeof msg, "backend %s %s", b->name, b->down ? "is down" : "queue is full");
-        if (!b->down) STAT_INC(&b->w->stats, gw_backend_queue_full);
+        if (!b->down) STAT_INC(&b->rt->stats, gw_backend_queue_full);
         op_fail(b, op, msg);
         return;
     }
@@ -324,30 +315,8 @@ void backend_enqueue(struct backend *b, struct be_op *op)
     if (b->send_tail) b->send_tail->next = op;
     else b->send_head = op;
     b->send_tail = op;
-    STAT_INC(&b->w->stats, gw_backend_requests);
-    worker_mark_backend(b->w, b);
-}
-
-/* Queue the bytes of one op: head, key(s), tail, data. */
-static int op_push(struct backend *b, struct be_op *op)
-{
-    struct gw_oq *q = &b->out;
-    struct gw_req *r = op->req;
-    int rc = oq_push(q, op->head, op->head_len);
-    if (mc_cmd_is_retrieval(op->cmd)) {
-        for (int32_t k = op->first_key; k >= 0 && rc == GW_OK; k = r->keys[k].next) {
-            if (k != op->first_key) rc = oq_push(q, SPACE, 1);
-            if (rc == GW_OK) rc = oq_push(q, r->keys[k].bkey, r->keys[k].bklen);
-        }
-        if (rc == GW_OK) rc = oq_push(q, CRLF, 2);
-        return rc;
-    }
-    if (op->cmd == MC_FLUSH_ALL || op->cmd == MC_VERSION) return rc;
-    if (rc == GW_OK) rc = oq_push(q, r->keys[0].bkey, r->keys[0].bklen);
-    if (rc == GW_OK) rc = oq_push(q, op->tail, op->tail_len);
-    if (rc == GW_OK && mc_cmd_is_storage(op->cmd))
-        rc = oq_push(q, r->base + r->mc.data_off, r->mc.bytes + 2);
-    return rc;
+    STAT_INC(&b->rt->stats, gw_backend_requests);
+    rt_mark(b->rt, &b->flushq, RT_FLUSH_BACKEND);
 }
 
 static void backend_watch(struct backend *b)
@@ -359,7 +328,8 @@ static void backend_watch(struct backend *b)
 
 static double current_timeout(const struct backend *b)
 {
-    return b->state == BE_CONNECTING ? b->opts.connect_timeout : b->opts.timeout;
+    if (b->state == BE_CONNECTING && b->opts.connect_timeout > 0) return b->opts.connect_timeout;
+    return b->opts.timeout;
 }
 
 static void backend_arm_timer(struct backend *b)
@@ -373,21 +343,21 @@ static void backend_connect(struct backend *b)
     char err[GW_NET_ERRLEN];
     int fd;
     int rc = net_connect(&b->addr, &fd, err);
-    STAT_INC(&b->w->stats, gw_backend_connects);
+    STAT_INC(&b->rt->stats, gw_backend_connects);
     if (rc == GW_ERROR) {
-        STAT_INC(&b->w->stats, gw_backend_conn_failures);
+        STAT_INC(&b->rt->stats, gw_backend_conn_failures);
         LOG_WARN("backend %s: %s", b->name, err);
         backend_reset(b, "connect failed", true);
         return;
     }
-    b->fd = fd;
-    b->io = gw_io_new(b->w->loop, fd, 0, backend_on_event, b);
+    conn_init_plain(&b->conn, fd);
+    b->io = gw_io_new(b->rt->loop, fd, 0, backend_on_event, b);
     if (!b->io) {
         backend_reset(b, "out of memory", false);
         return;
     }
     b->state = rc == GW_OK ? BE_CONNECTED : BE_CONNECTING;
-    b->last_progress = gw_loop_now(b->w->loop);
+    b->last_progress = gw_loop_now(b->rt->loop);
     backend_arm_timer(b);
     backend_watch(b);
 }
@@ -395,8 +365,8 @@ static void backend_connect(struct backend *b)
 static void backend_write(struct backend *b)
 {
     size_t written;
-    int rc = oq_write(&b->out, b->fd, &written);
-    if (written) b->last_progress = gw_loop_now(b->w->loop);
+    int rc = conn_writev(&b->conn, &b->out, &written);
+    if (written) b->last_progress = gw_loop_now(b->rt->loop);
     if (rc == GW_ERROR) {
         if (b->reused) backend_resend(b, "write failed on a connection that had been idle");
         else backend_reset(b, "write failed", true);
@@ -425,12 +395,12 @@ void backend_flush(struct backend *b)
         if (b->wait_tail) b->wait_tail->next = op;
         else b->wait_head = op;
         b->wait_tail = op;
-        if (op_push(b, op) != GW_OK) {
+        if (b->codec->encode(op, &b->out) != GW_OK) {
             backend_reset(b, "out of memory", false);
             return;
         }
     }
-    if (was_idle) b->last_progress = gw_loop_now(b->w->loop);
+    if (was_idle) b->last_progress = gw_loop_now(b->rt->loop);
     backend_arm_timer(b);
     backend_write(b);
 }
@@ -446,93 +416,10 @@ static void wait_pop(struct backend *b)
     op_finish(b, op);
 }
 
-static const char *static_line(enum mc_resp_kind kind)
-{
-    switch (kind) {
-    case RESP_STORED: return "STORED\r\n";
-    case RESP_NOT_STORED: return "NOT_STORED\r\n";
-    case RESP_EXISTS: return "EXISTS\r\n";
-    case RESP_NOT_FOUND: return "NOT_FOUND\r\n";
-    case RESP_DELETED: return "DELETED\r\n";
-    case RESP_TOUCHED: return "TOUCHED\r\n";
-    case RESP_OK: return "OK\r\n";
-    case RESP_END: return "END\r\n";
-    case RESP_ERROR: return "ERROR\r\n";
-    default: return NULL;
-    }
-}
-
-/* One unit for a retrieval op.  Returns GW_OK when the op is complete,
- * GW_AGAIN when more units belong to it, GW_ERROR when the reply does not
- * fit what was asked. */
-static int handle_retrieval(struct backend *b, struct be_op *op, const char *base,
-                            const struct mc_resp *u)
-{
-    struct gw_req *r = op->req;
-    if (u->kind == RESP_VALUE) {
-        /* memcached answers keys in the order asked, skipping misses. */
-        int32_t k = op->cur_key;
-        while (k >= 0 && !(r->keys[k].bklen == u->key_len &&
-                           memcmp(r->keys[k].bkey, base + u->key_off, u->key_len) == 0)) {
-            r->keys[k].state = KEY_MISS;
-            k = r->keys[k].next;
-        }
-        if (k < 0) return GW_ERROR;
-        struct gw_key *key = &r->keys[k];
-        key->state = KEY_HIT;
-        key->flags = u->flags;
-        key->bytes = u->bytes;
-        key->cas = u->cas;
-        key->vbuf = b->in.b;
-        buf_ref(key->vbuf);
-        key->vdata = base + u->data_off;
-        op->cur_key = key->next;
-        return GW_AGAIN;
-    }
-    if (u->kind == RESP_END) {
-        for (int32_t k = op->cur_key; k >= 0; k = r->keys[k].next) r->keys[k].state = KEY_MISS;
-        op->cur_key = -1;
-        return GW_OK;
-    }
-    if (u->kind == RESP_SERVER_ERROR || u->kind == RESP_CLIENT_ERROR || u->kind == RESP_ERROR) {
-        for (int32_t k = op->cur_key; k >= 0; k = r->keys[k].next) r->keys[k].state = KEY_ERROR;
-        r->errors = true;
-        req_reply_fmt(r, "%.*s", (int)(u->line_len - 2), base);
-        r->rkind = (uint8_t)u->kind;
-        return GW_OK;
-    }
-    return GW_ERROR;
-}
-
-/* One unit for any other op: its reply line. */
-static int handle_line(struct backend *b, struct be_op *op, const char *base,
-                       const struct mc_resp *u)
-{
-    struct gw_req *r = op->req;
-    if (u->kind == RESP_VALUE || u->kind == RESP_END || u->kind == RESP_STAT) return GW_ERROR;
-    stats_count_reply(&b->w->stats, op->cmd, u->kind);
-    if (op->cmd == MC_FLUSH_ALL) {
-        if (u->kind != RESP_OK) r->errors = true;
-        return GW_OK;
-    }
-    r->rkind = (uint8_t)u->kind;
-    const char *s = static_line(u->kind);
-    if (s) {
-        req_reply_static(r, s);
-    } else {
-        buf_unref(r->rline_buf);
-        r->rline = base;
-        r->rlen = u->line_len;
-        r->rline_buf = b->in.b;
-        buf_ref(r->rline_buf);
-    }
-    return GW_OK;
-}
-
 static void backend_read(struct backend *b)
 {
     size_t n;
-    int rc = rbuf_read(&b->in, b->fd, b->need, &n);
+    int rc = conn_read(&b->conn, &b->in, b->need, &n);
     if (rc == GW_AGAIN) return;
     if (rc != GW_OK) {
         const char *why = n == 0 && rc == GW_ERROR ? "closed the connection" : "read failed";
@@ -541,29 +428,27 @@ static void backend_read(struct backend *b)
         return;
     }
     b->reused = false;
-    b->last_progress = gw_loop_now(b->w->loop);
+    b->last_progress = gw_loop_now(b->rt->loop);
     while (rbuf_len(&b->in) > 0) {
-        const char *base = rbuf_data(&b->in);
-        struct mc_resp u;
-        rc = mc_resp_parse(base, rbuf_len(&b->in), &u);
-        if (rc == GW_AGAIN) {
-            b->need = u.need;
-            break;
-        }
-        b->need = 0;
         struct be_op *op = b->wait_head;
-        if (rc != GW_OK || !op) {
+        if (!op) {
+            /* Bytes nobody asked for: the stream cannot be trusted. */
             backend_reset(b, "sent an invalid reply", true);
             return;
         }
-        rc = mc_cmd_is_retrieval(op->cmd) ? handle_retrieval(b, op, base, &u)
-                                          : handle_line(b, op, base, &u);
-        if (rc == GW_ERROR) {
-            backend_reset(b, "sent an unexpected reply", true);
+        size_t need = 0;
+        enum be_decode d = b->codec->decode(b, op, &b->in, &need);
+        if (d == BE_NEED) {
+            b->need = need;
+            break;
+        }
+        b->need = 0;
+        if (d == BE_INVALID || d == BE_UNEXPECTED) {
+            backend_reset(b, d == BE_INVALID ? "sent an invalid reply" : "sent an unexpected reply",
+                          true);
             return;
         }
-        b->in.pos += u.total_len;
-        if (rc == GW_OK) wait_pop(b);
+        if (d == BE_DONE) wait_pop(b);
     }
     if (!b->wait_head) gw_timer_stop(b->timer);
 }
@@ -573,14 +458,14 @@ static void backend_on_event(void *data, int events)
     struct backend *b = data;
     if (b->state == BE_CONNECTING && (events & GW_EV_WRITE)) {
         char err[GW_NET_ERRLEN];
-        if (net_connect_result(b->fd, err) != GW_OK) {
-            STAT_INC(&b->w->stats, gw_backend_conn_failures);
+        if (net_connect_result(b->conn.fd, err) != GW_OK) {
+            STAT_INC(&b->rt->stats, gw_backend_conn_failures);
             LOG_WARN("backend %s: %s", b->name, err);
             backend_reset(b, "connect failed", true);
             return;
         }
         b->state = BE_CONNECTED;
-        b->last_progress = gw_loop_now(b->w->loop);
+        b->last_progress = gw_loop_now(b->rt->loop);
         backend_flush(b);
         if (b->state != BE_CONNECTED) return;
     }
@@ -597,13 +482,13 @@ static void backend_on_timer(void *data, int events)
 {
     struct backend *b = data;
     if (!b->wait_head && b->state != BE_CONNECTING) return;
-    double now = gw_loop_now(b->w->loop);
+    double now = gw_loop_now(b->rt->loop);
     double left = b->last_progress + current_timeout(b) - now;
     if (left > 0.0005) {
         gw_timer_start(b->timer, left);
         return;
     }
-    STAT_INC(&b->w->stats, gw_backend_timeouts);
+    STAT_INC(&b->rt->stats, gw_backend_timeouts);
     backend_reset(b, b->state == BE_CONNECTING ? "connect timed out" : "timed out", true);
 }
 
@@ -635,8 +520,8 @@ static void backend_on_probe(void *data, int events)
     struct mc_request mc;
     memset(&mc, 0, sizeof mc);
     mc.cmd = MC_VERSION;
-    struct gw_req *r = req_new(b->w, NULL, NULL, &mc);
-    struct be_op *op = r ? op_new(b->w, r, NULL, MC_VERSION) : NULL;
+    struct gw_req *r = req_new(b->rt, NULL, NULL, &mc);
+    struct be_op *op = r ? op_new(b->rt, r, NULL, MC_VERSION) : NULL;
     if (!op) {
         if (r) req_unref(r);
         probe_schedule(b);
@@ -644,13 +529,17 @@ static void backend_on_probe(void *data, int events)
     }
     r->on_done = probe_done;
     r->ctx = b;
-    op->head_len = (uint16_t)snprintf(op->head, sizeof op->head, "version\r\n");
-    STAT_INC(&b->w->stats, gw_backend_probes);
+    STAT_INC(&b->rt->stats, gw_backend_probes);
     /* Queued past the down check, which is what keeps everyone else out. */
     op->queued = true;
     b->nqueued++;
     if (b->send_tail) b->send_tail->next = op;
     else b->send_head = op;
     b->send_tail = op;
-    worker_mark_backend(b->w, b);
+    rt_mark(b->rt, &b->flushq, RT_FLUSH_BACKEND);
+}
+
+static void backend_on_flush(struct rt_flushable *f)
+{
+    backend_flush((struct backend *)((char *)f - offsetof(struct backend, flushq)));
 }

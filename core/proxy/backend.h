@@ -2,23 +2,32 @@
  * server, with pipelining.
  *
  * Ops queued during a loop iteration are written together with one writev
- * when the worker flushes (backend_flush); their replies are matched in
- * order.  The connection is opened on first use and re-opened after a
+ * when the thread flushes (the rt flush queue); their replies are matched
+ * in order.  The connection is opened on first use and re-opened after a
  * failure.  A failure (refused, timed out, closed mid-reply, garbage)
  * answers every op still waiting with SERVER_ERROR and resets the
- * connection; a server that failed is left alone for the pool's
- * retry_timeout, during which its ops fail at once.
+ * connection; failure_limit failures in a row mark the server down: its
+ * ops fail at once (or go where their policy says) and a background probe
+ * asks it for its version until it answers.
  *
- * Backends are shared: each worker keeps a registry of them keyed by
- * address and options, and every pool (of every config generation) that
- * names the same server with the same options holds a reference on the same
- * backend.  So a reload that keeps a server keeps its connection, its
- * marked-down state and its queue.
+ * Two seams:
+ * - The wire format is a backend codec (be_codec): how an op's request is
+ *   written and how its reply is read.  Text is the one today (be_text.c).
+ * - Whoever queues an op names a policy (be_policy) that says what to do
+ *   when the server fails: where to send an op that was never written
+ *   (failover), and whether a failed key fails its whole multi-get.  The
+ *   backend calls up only through it; a pool is one such policy.
+ *
+ * Backends are shared: each thread keeps a registry of them (rt->backends)
+ * keyed by address and options, and every pool (of every config
+ * generation) that names the same server with the same options holds a
+ * reference on the same backend.  So a reload that keeps a server keeps its
+ * connection, its marked-down state and its queue.
  *
  * Ownership: a be_op holds a reference on its request until it is
- * answered, and names the pool that routed it (which outlives it: a config
- * lives until its last request is done).  backend_release frees a backend
- * with its last reference, failing whatever is still queued.
+ * answered, and names the policy that routed it (which outlives it: a
+ * config lives until its last request is done).  backend_release frees a
+ * backend with its last reference, failing whatever is still queued.
  */
 #ifndef GW_BACKEND_H
 #define GW_BACKEND_H
@@ -27,20 +36,56 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/conn.h"
 #include "base/net.h"
 #include "codec/proto.h"
+#include "rt/rt.h"
 
-struct worker;
-struct pool;
-struct server;
+struct backend;
+struct be_op;
 struct gw_req;
 struct gw_io;
 struct gw_timer;
 
+/* What the owner of an op decides when its server fails. */
+struct be_policy {
+    /* Ops never written to a server that just went down go to the server
+     * pick() names now (NULL: none is up; the op fails). */
+    bool failover;
+    struct backend *(*pick)(const struct be_policy *pol, const char *key, size_t len);
+    /* A failed key of a multi-get fails the whole request (else it is a
+     * miss, python-memcached's get_multi). */
+    bool multiget_error;
+};
+
+/* A backend wire format.
+ *   encode  queue the bytes of op's request on out.  They may point into
+ *           op->head/op->tail (which encode fills), the request's keys and
+ *           its value: all live until the op is answered.
+ *   decode  read one reply unit for op from the start of in's unread
+ *           bytes, filling in op->req's keys or reply.  Returns
+ *             BE_NEED     the unit is incomplete (*need: the bytes it needs
+ *                         in all, or 0 if unknown); nothing consumed;
+ *             BE_MORE     a unit was consumed; more belong to this op;
+ *             BE_DONE     a unit was consumed; the op is answered;
+ *             BE_INVALID  the bytes are not a reply at all;
+ *             BE_UNEXPECTED  a reply, but not one this op can have.
+ *           After the last two the connection is out of step and is reset. */
+enum be_decode { BE_NEED, BE_MORE, BE_DONE, BE_INVALID, BE_UNEXPECTED };
+
+struct be_codec {
+    const char *name;
+    int (*encode)(struct be_op *op, struct gw_oq *out);
+    enum be_decode (*decode)(struct backend *b, struct be_op *op, struct gw_rbuf *in,
+                             size_t *need);
+};
+
+extern const struct be_codec be_codec_text;
+
 struct be_op {
-    struct be_op *next;
+    struct be_op *next;    /* first (the free list's link) */
     struct gw_req *req;
-    struct pool *pool;     /* the pool that chose this server (for failover) */
+    const struct be_policy *policy;  /* who chose this server, or NULL */
     enum mc_cmd cmd;
     bool queued;           /* counted in its backend's nqueued */
     uint8_t resent;        /* times sent again on a fresh connection */
@@ -48,28 +93,32 @@ struct be_op {
     int32_t last_key;      /* retrieval: where the next key is linked */
     int32_t cur_key;       /* retrieval: next key a VALUE may answer */
     uint16_t head_len, tail_len;
-    char head[40];         /* "get ", "gat 100 ", "set ", "flush_all 0\r\n" */
-    char tail[72];         /* " <flags> <exptime> <bytes> [<cas>]\r\n", ... */
+    char head[40];         /* codec scratch: "get ", "gat 100 ", "flush_all 0\r\n" */
+    char tail[72];         /* codec scratch: " <flags> <exptime> <bytes> [<cas>]\r\n" */
 };
 
 enum backend_state { BE_IDLE, BE_CONNECTING, BE_CONNECTED };
 
 struct backend_opts {
     double timeout;            /* seconds a reply may take */
-    double connect_timeout;    /* seconds a connect may take */
+    double connect_timeout;    /* seconds a connect may take (0: timeout) */
     double retry_timeout;      /* seconds before the first probe of a down server */
     uint32_t failure_limit;    /* consecutive failures that mark it down */
     uint32_t max_queue;        /* ops queued or waiting before new ones fail at once */
 };
 
+/* The defaults of a pool's backend options (memcache.pool's). */
+extern const struct backend_opts backend_opts_default;
+
 struct backend {
-    struct worker *w;
-    struct backend *reg_next;  /* the worker's registry */
+    struct rt *rt;
+    struct backend *reg_next;  /* the thread's registry */
     uint32_t refs;             /* pools naming it */
     char *name;                /* "host:port" */
     struct gw_addr addr;
     struct backend_opts opts;
-    int fd;
+    const struct be_codec *codec;
+    struct gw_conn conn;
     enum backend_state state;
     struct gw_io *io;
     struct gw_timer *timer;
@@ -88,22 +137,25 @@ struct backend {
     bool closing;              /* being freed */
     double probe_delay;        /* seconds until the next probe (backoff) */
     struct gw_timer *probe_timer;
-    bool dirty;
-    struct backend *next_dirty;
+    struct rt_flushable flushq;
 };
 
-/* The worker's backend for this server and options (a new reference), made
- * if none exists yet.  NULL when out of memory. */
-struct backend *backend_acquire(struct worker *w, const char *name, const struct gw_addr *addr,
+/* The thread's backend for this server and options (a new reference),
+ * made if none exists yet.  NULL when out of memory. */
+struct backend *backend_acquire(struct rt *rt, const char *name, const struct gw_addr *addr,
                                 const struct backend_opts *opts);
 void backend_release(struct backend *b);
 
 bool backend_is_up(const struct backend *b);
 
-/* An op for request r (from the worker's free list); it takes a reference on r
- * and counts as pending on it. */
-struct be_op *op_new(struct worker *w, struct gw_req *r, struct pool *p, enum mc_cmd cmd);
-/* Queue an op; it is written on the next flush. */
+/* An op for request r (from the thread's free list); it takes a reference
+ * on r and counts as pending on it.  policy may be NULL (no failover). */
+struct be_op *op_new(struct rt *rt, struct gw_req *r, const struct be_policy *policy,
+                     enum mc_cmd cmd);
+/* Free the thread's cached ops (at thread exit). */
+void op_cache_drain(struct rt *rt);
+/* Queue an op; it is written on the next flush.  A server that is down or
+ * whose queue is full fails it at once. */
 void backend_enqueue(struct backend *b, struct be_op *op);
 /* Write what is queued (connecting first if need be). */
 void backend_flush(struct backend *b);

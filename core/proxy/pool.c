@@ -14,12 +14,15 @@
 static pthread_mutex_t stores_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct store *stores[MAX_STORES];
 
-static struct pool *pool_alloc(struct worker *w, const char *name, enum pool_kind kind)
+static struct backend *policy_pick(const struct be_policy *pol, const char *key, size_t len);
+
+static struct pool *pool_alloc(struct rt *rt, const char *name, enum pool_kind kind)
 {
     struct pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
+    p->policy.pick = policy_pick;
     p->kind = kind;
-    p->w = w;
+    p->rt = rt;
     p->name = strdup(name ? name : "pool");
     if (!p->name) {
         free(p);
@@ -47,11 +50,12 @@ static int build_dist(struct pool *p, const struct pool_spec *spec, char *err, s
     return rc;
 }
 
-struct pool *pool_new(struct worker *w, const struct pool_spec *spec, char *err, size_t errlen)
+struct pool *pool_new(struct rt *rt, const struct pool_spec *spec, char *err, size_t errlen)
 {
-    struct pool *p = pool_alloc(w, spec->name, POOL_SERVERS);
+    struct pool *p = pool_alloc(rt, spec->name, POOL_SERVERS);
     if (!p) goto nomem;
-    p->multiget_error = spec->multiget_error;
+    p->policy.multiget_error = spec->multiget_error;
+    p->policy.failover = spec->failover != FAILOVER_NONE;
     p->failover = spec->failover;
     if (spec->hash_tag) memcpy(p->hash_tag, spec->hash_tag, 2);
     p->servers = calloc(spec->nservers, sizeof *p->servers);
@@ -69,9 +73,9 @@ struct pool *pool_new(struct worker *w, const struct pool_spec *spec, char *err,
         s->weight = spec->servers[i].weight;
     }
     if (build_dist(p, spec, err, errlen) != GW_OK) goto fail;
-    if (w) {
+    if (rt) {
         for (uint32_t i = 0; i < p->nservers; i++) {
-            p->servers[i].be = backend_acquire(w, p->servers[i].name, &p->servers[i].addr,
+            p->servers[i].be = backend_acquire(rt, p->servers[i].name, &p->servers[i].addr,
                                                &spec->opts[i]);
             if (!p->servers[i].be) goto nomem;
         }
@@ -84,7 +88,7 @@ fail:
     return NULL;
 }
 
-struct pool *pool_new_internal(struct worker *w, int index, size_t max_bytes, char *err,
+struct pool *pool_new_internal(struct rt *rt, int index, size_t max_bytes, char *err,
                                size_t errlen)
 {
     if (index < 0 || index >= MAX_STORES) {
@@ -95,7 +99,7 @@ struct pool *pool_new_internal(struct worker *w, int index, size_t max_bytes, ch
     if (!stores[index]) stores[index] = store_new(max_bytes);
     struct store *st = stores[index];
     pthread_mutex_unlock(&stores_lock);
-    struct pool *p = st ? pool_alloc(w, "internal", POOL_INTERNAL) : NULL;
+    struct pool *p = st ? pool_alloc(rt, "internal", POOL_INTERNAL) : NULL;
     if (!p) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -156,4 +160,9 @@ struct backend *pool_pick(struct pool *p, const char *key, size_t len)
     if (p->failover == FAILOVER_NONE || backend_is_up(b)) return b;
     int32_t j = hash_dist_pick_up(&p->dist, key, len, server_up, p);
     return j < 0 ? NULL : p->servers[j].be;
+}
+
+static struct backend *policy_pick(const struct be_policy *pol, const char *key, size_t len)
+{
+    return pool_pick((struct pool *)pol, key, len);
 }

@@ -1,11 +1,14 @@
 /* pool.h -- a pool: servers chosen by a hash distribution, or the embedded
  * store, behind one interface.
  *
- * A worker's Lua state runs the config, so each worker builds its own pools
- * and each server has one persistent backend connection per worker.  A pool
- * built with no worker (config check) is validated but opens nothing.
- * The embedded stores are process-wide: the n-th memcache.internal{} of the
+ * Each worker thread runs the config, so each builds its own pools and each
+ * server has one persistent backend connection per thread.  A pool built
+ * with no runtime (a config check) is validated but opens nothing.  The
+ * embedded stores are process-wide: the n-th memcache.internal{} of the
  * config is the same store in every worker.
+ *
+ * A pool is its servers' failure policy (backend.h's be_policy): where an
+ * op goes when its server is down, and how a failed multi-get answers.
  *
  * Ownership: pool_new copies what it needs from the spec; pool_free closes
  * its backends (failing what they still had in flight).
@@ -21,11 +24,14 @@
 #include "place/hash.h"
 #include "base/net.h"
 
-struct worker;
+struct rt;
 struct backend;
 struct store;
 
 enum pool_kind { POOL_SERVERS, POOL_INTERNAL };
+
+/* memcache.internal{}'s size when the config gives none. */
+#define POOL_INTERNAL_DEFAULT_SIZE ((size_t)64 << 20)
 enum failover { FAILOVER_NONE, FAILOVER_REHASH, FAILOVER_NEXT };
 
 struct server {
@@ -51,22 +57,22 @@ struct pool_spec {
 };
 
 struct pool {
+    struct be_policy policy;   /* first: the backends see the pool as this */
     enum pool_kind kind;
     char *name;
-    struct worker *w;
+    struct rt *rt;
     struct hash_dist dist;
     struct server *servers;
     uint32_t nservers;
     enum failover failover;
-    bool multiget_error;
     char hash_tag[2];          /* hash only what lies between these; 0: whole key */
     struct store *store;       /* POOL_INTERNAL */
 };
 
-struct pool *pool_new(struct worker *w, const struct pool_spec *spec, char *err, size_t errlen);
+struct pool *pool_new(struct rt *rt, const struct pool_spec *spec, char *err, size_t errlen);
 /* The embedded store number `index` of the config (made on first use with
  * max_bytes), wrapped as a pool. */
-struct pool *pool_new_internal(struct worker *w, int index, size_t max_bytes, char *err,
+struct pool *pool_new_internal(struct rt *rt, int index, size_t max_bytes, char *err,
                                size_t errlen);
 void pool_free(struct pool *p);
 

@@ -6,12 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "front/client.h"
-#include "script/lhost.h"
-#include "codec/resp.h"
-#include "server/worker.h"
-
-#define FREE_REQS_MAX 1024
+#include "resolver.h"
+#include "rt/rt.h"
 
 struct arena_chunk {
     struct arena_chunk *next;
@@ -49,23 +45,23 @@ char *req_alloc(struct gw_req *r, size_t n)
     return p;
 }
 
-struct gw_req *req_new(struct worker *w, struct gw_buf *in, const char *base,
+struct gw_req *req_new(struct rt *rt, struct gw_buf *in, const char *base,
                        const struct mc_request *mc)
 {
-    struct gw_req *r = w->free_reqs;
-    if (r) {
-        w->free_reqs = r->next;
-        w->nfree_reqs--;
-    } else {
+    struct gw_req *r = rt_cache_get(&rt->reqs);
+    if (!r) {
         r = calloc(1, sizeof *r);
         if (!r) return NULL;
         r->arena.cur = r->arena_inline;
         r->arena.left = sizeof r->arena_inline;
     }
     r->next = NULL;
-    r->client = NULL;
-    r->w = w;
-    r->host = NULL;
+    r->rt = rt;
+    r->res = NULL;
+    r->on_done = NULL;
+    r->ctx = NULL;
+    r->conn_id = 0;
+    r->listener = NULL;
     r->mc = *mc;
     r->base = base;
     r->in = in;
@@ -76,11 +72,10 @@ struct gw_req *req_new(struct worker *w, struct gw_buf *in, const char *base,
     r->errors = false;
     r->fail_whole = false;
     r->rkind = 0;
-    r->on_done = NULL;
-    r->ctx = NULL;
     r->rline = NULL;
     r->rlen = 0;
     r->forced_reply = NULL;
+    r->fail_reply = NULL;
     r->rline_buf = NULL;
     r->out_left = 0;
     r->nkeys = 0;
@@ -125,14 +120,18 @@ void req_unref(struct gw_req *r)
     buf_unref(r->in);
     r->in = NULL;
     if (r->arena.chunks || r->arena.cur != r->arena_inline) arena_reset(r);
-    if (r->host) lhost_release(r->host);
-    r->host = NULL;
-    struct worker *w = r->w;
-    if (w->nfree_reqs < FREE_REQS_MAX) {
-        r->next = w->free_reqs;
-        w->free_reqs = r;
-        w->nfree_reqs++;
-    } else {
+    if (r->res) resolver_release(r->res);
+    r->res = NULL;
+    if (!rt_cache_put(&r->rt->reqs, r)) {
+        free(r->keys_heap);
+        free(r);
+    }
+}
+
+void req_cache_drain(struct rt *rt)
+{
+    struct gw_req *r;
+    while ((r = rt_cache_get(&rt->reqs))) {
         free(r->keys_heap);
         free(r);
     }
@@ -142,6 +141,13 @@ void req_reply_static(struct gw_req *r, const char *line)
 {
     r->rline = line;
     r->rlen = (uint32_t)strlen(line);
+}
+
+void req_reply_kind(struct gw_req *r, enum mc_resp_kind kind)
+{
+    r->rline = reply_line(kind);
+    r->rlen = (uint32_t)reply_line_len(kind);
+    r->rkind = (uint8_t)kind;
 }
 
 void req_reply_fmt(struct gw_req *r, const char *fmt, ...)
@@ -176,9 +182,47 @@ void req_fail_key(struct gw_req *r, uint32_t k, const char *why)
 void req_op_done(struct gw_req *r)
 {
     if (--r->pending > 0) return;
-    if (r->mc.cmd == MC_FLUSH_ALL)
-        req_reply_static(r, r->errors ? "SERVER_ERROR flush_all failed on a backend\r\n" : "OK\r\n");
+    if (r->fail_reply && r->errors) req_reply_static(r, r->fail_reply);
     r->done = true;
     if (r->on_done) r->on_done(r);
-    else if (r->client) client_request_done(r->client, r);
+}
+
+void req_count_reply(struct gw_stats *st, enum mc_cmd cmd, enum mc_resp_kind kind)
+{
+    switch (cmd) {
+    case MC_DELETE:
+        if (kind == RESP_DELETED) STAT_INC(st, delete_hits);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, delete_misses);
+        break;
+    case MC_INCR:
+        if (kind == RESP_NUMBER) STAT_INC(st, incr_hits);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, incr_misses);
+        break;
+    case MC_DECR:
+        if (kind == RESP_NUMBER) STAT_INC(st, decr_hits);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, decr_misses);
+        break;
+    case MC_TOUCH:
+        if (kind == RESP_TOUCHED) STAT_INC(st, touch_hits);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, touch_misses);
+        break;
+    case MC_CAS:
+        if (kind == RESP_STORED) STAT_INC(st, cas_hits);
+        else if (kind == RESP_EXISTS) STAT_INC(st, cas_badval);
+        else if (kind == RESP_NOT_FOUND) STAT_INC(st, cas_misses);
+        break;
+    default:
+        break;
+    }
+}
+
+void req_count_retrieval(const struct gw_req *r)
+{
+    struct gw_stats *st = &r->rt->stats;
+    STAT_ADD(st, cmd_get, r->nkeys);
+    if (r->mc.cmd == MC_GAT || r->mc.cmd == MC_GATS) STAT_ADD(st, cmd_touch, r->nkeys);
+    uint32_t hits = 0;
+    for (uint32_t i = 0; i < r->nkeys; i++) hits += r->keys[i].state == KEY_HIT;
+    STAT_ADD(st, get_hits, hits);
+    STAT_ADD(st, get_misses, r->nkeys - hits);
 }

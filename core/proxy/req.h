@@ -1,21 +1,25 @@
-/* req.h -- one client request on its way through the gateway.
+/* req.h -- one request on its way through the gateway.
  *
- * Flow: the client connection parses a request (proto.h) and makes a
- * gw_req that points into the client's read buffer (it holds a reference on
- * it).  The router resolves each key to a target; keys bound for one backend
- * server are batched into one be_op.  Backends fill in the keys' results and
- * the reply; when the last op is answered the request is done, and the client
- * writes replies out in request order.
+ * Flow: a client codec decodes a request (front/) and makes a gw_req that
+ * points into the client's read buffer (it holds a reference on it).  The
+ * router resolves each key to a target; keys bound for one backend server
+ * are batched into one be_op.  Backends fill in the keys' results and the
+ * reply; when the last op is answered the request is done and its owner is
+ * told through the callback it registered (on_done).  The Lua host makes
+ * requests of its own the same way (backend calls from a route).
  *
  * Ownership
- * - A gw_req is owned by its client until it is written, and by every be_op
- *   still waiting on a backend: refs counts them.  req_unref frees it (back to
- *   the worker's free list) when the count reaches zero.  If the client goes
- *   away first, req->client is NULL and the backends finish alone.
- * - Key strings: ckey points into the request's buffer; bkey is ckey or, if a
- *   route rewrote it, lives in the request's arena.
+ * - A gw_req is owned by whoever made it until its reply is used, and by
+ *   every be_op still waiting on a backend: refs counts them.  req_unref
+ *   frees it (back to the thread's free list) when the count reaches zero.
+ *   An owner that goes away first (a client that closed) sets on_done to
+ *   NULL; the backends then finish the request alone.
+ * - Key strings: ckey points into the request's buffer; bkey is ckey or, if
+ *   a route rewrote it, lives in the request's arena.
  * - A hit's value stays in the backend's read buffer (vbuf, referenced)
  *   until the reply is written.
+ * - res is the config that routed the request, held until the request is
+ *   freed, so a reload never frees a pool a request still uses.
  */
 #ifndef GW_REQ_H
 #define GW_REQ_H
@@ -25,12 +29,11 @@
 
 #include "base/buf.h"
 #include "codec/proto.h"
+#include "codec/reply.h"
+#include "rt/counters.h"
 
-struct client;
-struct worker;
-struct backend;
-struct pool;
-struct lhost;
+struct rt;
+struct resolver;
 
 enum key_state { KEY_PENDING = 0, KEY_HIT, KEY_MISS, KEY_ERROR };
 
@@ -60,31 +63,34 @@ struct arena {
 #define REQ_ARENA_INLINE 1024
 
 struct gw_req {
-    struct gw_req *next;       /* the client's queue, or the free list */
-    struct client *client;     /* NULL once the client has gone */
-    struct worker *w;
-    struct lhost *host;        /* the config that routed it (held), or NULL */
+    struct gw_req *next;       /* first (the free list's link); the owner's queue */
+    struct rt *rt;             /* the thread it lives on */
+    struct resolver *res;      /* the config that routed it (held), or NULL */
+
+    /* Completion: on_done(r) runs when the request is done.  The owner sets
+     * it (and ctx) and clears it if it goes away first. */
+    void (*on_done)(struct gw_req *r);
+    void *ctx;
+    uint64_t conn_id;          /* the client connection that sent it; 0: none */
+    const char *const *listener; /* its listener's label, read where it lives (the
+                                  * listener outlives its requests); NULL: none */
+
     struct mc_request mc;
     const char *base;          /* the request's bytes, in `in` */
     struct gw_buf *in;         /* reference on the client's read buffer */
     uint32_t refs;
-    uint32_t pending;          /* be_ops not answered yet */
+    uint32_t pending;          /* be_ops (and suspended routes) not answered yet */
     bool done;                 /* reply complete */
     bool errors;               /* some backend op failed */
     bool fail_whole;           /* ... and its pool wants a multi-get to fail whole */
     uint8_t rkind;             /* enum mc_resp_kind of rline (RESP_NONE: unset) */
-
-    /* A request the Lua host made (a backend call from a route), not a
-     * client's: on_done(r) runs when it is done, in place of telling a
-     * client. */
-    void (*on_done)(struct gw_req *r);
-    void *ctx;
 
     /* The reply for everything but retrievals: one line (with "\r\n"),
      * static, in the arena, or in a backend buffer (rline_buf, ref). */
     const char *rline;
     uint32_t rlen;
     const char *forced_reply;  /* static; answers in place of the result */
+    const char *fail_reply;    /* static; a fan-out's reply when an op failed */
     struct gw_buf *rline_buf;
     uint32_t out_left;         /* bytes of this reply not yet written */
 
@@ -98,11 +104,13 @@ struct gw_req {
     char arena_inline[REQ_ARENA_INLINE];
 };
 
-/* A request from the worker's free list, refs = 1, holding a reference on
+/* A request from the thread's free list, refs = 1, holding a reference on
  * `in`.  NULL on allocation failure. */
-struct gw_req *req_new(struct worker *w, struct gw_buf *in, const char *base,
+struct gw_req *req_new(struct rt *rt, struct gw_buf *in, const char *base,
                        const struct mc_request *mc);
 void req_unref(struct gw_req *r);
+/* Free the thread's cached requests (at thread exit). */
+void req_cache_drain(struct rt *rt);
 /* Room for n keys (reuses the request's array).  GW_NOMEM on failure. */
 int req_reserve_keys(struct gw_req *r, uint32_t n);
 /* Key i is `key` (client and backend key alike), not yet answered. */
@@ -112,13 +120,29 @@ char *req_alloc(struct gw_req *r, size_t n);
 
 /* Set a single-line reply: a static string (with "\r\n"). */
 void req_reply_static(struct gw_req *r, const char *line);
+/* Set a single-line reply of a fixed kind (STORED, ...) from reply.h. */
+void req_reply_kind(struct gw_req *r, enum mc_resp_kind kind);
 /* Set a single-line reply by formatting into the arena ("\r\n" added). */
 void req_reply_fmt(struct gw_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Key k failed: the key is an error and the reply is "SERVER_ERROR why". */
 void req_fail_key(struct gw_req *r, uint32_t k, const char *why);
 
-/* One backend op finished; when none remain the request is done and its
- * client is told. */
+/* One backend op (or suspended route) finished; when none remain the
+ * request is done and on_done runs. */
 void req_op_done(struct gw_req *r);
+
+/* A retrieval that answers its error line instead of values: its one key
+ * failed, or a key failed and its pool fails a multi-get whole. */
+static inline bool req_retrieval_failed(const struct gw_req *r)
+{
+    return r->rline && r->errors &&
+           (r->nkeys == 1 ? r->keys[0].state == KEY_ERROR : r->fail_whole);
+}
+
+/* Count a single-line reply to cmd (delete/incr/decr/touch/cas hits and
+ * misses), whether a backend or the embedded store gave it. */
+void req_count_reply(struct gw_stats *st, enum mc_cmd cmd, enum mc_resp_kind kind);
+/* Count a finished retrieval's gets, touches, hits and misses. */
+void req_count_retrieval(const struct gw_req *r);
 
 #endif

@@ -1,30 +1,31 @@
-/* router.h -- what a parsed request turns into.
+/* router.h -- where each key of a request goes.
  *
- * router_dispatch answers the gateway's own commands (version, verbosity,
- * stats), resolves every key to a target through the Lua host's routes,
- * runs embedded-store requests on the spot, and batches the keys bound for
- * each backend server into one be_op per server.  flush_all fans out to
- * every server of every pool.  When it returns the request is either done
- * or waiting on backend ops (or on route functions suspended in backend
- * calls of their own, see lhost.h).
+ * router_dispatch resolves every key of a keyed command through the
+ * thread's current config (rt->resolver, resolver.h), answers keys bound
+ * for an embedded store on the spot (internal.h), and batches the keys
+ * bound for each backend server into one be_op per server.  flush_all
+ * fans out to every server of every pool the config made.  When it returns
+ * the request is either done or waiting on backend ops (or on routes
+ * suspended in backend calls of their own).
+ *
+ * The router only routes: the gateway's own commands (version, verbosity,
+ * stats) are answered by the front (front/admin.h), and the wire format
+ * toward a server is the backend's codec.
  */
 #ifndef GW_ROUTER_H
 #define GW_ROUTER_H
 
 #include <stdint.h>
 
-struct worker;
-struct client;
 struct gw_req;
-
 struct pool;
 
-void router_dispatch(struct worker *w, struct gw_req *r);
+/* Route r (a keyed command or flush_all) with the thread's current config,
+ * which r holds until it is freed.  r->pending must be 0. */
+void router_dispatch(struct gw_req *r);
 /* Send key k of r to pool p: answered at once by an embedded store, else
  * queued on the server the pool picks (or failed, with SERVER_ERROR).  For
  * a retrieval only key k is asked; otherwise r is a single-key request. */
-void router_send(struct worker *w, struct pool *p, struct gw_req *r, uint32_t k);
-/* The client is gone: drop its per-connection Lua state. */
-void router_conn_closed(struct worker *w, struct client *c);
+void router_send(struct pool *p, struct gw_req *r, uint32_t k);
 
 #endif

@@ -18,15 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "front/client.h"
-#include "place/hash.h"
 #include "base/log.h"
-#include "proxy/pool.h"
 #include "codec/proto.h"
+#include "place/hash.h"
+#include "proxy/backend.h"
+#include "proxy/pool.h"
 #include "proxy/req.h"
-#include "server/worker.h"
+#include "rt/rt.h"
 
-#define DEFAULT_INSTRUCTION_LIMIT 1000000
 #define SC_KEEP 4096
 
 /* --- allocator ----------------------------------------------------------- */
@@ -91,7 +90,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         }
     }
     h->mem += nsize - osize;
-    if (h->w) __atomic_store_n(&h->w->stats.gw_lua_memory, h->mem, __ATOMIC_RELAXED);
+    if (h->rt) STAT_SET(&h->rt->stats, gw_lua_memory, h->mem);
     return np;
 }
 
@@ -144,15 +143,18 @@ static double num_field(lua_State *L, int t, const char *name, double def)
     return v;
 }
 
-/* A server's backend options: its own fields, else the pool's (table at p). */
+/* A server's backend options: its own fields, else the pool's (table at
+ * p), else backend_opts_default.  A connect timeout left unset is the
+ * reply timeout. */
 static void server_opts(lua_State *L, int s, int p, struct backend_opts *o)
 {
-    o->timeout = num_field(L, s, "timeout", num_field(L, p, "timeout", 0.5));
-    o->connect_timeout = num_field(L, s, "connect_timeout",
-                                   num_field(L, p, "connect_timeout", o->timeout));
-    o->retry_timeout = num_field(L, p, "retry_timeout", 1);
-    o->failure_limit = (uint32_t)num_field(L, p, "failure_limit", 2);
-    o->max_queue = (uint32_t)num_field(L, p, "max_queue", 0);
+    const struct backend_opts *d = &backend_opts_default;
+    o->timeout = num_field(L, s, "timeout", num_field(L, p, "timeout", d->timeout));
+    double ct = d->connect_timeout > 0 ? d->connect_timeout : o->timeout;
+    o->connect_timeout = num_field(L, s, "connect_timeout", num_field(L, p, "connect_timeout", ct));
+    o->retry_timeout = num_field(L, p, "retry_timeout", d->retry_timeout);
+    o->failure_limit = (uint32_t)num_field(L, p, "failure_limit", d->failure_limit);
+    o->max_queue = (uint32_t)num_field(L, p, "max_queue", d->max_queue);
 }
 
 /* core.pool{ name=, servers={ {addr=, weight=, timeout=, connect_timeout=}... },
@@ -201,7 +203,7 @@ static int core_pool(lua_State *L)
         lua_pop(L, 3);
     }
     char err[256];
-    struct pool *p = pool_new(h->w, &spec, err, sizeof err);
+    struct pool *p = pool_new(h->rt, &spec, err, sizeof err);
     if (!p) return luaL_error(L, "%s", err);
     return push_pool(L, h, p);
 }
@@ -212,7 +214,7 @@ static int core_internal(lua_State *L)
     struct lhost *h = host_of(L);
     lua_Integer size = luaL_checkinteger(L, 1);
     char err[256];
-    struct pool *p = pool_new_internal(h->w, h->ninternal++, (size_t)size, err, sizeof err);
+    struct pool *p = pool_new_internal(h->rt, h->ninternal++, (size_t)size, err, sizeof err);
     if (!p) return luaL_error(L, "%s", err);
     return push_pool(L, h, p);
 }
@@ -315,27 +317,71 @@ static lua_Integer opt_field(lua_State *L, const char *name, lua_Integer def)
 }
 
 /* core.settings{ threads=, max_value_size=, max_line=, max_connections=,
- *                instruction_limit= } (numbers; sizes already in bytes) */
+ *                instruction_limit=, max_pending=, max_output=,
+ *                shutdown_timeout=, binary_keys= } -- validated by the
+ * prelude, sizes already in bytes. */
 static int core_settings(lua_State *L)
 {
-    struct lhost *h = host_of(L);
+    struct gw_settings *st = &host_of(L)->cfg.settings;
     luaL_checktype(L, 1, LUA_TTABLE);
-    h->cfg.threads = (int)opt_field(L, "threads", h->cfg.threads);
-    h->cfg.max_value = (size_t)opt_field(L, "max_value_size", (lua_Integer)h->cfg.max_value);
-    h->cfg.max_line = (size_t)opt_field(L, "max_line", (lua_Integer)h->cfg.max_line);
-    h->cfg.max_connections =
-        (uint32_t)opt_field(L, "max_connections", h->cfg.max_connections);
-    h->cfg.instruction_limit =
-        (uint64_t)opt_field(L, "instruction_limit", (lua_Integer)h->cfg.instruction_limit);
-    h->cfg.max_pending = (uint32_t)opt_field(L, "max_pending", h->cfg.max_pending);
-    h->cfg.max_output = (size_t)opt_field(L, "max_output", (lua_Integer)h->cfg.max_output);
+    st->threads = (int)opt_field(L, "threads", st->threads);
+    st->max_value = (size_t)opt_field(L, "max_value_size", (lua_Integer)st->max_value);
+    st->max_line = (size_t)opt_field(L, "max_line", (lua_Integer)st->max_line);
+    st->max_connections = (uint32_t)opt_field(L, "max_connections", st->max_connections);
+    st->instruction_limit =
+        (uint64_t)opt_field(L, "instruction_limit", (lua_Integer)st->instruction_limit);
+    st->max_pending = (uint32_t)opt_field(L, "max_pending", st->max_pending);
+    st->max_output = (size_t)opt_field(L, "max_output", (lua_Integer)st->max_output);
     lua_getfield(L, 1, "shutdown_timeout");
-    if (!lua_isnil(L, -1)) h->cfg.shutdown_timeout = luaL_checknumber(L, -1);
+    if (!lua_isnil(L, -1)) st->shutdown_timeout = luaL_checknumber(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, 1, "binary_keys");
-    if (!lua_isnil(L, -1)) h->cfg.binary_keys = lua_toboolean(L, -1);
+    if (!lua_isnil(L, -1)) st->binary_keys = lua_toboolean(L, -1);
     lua_pop(L, 1);
     return 0;
+}
+
+/* core.defaults() -> { settings = {...}, pool = {...}, internal_size = n }:
+ * what a setting or a pool option is when the config leaves it out, from
+ * the core's one place for each (rt/settings.c, backend_opts_default,
+ * POOL_INTERNAL_DEFAULT_SIZE). */
+static int core_defaults(lua_State *L)
+{
+    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, settings_default_count);
+    for (int i = 0; i < settings_default_count; i++) {
+        const struct setting_default *d = &settings_default_list[i];
+        if (d->is_bool) lua_pushboolean(L, d->value != 0);
+        else if (d->value == (double)(lua_Integer)d->value) lua_pushinteger(L, (lua_Integer)d->value);
+        else lua_pushnumber(L, d->value);
+        lua_setfield(L, -2, d->name);
+    }
+    lua_setfield(L, -2, "settings");
+    const struct backend_opts *b = &backend_opts_default;
+    lua_createtable(L, 0, 4);
+    lua_pushnumber(L, b->timeout);
+    lua_setfield(L, -2, "timeout");
+    lua_pushnumber(L, b->retry_timeout);
+    lua_setfield(L, -2, "retry_timeout");
+    lua_pushinteger(L, b->failure_limit);
+    lua_setfield(L, -2, "failure_limit");
+    lua_pushinteger(L, b->max_queue);
+    lua_setfield(L, -2, "max_queue");
+    lua_setfield(L, -2, "pool");
+    lua_pushinteger(L, (lua_Integer)POOL_INTERNAL_DEFAULT_SIZE);
+    lua_setfield(L, -2, "internal_size");
+    return 1;
+}
+
+/* core.hashes() -> { "python-memcached", ... }: the hash names pools take. */
+static int core_hashes(lua_State *L)
+{
+    lua_newtable(L);
+    for (int i = 0; hash_mode_name(i); i++) {
+        lua_pushstring(L, hash_mode_name(i));
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
 }
 
 /* core.log(level, message) */
@@ -356,20 +402,40 @@ static int core_valid_key(lua_State *L)
     return 1;
 }
 
-static int add_file(struct lhost *h, const char *path)
+/* Keep a file the config loaded, with its text (len bytes). */
+static int add_file(struct lhost *h, const char *path, const char *text, size_t len)
 {
-    char **f = realloc(h->cfg.files, (size_t)(h->cfg.nfiles + 1) * sizeof *f);
-    if (!f) return GW_NOMEM;
-    h->cfg.files = f;
-    if (!(f[h->cfg.nfiles] = strdup(path))) return GW_NOMEM;
-    h->cfg.nfiles++;
+    int n = h->cfg.nfiles + 1;
+    char **f = realloc(h->cfg.files, (size_t)n * sizeof *f);
+    if (f) h->cfg.files = f;
+    char **t = realloc(h->cfg.texts, (size_t)n * sizeof *t);
+    if (t) h->cfg.texts = t;
+    size_t *l = realloc(h->cfg.lens, (size_t)n * sizeof *l);
+    if (l) h->cfg.lens = l;
+    if (!f || !t || !l) return GW_NOMEM;
+    char *pcopy = strdup(path), *tcopy = malloc(len + 1);
+    if (!pcopy || !tcopy) {
+        free(pcopy);
+        free(tcopy);
+        return GW_NOMEM;
+    }
+    memcpy(tcopy, text, len);
+    tcopy[len] = 0;
+    f[n - 1] = pcopy;
+    t[n - 1] = tcopy;
+    l[n - 1] = len;
+    h->cfg.nfiles = n;
     return GW_OK;
 }
 
-/* core.track(path): the config loaded this file (watched for reloads). */
+/* core.track(path, text): the config loaded this file (watched for
+ * reloads; workers run this text). */
 static int core_track(lua_State *L)
 {
-    if (add_file(host_of(L), luaL_checkstring(L, 1)) != GW_OK) return luaL_error(L, "out of memory");
+    size_t len;
+    const char *path = luaL_checkstring(L, 1);
+    const char *text = luaL_checklstring(L, 2, &len);
+    if (add_file(host_of(L), path, text, len) != GW_OK) return luaL_error(L, "out of memory");
     return 0;
 }
 
@@ -380,6 +446,8 @@ static const luaL_Reg core_funcs[] = {
     { "route", core_route },
     { "listen", core_listen },
     { "settings", core_settings },
+    { "defaults", core_defaults },
+    { "hashes", core_hashes },
     { "log", core_log },
     { "valid_key", core_valid_key },
     { NULL, NULL },
@@ -416,9 +484,25 @@ static int traceback(lua_State *L)
     return 1;
 }
 
-/* Run lua/gateway/prelude.lua's boot(core, config_path, lua_dir). */
-static int boot(struct lhost *h, const char *config_path, const char *lua_dir, char *err,
-                size_t errlen)
+/* The texts another host read, as the prelude's sources table (path ->
+ * text), or nil. */
+static void push_sources(lua_State *L, const struct lhost_config *from)
+{
+    if (!from) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_createtable(L, 0, from->nfiles);
+    for (int i = 0; i < from->nfiles; i++) {
+        lua_pushlstring(L, from->texts[i], from->lens[i]);
+        lua_setfield(L, -2, from->files[i]);
+    }
+}
+
+/* Run lua/gateway/prelude.lua's boot(core, config_path, lua_dir, live,
+ * sources). */
+static int boot(struct lhost *h, const char *config_path, const char *lua_dir,
+                const struct lhost_config *from, char *err, size_t errlen)
 {
     lua_State *L = h->L;
     char path[4096];
@@ -437,8 +521,9 @@ static int boot(struct lhost *h, const char *config_path, const char *lua_dir, c
     lua_setfield(L, -2, "request_api");
     lua_pushstring(L, config_path);
     lua_pushstring(L, lua_dir);
-    lua_pushboolean(L, h->w != NULL);
-    if (lua_pcall(L, 4, 0, 1) != LUA_OK) {
+    lua_pushboolean(L, h->rt != NULL);
+    push_sources(L, from);
+    if (lua_pcall(L, 5, 0, 1) != LUA_OK) {
         /* The prelude raises "file:line: message"; drop the traceback. */
         const char *m = lua_tostring(L, -1);
         const char *tb = m ? strstr(m, "\nstack traceback:") : NULL;
@@ -455,20 +540,22 @@ static int boot(struct lhost *h, const char *config_path, const char *lua_dir, c
     return GW_OK;
 }
 
-struct lhost *lhost_new(struct worker *w, const char *config_path, const char *lua_dir,
-                        char *err, size_t errlen)
+static const struct resolver_ops lhost_resolver_ops;
+
+struct lhost *lhost_new(struct rt *rt, const char *config_path, const char *lua_dir,
+                        const struct lhost_config *from, char *err, size_t errlen)
 {
     struct lhost *h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    h->w = w;
+    h->res.ops = &lhost_resolver_ops;
+    h->rt = rt;
     h->main_task.h = h;
     h->main_task.kind = TASK_MAIN;
     h->deflt.fref = LUA_NOREF;
-    h->cfg.instruction_limit = DEFAULT_INSTRUCTION_LIMIT;
-    h->cfg.shutdown_timeout = -1;
+    h->cfg.settings = settings_defaults;
     h->L = lua_newstate(counting_alloc, h);
     if (!h->L) {
         free(h);
@@ -482,12 +569,9 @@ struct lhost *lhost_new(struct worker *w, const char *config_path, const char *l
     h->request_mt_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
     lua_newtable(h->L);
     h->threads_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
-    if (add_file(h, config_path) != GW_OK) {
-        snprintf(err, errlen, "out of memory");
-        lhost_free(h);
-        return NULL;
-    }
-    if (boot(h, config_path, lua_dir, err, errlen) != GW_OK) {
+    lua_newtable(h->L);
+    h->conns_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
+    if (boot(h, config_path, lua_dir, from, err, errlen) != GW_OK) {
         lhost_free(h);
         return NULL;
     }
@@ -498,12 +582,6 @@ void lhost_free(struct lhost *h)
 {
     if (!h) return;
     h->closing = true;
-    for (struct client *c = h->w ? h->w->clients : NULL; c; c = c->next) {
-        if (c->conn_host == h) {
-            c->conn_host = NULL;
-            c->conn_ref = LUA_NOREF;
-        }
-    }
     routes_clear(h);
     /* Freeing the pools fails the backend calls in flight; with `closing`
      * set nothing is resumed.  Then the tasks let go of what they hold. */
@@ -519,33 +597,22 @@ void lhost_free(struct lhost *h)
     }
     free(h->cfg.listen);
     free(h->cfg.listen_names);
-    for (int i = 0; i < h->cfg.nfiles; i++) free(h->cfg.files[i]);
+    for (int i = 0; i < h->cfg.nfiles; i++) {
+        free(h->cfg.files[i]);
+        free(h->cfg.texts[i]);
+    }
     free(h->cfg.files);
+    free(h->cfg.texts);
+    free(h->cfg.lens);
     free(h);
 }
 
 const struct lhost_config *lhost_config(const struct lhost *h) { return &h->cfg; }
+struct resolver *lhost_resolver(struct lhost *h) { return &h->res; }
 size_t lhost_memory(const struct lhost *h) { return h->mem; }
-
-int lhost_pools(struct lhost *h, struct pool ***pools)
-{
-    *pools = h->pools;
-    return h->npools;
-}
-
-void lhost_conn_closed(struct client *c)
-{
-    if (c->conn_host && c->conn_ref != LUA_NOREF)
-        luaL_unref(c->conn_host->L, LUA_REGISTRYINDEX, c->conn_ref);
-    c->conn_ref = LUA_NOREF;
-    c->conn_host = NULL;
-}
-
-void lhost_hold(struct lhost *h) { h->holds++; }
-void lhost_release(struct lhost *h) { h->holds--; }
 bool lhost_idle(const struct lhost *h) { return h->holds == 0 && h->live == NULL; }
 
-/* --- request time ------------------------------------------------------- */
+/* --- the resolver --------------------------------------------------------- */
 
 static const struct route *route_match(const struct lhost *h, const char *key, size_t len)
 {
@@ -556,8 +623,10 @@ static const struct route *route_match(const struct lhost *h, const char *key, s
     return h->has_default ? &h->deflt : NULL;
 }
 
-enum route_result lhost_route(struct lhost *h, struct gw_req *r, uint32_t k, struct pool **pool)
+static enum route_result host_route(struct resolver *rs, struct gw_req *r, uint32_t k,
+                                    struct pool **pool)
 {
+    struct lhost *h = (struct lhost *)rs;
     const struct gw_key *key = &r->keys[k];
     const struct route *rt = route_match(h, key->ckey, key->cklen);
     if (!rt) {
@@ -568,6 +637,34 @@ enum route_result lhost_route(struct lhost *h, struct gw_req *r, uint32_t k, str
         *pool = rt->pool;
         return ROUTE_POOL;
     }
-    STAT_INC(&h->w->stats, gw_route_calls);
+    STAT_INC(&h->rt->stats, gw_route_calls);
     return ltask_route(h, rt->fref, r, k, pool);
 }
+
+static int host_pools(struct resolver *rs, struct pool ***pools)
+{
+    struct lhost *h = (struct lhost *)rs;
+    *pools = h->pools;
+    return h->npools;
+}
+
+static void host_hold(struct resolver *rs) { ((struct lhost *)rs)->holds++; }
+static void host_release(struct resolver *rs) { ((struct lhost *)rs)->holds--; }
+
+static void host_conn_closed(struct resolver *rs, uint64_t conn_id)
+{
+    struct lhost *h = (struct lhost *)rs;
+    lua_State *L = h->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->conns_ref);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, (lua_Integer)conn_id);
+    lua_pop(L, 1);
+}
+
+static const struct resolver_ops lhost_resolver_ops = {
+    .route = host_route,
+    .pools = host_pools,
+    .hold = host_hold,
+    .release = host_release,
+    .conn_closed = host_conn_closed,
+};

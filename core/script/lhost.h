@@ -1,22 +1,30 @@
-/* lhost.h -- the Lua host: one Lua 5.4 state per worker running the config.
+/* lhost.h -- the Lua host: one Lua 5.4 state per worker running the config,
+ * and the resolver (proxy/resolver.h) that routes with it.
  *
  * lhost_new creates a state with a counting allocator, loads the Lua library
  * in lua/ (lua/gateway/prelude.lua builds the sandbox and the config-time API
- * on top of the primitives registered here), and runs the config file in
- * that sandbox.  Config errors come back as "file:line: message".
+ * on top of the primitives registered here), and runs the config in that
+ * sandbox.  Config errors come back as "file:line: message".
  *
- * With w == NULL (a config check, or the main thread's validation before
- * the workers start) pools are validated but open no connections.
+ * The config is read once per load: a host made with `from` NULL reads the
+ * config file and the Lua files it requires from disk and keeps their text
+ * (lhost_config's files); a host made `from` another one runs exactly that
+ * text.  So the main thread validates what it read, and every worker runs
+ * the same bytes, even if a file is saved meanwhile.
  *
- * At request time lhost_route resolves one key of a request: the longest
- * matching prefix route wins; a pool target is returned directly, a function
- * target runs as a task: a coroutine (reused from a pool of threads) given a
- * `memcache.request` userdata, under an instruction budget.  The function
- * may return a pool (forward there), or a response it made or got from a
- * backend call, and it may suspend in backend calls (pool:get, ...,
- * memcache.wait) while the worker serves others; see ltask.c.  A Lua error
- * is logged with its traceback and answers SERVER_ERROR for that key only;
- * the state stays usable.
+ * With rt == NULL (a config check, or the main thread's validation) pools
+ * are validated but open no connections.
+ *
+ * As a resolver: the longest matching prefix route wins; a pool target is
+ * returned directly, a function target runs as a task: a coroutine (reused
+ * from a pool of threads) given a `memcache.request` userdata, under an
+ * instruction budget.  The function may return a pool (forward there), or
+ * a response it made or got from a backend call, and it may suspend in
+ * backend calls (pool:get, ..., memcache.wait) while the worker serves
+ * others; see ltask.c.  A Lua error is logged with its traceback and
+ * answers SERVER_ERROR for that key only; the state stays usable.
+ * Per-connection tables (req.conn) are kept by connection id and dropped
+ * when the resolver hears the connection closed.
  *
  * Ownership: the host owns its pools; lhost_free closes the state and frees
  * them.  Strings in lhost_config live as long as the host.
@@ -28,60 +36,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct worker;
-struct client;
-struct gw_req;
-struct pool;
+#include "rt/settings.h"
+
+struct rt;
 struct lhost;
+struct resolver;
 
 struct lhost_config {
     char **listen;             /* addresses from gateway.listen */
     char **listen_names;       /* optional names (NULL entries) */
     int nlisten;
-    int threads;               /* 0: not set */
-    size_t max_value;          /* 0: not set */
-    size_t max_line;
-    uint32_t max_connections;
-    uint64_t instruction_limit;
-    uint32_t max_pending;      /* 0: not set */
-    size_t max_output;
-    double shutdown_timeout;   /* < 0: not set */
-    bool binary_keys;
-    char **files;              /* the config file and every Lua file it required */
+    struct gw_settings settings;   /* the defaults, and what gateway.settings set */
+    /* The config file and every Lua file it required, with their text. */
+    char **files;
+    char **texts;
+    size_t *lens;
     int nfiles;
 };
 
-struct lhost *lhost_new(struct worker *w, const char *config_path, const char *lua_dir,
-                        char *err, size_t errlen);
+/* A host for the config at config_path, read from disk (from NULL) or from
+ * the texts another host read (from its lhost_config).  NULL on error, with
+ * err filled. */
+struct lhost *lhost_new(struct rt *rt, const char *config_path, const char *lua_dir,
+                        const struct lhost_config *from, char *err, size_t errlen);
 void lhost_free(struct lhost *h);
 const struct lhost_config *lhost_config(const struct lhost *h);
-
-enum route_result {
-    ROUTE_POOL,      /* forward key k to *pool */
-    ROUTE_ANSWERED,  /* the route answered key k (a response it returned) */
-    ROUTE_PENDING,   /* the route is suspended; it holds a pending count and
-                      * a reference on r, and finishes key k itself later */
-    ROUTE_FAILED,    /* key k failed (req_fail_key: SERVER_ERROR <why>) */
-};
-
-/* Route key k of r. */
-enum route_result lhost_route(struct lhost *h, struct gw_req *r, uint32_t k, struct pool **pool);
-
-/* Every pool the config made (for flush_all).  Returns the count. */
-int lhost_pools(struct lhost *h, struct pool ***pools);
+struct resolver *lhost_resolver(struct lhost *h);
 
 /* Bytes the Lua state holds. */
 size_t lhost_memory(const struct lhost *h);
 
-/* Drop the per-connection table of a closed client (in whichever config
- * made it). */
-void lhost_conn_closed(struct client *c);
-
-/* A config lives while requests it routed are unfinished: each holds it.
- * After a reload the worker retires the old config and frees it once it is
- * idle: no holds and no Lua task running or suspended. */
-void lhost_hold(struct lhost *h);
-void lhost_release(struct lhost *h);
+/* A config lives while requests it routed are unfinished: each holds it
+ * (through the resolver).  After a reload the worker retires the old
+ * config and frees it once it is idle: no holds and no Lua task running or
+ * suspended. */
 bool lhost_idle(const struct lhost *h);
 
 #endif

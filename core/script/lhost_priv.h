@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "lhost.h"
+#include "proxy/resolver.h"
 
 #define POOL_MT "memcache.pool"
 #define REQUEST_MT "memcache.request"
@@ -67,8 +68,9 @@ struct route {
 #define SC_COUNT (SC_MAX / SC_STEP)
 
 struct lhost {
+    struct resolver res;         /* first: the router sees the host as this */
     lua_State *L;
-    struct worker *w;
+    struct rt *rt;               /* NULL: a check (pools open nothing) */
     size_t mem;
     void *sc_free[SC_COUNT];
     uint32_t sc_nfree[SC_COUNT];
@@ -96,6 +98,7 @@ struct lhost {
 
     struct lhost_config cfg;
     int request_mt_ref;          /* the request metatable, for a fast lookup */
+    int conns_ref;               /* registry table: connection id -> req.conn table */
 };
 
 struct lpool { struct pool *p; };
@@ -118,7 +121,7 @@ void ltask_register(lua_State *L);
 /* Push a table of the request-time memcache.* functions (hit, miss, ...,
  * wait, spawn, crc32) for the prelude to merge into `memcache`. */
 void ltask_push_api(lua_State *L);
-/* Run route function fref for key k of r (see lhost_route). */
+/* Run route function fref for key k of r (the resolver's route). */
 enum route_result ltask_route(struct lhost *h, int fref, struct gw_req *r, uint32_t k,
                               struct pool **pool);
 /* At teardown: release what suspended tasks hold, and free every task. */

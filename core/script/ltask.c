@@ -2,7 +2,7 @@
  * calling coroutine, responses, the request object and fan-out.
  *
  * A backend call (pool:get, ..., pool:forward) builds a `call`: a gw_req
- * the host owns (client NULL) with one key, sends it through the router
+ * the host owns (no client) with one key, sends it through the router
  * like any request, and yields with a continuation.  When the call is done
  * its on_done hook resumes the task, and the continuation turns the reply
  * into Lua values.  A call that finishes at once (an embedded store, a
@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "front/client.h"
 #include "place/hash.h"
 #include "base/log.h"
 #include "base/loop.h"
@@ -31,7 +30,7 @@
 #include "proxy/req.h"
 #include "codec/resp.h"
 #include "proxy/router.h"
-#include "server/worker.h"
+#include "rt/rt.h"
 
 #define TASKS_KEEP 256
 #define ERROR_MSG_MAX 1024
@@ -116,12 +115,12 @@ static struct task *task_new(struct lhost *h, enum task_kind kind)
     t->kind = kind;
     t->co = thread_get(h);
     *(struct task **)lua_getextraspace(t->co) = t;
-    if (h->cfg.instruction_limit)
-        lua_sethook(t->co, budget_hook, LUA_MASKCOUNT, (int)h->cfg.instruction_limit);
+    if (h->cfg.settings.instruction_limit)
+        lua_sethook(t->co, budget_hook, LUA_MASKCOUNT, (int)h->cfg.settings.instruction_limit);
     t->next = h->live;
     if (h->live) h->live->prev = t;
     h->live = t;
-    STAT_INC(&h->w->stats, gw_lua_tasks);
+    STAT_INC(&h->rt->stats, gw_lua_tasks);
     return t;
 }
 
@@ -134,7 +133,7 @@ static void task_free(struct task *t, bool errored)
     lua_settop(t->co, 0);
     if (errored) thread_drop(h, t->co);
     else thread_put(h, t->co);
-    STAT_DEC(&h->w->stats, gw_lua_tasks);
+    STAT_DEC(&h->rt->stats, gw_lua_tasks);
     t->next = h->free_tasks;
     h->free_tasks = t;
 }
@@ -148,7 +147,7 @@ static const char *task_error(struct task *t)
     luaL_traceback(h->L, t->co, msg, 0);
     LOG_ERROR("lua error: %s", lua_tostring(h->L, -1));
     lua_pop(h->L, 1);
-    STAT_INC(&h->w->stats, gw_lua_errors);
+    STAT_INC(&h->rt->stats, gw_lua_errors);
     return msg;
 }
 
@@ -171,17 +170,9 @@ static void check_yieldable(lua_State *L, const char *prefix, const char *what)
 
 /* --- responses ------------------------------------------------------------- */
 
-static const char *const status_names[RESP_KIND_COUNT] = {
-    [RESP_VALUE] = "HIT", [RESP_END] = "MISS", [RESP_STORED] = "STORED",
-    [RESP_NOT_STORED] = "NOT_STORED", [RESP_EXISTS] = "EXISTS",
-    [RESP_NOT_FOUND] = "NOT_FOUND", [RESP_DELETED] = "DELETED", [RESP_TOUCHED] = "TOUCHED",
-    [RESP_OK] = "OK", [RESP_NUMBER] = "NUMBER", [RESP_ERROR] = "ERROR",
-    [RESP_CLIENT_ERROR] = "CLIENT_ERROR", [RESP_SERVER_ERROR] = "SERVER_ERROR",
-};
-
 static bool kind_is_error(int kind)
 {
-    return kind == RESP_ERROR || kind == RESP_CLIENT_ERROR || kind == RESP_SERVER_ERROR;
+    return reply_is_error((enum mc_resp_kind)kind);
 }
 
 static struct lresp *resp_new(lua_State *L, int kind)
@@ -235,7 +226,7 @@ static int resp_index(lua_State *L)
     struct lresp *rs = luaL_checkudata(L, 1, RESPONSE_MT);
     const char *f = luaL_checkstring(L, 2);
     bool hit = rs->kind == RESP_VALUE;
-    if (!strcmp(f, "status")) lua_pushstring(L, status_names[rs->kind]);
+    if (!strcmp(f, "status")) lua_pushstring(L, reply_status(rs->kind));
     else if (!strcmp(f, "ok")) lua_pushboolean(L, !kind_is_error(rs->kind));
     else if (!strcmp(f, "hit")) lua_pushboolean(L, hit);
     else if (!strcmp(f, "value") && hit) lua_pushlstring(L, rs->data, rs->bytes);
@@ -253,18 +244,18 @@ static int resp_tostring(lua_State *L)
 {
     struct lresp *rs = luaL_checkudata(L, 1, RESPONSE_MT);
     if (rs->kind == RESP_VALUE || rs->kind == RESP_END)
-        lua_pushfstring(L, "memcache.response(%s)", status_names[rs->kind]);
+        lua_pushfstring(L, "memcache.response(%s)", reply_status(rs->kind));
     else
         lua_pushfstring(L, "memcache.response(%s)",
                         lua_pushlstring(L, rs->data, rs->len > 2 ? rs->len - 2 : 0));
     return 1;
 }
 
-static int resp_line_kind(lua_State *L, int kind, const char *line)
+static int resp_line_kind(lua_State *L, enum mc_resp_kind kind)
 {
     struct lresp *rs = resp_new(L, kind);
-    rs->data = line;
-    rs->len = (uint32_t)strlen(line);
+    rs->data = reply_line(kind);
+    rs->len = (uint32_t)reply_line_len(kind);
     return 1;
 }
 
@@ -290,12 +281,12 @@ static int mc_hit(lua_State *L)
 }
 
 static int mc_miss(lua_State *L) { resp_new(L, RESP_END); return 1; }
-static int mc_stored(lua_State *L) { return resp_line_kind(L, RESP_STORED, "STORED\r\n"); }
-static int mc_not_stored(lua_State *L) { return resp_line_kind(L, RESP_NOT_STORED, "NOT_STORED\r\n"); }
-static int mc_exists(lua_State *L) { return resp_line_kind(L, RESP_EXISTS, "EXISTS\r\n"); }
-static int mc_not_found(lua_State *L) { return resp_line_kind(L, RESP_NOT_FOUND, "NOT_FOUND\r\n"); }
-static int mc_deleted(lua_State *L) { return resp_line_kind(L, RESP_DELETED, "DELETED\r\n"); }
-static int mc_touched(lua_State *L) { return resp_line_kind(L, RESP_TOUCHED, "TOUCHED\r\n"); }
+static int mc_stored(lua_State *L) { return resp_line_kind(L, RESP_STORED); }
+static int mc_not_stored(lua_State *L) { return resp_line_kind(L, RESP_NOT_STORED); }
+static int mc_exists(lua_State *L) { return resp_line_kind(L, RESP_EXISTS); }
+static int mc_not_found(lua_State *L) { return resp_line_kind(L, RESP_NOT_FOUND); }
+static int mc_deleted(lua_State *L) { return resp_line_kind(L, RESP_DELETED); }
+static int mc_touched(lua_State *L) { return resp_line_kind(L, RESP_TOUCHED); }
 
 static int mc_number(lua_State *L)
 {
@@ -366,7 +357,7 @@ static enum route_result apply_response(struct gw_req *r, uint32_t k, const stru
     if (retrieval != value) {
         char why[96];
         snprintf(why, sizeof why, "route answered %s with %s", mc_cmd_name(r->mc.cmd),
-                 value ? "a value" : status_names[rs->kind]);
+                 value ? "a value" : reply_status(rs->kind));
         req_fail_key(r, k, why);
         return ROUTE_FAILED;
     }
@@ -399,24 +390,23 @@ static struct lreq *check_req(lua_State *L, int arg)
     return q;
 }
 
-/* The client's table in this config's state: a table made by an earlier
- * config (before a reload) lives in another state and is not carried over. */
-static void push_conn_table(lua_State *L, struct client *c)
+/* The table this config keeps for the request's connection (req.conn),
+ * made on first use.  A config keeps its own: a table made under an
+ * earlier config (before a reload) lives in that config's state. */
+static void push_conn_table(lua_State *L, uint64_t conn_id)
 {
-    if (!c) {
+    if (!conn_id) {
         lua_pushnil(L);
         return;
     }
-    struct lhost *h = host_of(L);
-    if (c->conn_host != h) {
-        lhost_conn_closed(c);
-        c->conn_host = h;
-    }
-    if (c->conn_ref == LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, host_of(L)->conns_ref);
+    if (lua_rawgeti(L, -1, (lua_Integer)conn_id) == LUA_TNIL) {
+        lua_pop(L, 1);
         lua_newtable(L);
-        c->conn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, (lua_Integer)conn_id);
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, c->conn_ref);
+    lua_remove(L, -2);
 }
 
 static int req_index(lua_State *L)
@@ -449,10 +439,9 @@ static int req_index(lua_State *L)
     } else if (!strcmp(f, "noreply")) {
         lua_pushboolean(L, m->noreply);
     } else if (!strcmp(f, "conn")) {
-        push_conn_table(L, r->client);
+        push_conn_table(L, r->conn_id);
     } else if (!strcmp(f, "listener")) {
-        const struct listener *l = r->client ? r->client->listener : NULL;
-        if (l) lua_pushstring(L, l->name ? l->name : l->addr);
+        if (r->listener) lua_pushstring(L, *r->listener);
         else lua_pushnil(L);
     } else {
         lua_pushnil(L);
@@ -514,10 +503,10 @@ static void call_done(struct gw_req *c)
 static struct gw_req *call_new(struct lhost *h, const struct mc_request *mc, const char *key,
                                size_t klen)
 {
-    struct gw_req *c = req_new(h->w, NULL, NULL, mc);
+    struct gw_req *c = req_new(h->rt, NULL, NULL, mc);
     if (!c) return NULL;
-    c->host = h;
-    lhost_hold(h);
+    c->res = &h->res;
+    resolver_hold(c->res);
     char *kcopy = req_alloc(c, klen);
     if (!kcopy) {
         req_unref(c);
@@ -539,8 +528,8 @@ static int call_start(lua_State *L, struct task *t, struct pool *p, struct gw_re
     c->ctx = t;
     c->pending = 1;
     t->call = c;
-    STAT_INC(&h->w->stats, gw_lua_calls);
-    router_send(h->w, p, c, 0);
+    STAT_INC(&h->rt->stats, gw_lua_calls);
+    router_send(p, c, 0);
     req_op_done(c);
     if (c->done) return k(L, LUA_OK, 0);
     t->suspended = true;
@@ -600,7 +589,7 @@ static int line_result(lua_State *L, int status, lua_KContext ctx)
     case RESP_EXISTS:
     case RESP_NOT_FOUND:
         lua_pushboolean(L, 0);
-        lua_pushstring(L, status_names[c->rkind]);
+        lua_pushstring(L, reply_status(c->rkind));
         n = 2;
         break;
     case RESP_NUMBER: {
@@ -753,7 +742,7 @@ static struct group *group_new(struct lhost *h)
         g = calloc(1, sizeof *g);
         if (!g) return NULL;
         g->h = h;
-        g->timer = gw_timer_new(h->w->loop, group_on_timer, g);
+        g->timer = gw_timer_new(h->rt->loop, group_on_timer, g);
         if (!g->timer) {
             free(g);
             return NULL;
@@ -985,7 +974,7 @@ static void task_ended(struct task *t, int st, int nres)
         if (t->async) {
             /* The request has been waiting on this route: finish key k. */
             struct gw_req *r = t->req;
-            if (t->outcome == ROUTE_POOL) router_send(t->h->w, t->pool, r, t->k);
+            if (t->outcome == ROUTE_POOL) router_send(t->pool, r, t->k);
             task_free(t, st != LUA_OK);
             req_op_done(r);
             req_unref(r);

@@ -2,8 +2,9 @@
  *
  * The config is first run in a validation state on the main thread: that
  * is what --check does, and what catches config errors before anything
- * listens.  Then each worker runs it in its own state, and the main thread
- * only waits for signals and reloads (reload.h).
+ * listens.  It reads the config's files once; each worker then runs the
+ * same texts in its own state, and the main thread only waits for signals
+ * and reloads (reload.h).
  */
 #include <getopt.h>
 #include <limits.h>
@@ -11,17 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "base/buf.h"
-#include "script/lhost.h"
 #include "base/log.h"
 #include "base/loop.h"
-#include "base/net.h"
+#include "base/version.h"
 #include "proxy/pool.h"
 #include "reload.h"
-#include "base/version.h"
+#include "rt/rt.h"
+#include "rt/settings.h"
+#include "script/lhost.h"
 #include "worker.h"
 
 static void usage(FILE *f)
@@ -99,7 +100,7 @@ int main(int argc, char **argv)
     char *lua_dir = find_lua_dir();
     char err[1024];
 
-    struct lhost *validate = lhost_new(NULL, config, lua_dir, err, sizeof err);
+    struct lhost *validate = lhost_new(NULL, config, lua_dir, NULL, err, sizeof err);
     if (!validate) {
         fprintf(stderr, "%s\n", err);
         free(lua_dir);
@@ -113,21 +114,11 @@ int main(int argc, char **argv)
     }
     const struct lhost_config *cfg = lhost_config(validate);
 
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    gw_start_time = (double)tv.tv_sec;
+    rt_process_start();
+    gw_settings = cfg->settings;
     gw_settings.config_path = config;
     gw_settings.lua_dir = lua_dir;
-    gw_settings.threads = threads_override ? threads_override : cfg->threads ? cfg->threads : 1;
-    gw_settings.max_value = cfg->max_value ? cfg->max_value : 1024 * 1024;
-    gw_settings.max_line = cfg->max_line ? cfg->max_line : 1024 * 1024;
-    gw_settings.max_connections = cfg->max_connections ? cfg->max_connections : 4096;
-    gw_settings.binary_keys = cfg->binary_keys;
-    /* Requests in flight per client bound what one client can make the
-     * gateway hold: each may pin a value of up to max_value bytes. */
-    gw_settings.max_pending = cfg->max_pending ? cfg->max_pending : 256;
-    gw_settings.max_output = cfg->max_output ? cfg->max_output : 8 * 1024 * 1024;
-    gw_settings.shutdown_timeout = cfg->shutdown_timeout >= 0 ? cfg->shutdown_timeout : 5;
+    if (threads_override) gw_settings.threads = threads_override;
 
     signal(SIGPIPE, SIG_IGN);
     int nworkers = gw_settings.threads;
@@ -135,7 +126,7 @@ int main(int argc, char **argv)
     if (!gw_workers) return 1;
     gw_nworkers = nworkers;
     for (int i = 0; i < nworkers; i++) {
-        if (worker_init(&gw_workers[i], i, err, sizeof err) != GW_OK) {
+        if (worker_init(&gw_workers[i], i, cfg, err, sizeof err) != GW_OK) {
             fprintf(stderr, "%s\n", err);
             return 1;
         }

@@ -1,20 +1,20 @@
 /* reload.c -- see reload.h. */
 #include "reload.h"
 
-#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <unistd.h>
-#include <signal.h>
 
-#include "script/lhost.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/net.h"
+#include "rt/rt.h"
+#include "rt/settings.h"
+#include "script/lhost.h"
 #include "worker.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:11211"
@@ -47,41 +47,16 @@ static struct watch *watches;
 static int nwatches;
 static struct gw_timer *poll_timer;
 
-static pthread_mutex_t status_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct reload_status status = { .generation = 1, .last_result = "none" };
-
-void reload_status(struct reload_status *out)
-{
-    pthread_mutex_lock(&status_lock);
-    *out = status;
-    pthread_mutex_unlock(&status_lock);
-}
-
-static double unix_now(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + tv.tv_usec / 1e6;
-}
-
 static void record(bool ok, const char *err)
 {
-    pthread_mutex_lock(&status_lock);
-    status.last_time = unix_now();
-    status.last_result = ok ? "ok" : "failed";
+    rt_config_record(ok, err);
     if (ok) {
-        status.generation++;
-        status.reloads++;
+        struct rt_config_status st;
+        rt_config_status(&st);
+        LOG_INFO("reload: config generation %llu is serving", (unsigned long long)st.generation);
     } else {
-        status.failures++;
-        snprintf(status.last_error, sizeof status.last_error, "%s", err);
-        for (char *p = status.last_error; *p; p++)
-            if (*p == '\r' || *p == '\n') *p = ' ';  /* one STAT line */
+        LOG_ERROR("reload failed, the running config stays: %s", err);
     }
-    pthread_mutex_unlock(&status_lock);
-    if (ok) LOG_INFO("reload: config generation %llu is serving",
-                     (unsigned long long)status.generation);
-    else LOG_ERROR("reload failed, the running config stays: %s", err);
 }
 
 /* --- listen addresses ---------------------------------------------------- */
@@ -178,6 +153,7 @@ int reload_start(const struct lhost_config *cfg, const char *listen_override)
 /* --- the switch ---------------------------------------------------------- */
 
 struct job {
+    const struct lhost_config *cfg; /* the validated config: its texts */
     struct lhost **hosts;         /* per worker: the state prepared */
     char (*errs)[512];            /* per worker: why it could not be */
     const char *const *addrs;     /* the new listen set */
@@ -189,8 +165,8 @@ struct job {
 static void job_prepare(struct worker *w, void *arg)
 {
     struct job *j = arg;
-    j->hosts[w->id] = lhost_new(w, gw_settings.config_path, gw_settings.lua_dir, j->errs[w->id],
-                                sizeof j->errs[w->id]);
+    j->hosts[w->id] = lhost_new(&w->rt, gw_settings.config_path, gw_settings.lua_dir, j->cfg,
+                                j->errs[w->id], sizeof j->errs[w->id]);
 }
 
 static void job_abort(struct worker *w, void *arg)
@@ -238,14 +214,12 @@ static void close_new_fds(struct job *j)
 
 static void warn_settings(const struct lhost_config *cfg)
 {
-    if ((cfg->threads && cfg->threads != gw_settings.threads) ||
-        (cfg->max_value && cfg->max_value != gw_settings.max_value) ||
-        (cfg->max_line && cfg->max_line != gw_settings.max_line) ||
-        (cfg->max_connections && cfg->max_connections != gw_settings.max_connections) ||
-        (cfg->max_pending && cfg->max_pending != gw_settings.max_pending) ||
-        (cfg->max_output && cfg->max_output != gw_settings.max_output) ||
-        (cfg->shutdown_timeout >= 0 && cfg->shutdown_timeout != gw_settings.shutdown_timeout) ||
-        cfg->binary_keys != gw_settings.binary_keys)
+    const struct gw_settings *s = &cfg->settings, *g = &gw_settings;
+    if ((s->threads != g->threads && s->threads != settings_defaults.threads) ||
+        s->max_value != g->max_value || s->max_line != g->max_line ||
+        s->max_connections != g->max_connections || s->max_pending != g->max_pending ||
+        s->max_output != g->max_output || s->shutdown_timeout != g->shutdown_timeout ||
+        s->binary_keys != g->binary_keys)
         LOG_WARN("reload: gateway.settings changes (other than instruction_limit) take effect "
                  "at the next restart");
 }
@@ -257,6 +231,7 @@ static void watch_files(const struct lhost_config *cfg);
 static int switch_to(const struct lhost_config *cfg, char *err, size_t errlen)
 {
     struct job j = { 0 };
+    j.cfg = cfg;
     j.naddrs = wanted(cfg, &j.addrs, &j.names);
     j.hosts = calloc((size_t)gw_nworkers, sizeof *j.hosts);
     j.errs = calloc((size_t)gw_nworkers, sizeof *j.errs);
@@ -304,8 +279,8 @@ void reload_now(void)
 {
     char err[512];
     LOG_INFO("reload: loading %s", gw_settings.config_path);
-    struct lhost *check = lhost_new(NULL, gw_settings.config_path, gw_settings.lua_dir, err,
-                                    sizeof err);
+    struct lhost *check = lhost_new(NULL, gw_settings.config_path, gw_settings.lua_dir, NULL,
+                                    err, sizeof err);
     if (!check) {
         record(false, err);
         return;

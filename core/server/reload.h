@@ -6,9 +6,11 @@
  *
  * A reload (SIGHUP, or a change to the config file or any Lua file it
  * required, debounced) is all or nothing:
- *   1. the new config runs in a validation state on the main thread;
+ *   1. the new config runs in a validation state on the main thread, which
+ *      reads its files once;
  *   2. new listen addresses are bound;
- *   3. every worker builds its own state for it (prepare);
+ *   3. every worker builds its own state from the texts step 1 read
+ *      (prepare);
  *   4. only if every step worked does every worker switch (commit), else
  *      every prepared state is dropped and new sockets closed (abort).
  * A worker's old config keeps running the requests it started and is freed
@@ -17,25 +19,15 @@
  * touched.  gateway.settings other than instruction_limit keep their
  * start-up values (a change is logged).
  *
- * Not thread-safe except reload_status, which any thread may call.
+ * Each attempt is published as the config status (rt.h), which `stats`
+ * reads.  Main thread only.
  */
 #ifndef GW_RELOAD_H
 #define GW_RELOAD_H
 
-#include <stddef.h>
-#include <stdint.h>
-
 struct gw_loop;
 struct lhost_config;
 
-struct reload_status {
-    uint64_t generation;       /* 1 for the config started with */
-    uint64_t reloads;          /* successful */
-    uint64_t failures;
-    double last_time;          /* unix time of the last attempt, 0: none */
-    const char *last_result;   /* "none", "ok" or "failed" */
-    char last_error[512];      /* of the last failure, "" if none */
-};
 
 /* Bind cfg's listen addresses (or listen_override) and give them to the
  * workers, which must be initialised.  GW_ERROR (logged) if one cannot be
@@ -45,7 +37,6 @@ int reload_start(const struct lhost_config *cfg, const char *listen_override);
 int reload_watch(struct gw_loop *loop, const struct lhost_config *cfg);
 /* Reload now (main thread). */
 void reload_now(void);
-void reload_status(struct reload_status *out);
 /* Stop watching and free the bookkeeping (the workers own the sockets). */
 void reload_stop(void);
 

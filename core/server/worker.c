@@ -6,39 +6,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proxy/backend.h"
 #include "base/buf.h"
-#include "front/client.h"
-#include "script/lhost.h"
 #include "base/log.h"
 #include "base/loop.h"
-#include "base/net.h"
+#include "front/client.h"
+#include "front/listener.h"
+#include "proxy/backend.h"
 #include "proxy/req.h"
+#include "rt/settings.h"
+#include "script/lhost.h"
 
-struct gw_settings gw_settings;
-double gw_start_time;
 struct worker *gw_workers;
 int gw_nworkers;
 
-void worker_mark_client(struct worker *w, struct client *c)
-{
-    if (c->dirty) return;
-    c->dirty = true;
-    c->next_dirty = w->dirty_clients;
-    w->dirty_clients = c;
-}
-
-void worker_mark_backend(struct worker *w, struct backend *b)
-{
-    if (b->dirty) return;
-    b->dirty = true;
-    b->next_dirty = w->dirty_backends;
-    w->dirty_backends = b;
-}
-
-/* Before the loop blocks: write every backend's queued ops, then every
- * client's finished replies.  Backends first, so requests that arrived in
- * this iteration are on the wire before we sleep. */
 /* Free retired configs that have finished their last request. */
 static void reap_retired(struct worker *w)
 {
@@ -52,67 +32,22 @@ static void reap_retired(struct worker *w)
     }
 }
 
-static void worker_flush(void *data, int events)
+/* Before the loop blocks. */
+static void worker_before_sleep(void *data, int events)
 {
     struct worker *w = data;
     if (w->nretired) reap_retired(w);
-    while (w->dirty_backends || w->dirty_clients) {
-        while (w->dirty_backends) {
-            struct backend *b = w->dirty_backends;
-            w->dirty_backends = b->next_dirty;
-            b->dirty = false;
-            backend_flush(b);
-        }
-        while (w->dirty_clients) {
-            struct client *c = w->dirty_clients;
-            w->dirty_clients = c->next_dirty;
-            c->dirty = false;
-            client_flush(c);
-        }
-    }
-    if (w->draining && !w->clients) gw_loop_break(w->loop);
-}
-
-static uint32_t total_connections_now(void)
-{
-    uint64_t n = 0;
-    for (int i = 0; i < gw_nworkers; i++)
-        n += __atomic_load_n(&gw_workers[i].stats.curr_connections, __ATOMIC_RELAXED);
-    return (uint32_t)n;
-}
-
-static void listener_on_accept(void *data, int events)
-{
-    struct listener *l = data;
-    struct worker *w = l->w;
-    for (int i = 0; i < 64; i++) {
-        int fd;
-        char err[GW_NET_ERRLEN];
-        int rc = net_accept(l->fd, &fd, err);
-        if (rc == GW_AGAIN) return;
-        if (rc != GW_OK) {
-            LOG_WARN("%s", err);
-            return;
-        }
-        if (gw_settings.max_connections && total_connections_now() >= gw_settings.max_connections) {
-            static const char msg[] = "SERVER_ERROR too many open connections\r\n";
-            ssize_t wr = write(fd, msg, sizeof msg - 1);
-            (void)wr;
-            close(fd);
-            STAT_INC(&w->stats, rejected_connections);
-            continue;
-        }
-        client_new(w, l, fd);
-    }
+    rt_flush(&w->rt);
+    if (w->draining && !w->rt.clients) gw_loop_break(w->rt.loop);
 }
 
 static void on_drain_timeout(void *data, int events)
 {
     struct worker *w = data;
     int n = 0;
-    for (struct client *c = w->clients; c; c = c->next) n++;
+    for (struct client *c = w->rt.clients; c; c = c->next) n++;
     LOG_WARN("worker %d: %d client(s) still busy after the shutdown timeout; closing them", w->id, n);
-    gw_loop_break(w->loop);
+    gw_loop_break(w->rt.loop);
 }
 
 /* Shutting down: stop accepting and reading; each client is closed once
@@ -121,11 +56,8 @@ static void worker_drain(struct worker *w)
 {
     w->draining = true;
     while (w->listeners) worker_unlisten(w, w->listeners->addr);
-    for (struct client *c = w->clients; c; c = c->next) {
-        c->closing = true;
-        worker_mark_client(w, c);
-    }
-    w->drain_timer = gw_timer_new(w->loop, on_drain_timeout, w);
+    clients_drain(&w->rt);
+    w->drain_timer = gw_timer_new(w->rt.loop, on_drain_timeout, w);
     if (w->drain_timer) gw_timer_start(w->drain_timer, gw_settings.shutdown_timeout);
 }
 
@@ -163,22 +95,25 @@ void worker_wait(struct worker *w)
     pthread_mutex_unlock(&w->call_lock);
 }
 
-int worker_init(struct worker *w, int id, char *err, size_t errlen)
+int worker_init(struct worker *w, int id, const struct lhost_config *cfg, char *err,
+                size_t errlen)
 {
     memset(w, 0, sizeof *w);
     w->id = id;
     w->call_done = true;
     pthread_mutex_init(&w->call_lock, NULL);
     pthread_cond_init(&w->call_cond, NULL);
-    w->loop = gw_loop_new();
-    if (!w->loop) {
+    struct gw_loop *loop = gw_loop_new();
+    if (!loop || rt_init(&w->rt, id, loop) != GW_OK) {
+        if (loop) gw_loop_free(loop);
         snprintf(err, errlen, "cannot create an event loop");
         return GW_ERROR;
     }
-    w->lua = lhost_new(w, gw_settings.config_path, gw_settings.lua_dir, err, errlen);
+    w->lua = lhost_new(&w->rt, gw_settings.config_path, gw_settings.lua_dir, cfg, err, errlen);
     if (!w->lua) return GW_ERROR;
-    w->flush_hook = gw_hook_new(w->loop, worker_flush, w);
-    w->wake = gw_async_new(w->loop, worker_on_wake, w);
+    w->rt.resolver = lhost_resolver(w->lua);
+    w->flush_hook = gw_hook_new(loop, worker_before_sleep, w);
+    w->wake = gw_async_new(loop, worker_on_wake, w);
     if (!w->flush_hook || !w->wake) {
         snprintf(err, errlen, "out of memory");
         return GW_ERROR;
@@ -188,31 +123,11 @@ int worker_init(struct worker *w, int id, char *err, size_t errlen)
 
 int worker_listen(struct worker *w, int fd, const char *addr, const char *name)
 {
-    struct listener *l = calloc(1, sizeof *l);
+    struct listener *l = listener_new(&w->rt, fd, addr, name);
     if (!l) return GW_NOMEM;
-    l->fd = fd;
-    l->w = w;
-    l->addr = strdup(addr);
-    l->name = name ? strdup(name) : NULL;
-    l->io = gw_io_new(w->loop, fd, GW_EV_READ, listener_on_accept, l);
-    if (!l->addr || (name && !l->name) || !l->io) {
-        gw_io_free(l->io);
-        free(l->addr);
-        free(l->name);
-        free(l);
-        return GW_NOMEM;
-    }
     l->next = w->listeners;
     w->listeners = l;
     return GW_OK;
-}
-
-static void listener_close(struct listener *l)
-{
-    gw_io_free(l->io);
-    l->io = NULL;
-    if (l->fd >= 0) close(l->fd);
-    l->fd = -1;
 }
 
 void worker_unlisten(struct worker *w, const char *addr)
@@ -231,13 +146,10 @@ void worker_unlisten(struct worker *w, const char *addr)
 void worker_rename_listener(struct worker *w, const char *addr, const char *name)
 {
     for (struct listener *l = w->listeners; l; l = l->next) {
-        if (strcmp(l->addr, addr) != 0) continue;
-        if ((!name && !l->name) || (name && l->name && !strcmp(name, l->name))) return;
-        char *n = name ? strdup(name) : NULL;
-        if (name && !n) return;
-        free(l->name);
-        l->name = n;
-        return;
+        if (strcmp(l->addr, addr) == 0) {
+            listener_rename(l, name);
+            return;
+        }
     }
 }
 
@@ -251,12 +163,13 @@ void worker_switch_config(struct worker *w, struct lhost *h)
         LOG_WARN("out of memory retiring a config; it stays allocated");
     }
     w->lua = h;
+    w->rt.resolver = lhost_resolver(h);
 }
 
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    gw_loop_run(w->loop);
+    gw_loop_run(w->rt.loop);
     /* Tear down on this thread: its buffers live in this thread's cache. */
     worker_destroy(w);
     buf_cache_drain();
@@ -281,54 +194,28 @@ void worker_join(struct worker *w)
 
 void worker_destroy(struct worker *w)
 {
-    if (!w->loop) return;
-    while (w->clients) client_close(w->clients);
-    for (struct listener *l = w->listeners; l;) {
-        struct listener *next = l->next;
-        l->next = w->closed_listeners;
-        w->closed_listeners = l;
-        l = next;
-    }
-    w->listeners = NULL;
+    if (!w->rt.loop) return;
+    clients_close_all(&w->rt);
+    while (w->listeners) worker_unlisten(w, w->listeners->addr);
     while (w->closed_listeners) {
         struct listener *l = w->closed_listeners;
         w->closed_listeners = l->next;
-        listener_close(l);
-        free(l->addr);
-        free(l->name);
-        free(l);
+        listener_free(l);
     }
     for (int i = 0; i < w->nretired; i++) lhost_free(w->retired[i]);
     free(w->retired);
     w->nretired = 0;
     lhost_free(w->lua);
-    while (w->free_reqs) {
-        struct gw_req *r = w->free_reqs;
-        w->free_reqs = r->next;
-        free(r->keys_heap);
-        free(r);
-    }
-    while (w->free_ops) {
-        struct be_op *op = w->free_ops;
-        w->free_ops = op->next;
-        free(op);
-    }
+    w->lua = NULL;
+    w->rt.resolver = NULL;
+    req_cache_drain(&w->rt);
+    op_cache_drain(&w->rt);
     gw_hook_free(w->flush_hook);
     gw_async_free(w->wake);
     gw_timer_free(w->drain_timer);
-    gw_loop_free(w->loop);
-    w->loop = NULL;
+    rt_destroy(&w->rt);
+    gw_loop_free(w->rt.loop);
+    w->rt.loop = NULL;
     pthread_mutex_destroy(&w->call_lock);
     pthread_cond_destroy(&w->call_cond);
-}
-
-void worker_stats_sum(struct gw_stats *out)
-{
-    memset(out, 0, sizeof *out);
-    for (int i = 0; i < gw_nworkers; i++) {
-        const struct gw_stats *s = &gw_workers[i].stats;
-#define GW_STAT_SUM(name) out->name += __atomic_load_n(&s->name, __ATOMIC_RELAXED);
-        GW_STATS_FIELDS(GW_STAT_SUM)
-#undef GW_STAT_SUM
-    }
 }

@@ -1,11 +1,11 @@
-/* worker.h -- a worker thread: one event loop, one Lua state, and the
- * client and backend connections it owns.
+/* worker.h -- a worker thread: one event loop, one runtime (rt.h), one Lua
+ * state per live config, and the listeners, clients and backends it owns.
  *
  * Everything reachable from a worker is touched only by its thread, except
- * its stats (read by `stats` on any worker) and the wake-up async.  Work
- * produced while handling events (backend writes, client replies) is put on
- * the dirty lists and flushed once per loop iteration, just before the loop
- * blocks: many requests, one writev per socket.
+ * its counters (read by `stats` on any thread) and the call slot the main
+ * thread posts to (worker_post).  The worker drives its runtime: before the
+ * loop blocks it frees retired configs that went idle and flushes the
+ * runtime's queue (every backend's ops, then every client's replies).
  */
 #ifndef GW_WORKER_H
 #define GW_WORKER_H
@@ -14,51 +14,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "front/stats.h"
+#include "rt/rt.h"
 
-struct gw_loop;
 struct gw_hook;
 struct gw_async;
-struct gw_io;
+struct gw_timer;
 struct lhost;
-struct client;
-struct backend;
-struct gw_req;
-struct be_op;
-
-/* Process-wide settings, fixed after start-up. */
-struct gw_settings {
-    int threads;
-    size_t max_value;          /* largest value accepted, bytes */
-    size_t max_line;           /* longest command line accepted, bytes */
-    uint32_t max_connections;
-    uint32_t max_pending;      /* requests in flight per client before reading pauses */
-    size_t max_output;         /* unwritten reply bytes per client before reading pauses */
-    bool binary_keys;          /* accept control bytes in keys (memcached does) */
-    double shutdown_timeout;   /* seconds a stopping worker waits for requests in flight */
-    const char *config_path;
-    const char *lua_dir;
-};
-
-extern struct gw_settings gw_settings;
-extern double gw_start_time;   /* unix time the process started */
-
-/* A listening socket of one worker.  Clients point at theirs (for
- * req.listener), so one a reload removes is closed but kept until exit. */
-struct listener {
-    struct listener *next;
-    int fd;                    /* -1 once closed */
-    struct gw_io *io;
-    struct worker *w;
-    char *addr;                /* as configured (owned) */
-    char *name;                /* optional label (owned), or NULL */
-};
+struct lhost_config;
+struct listener;
 
 struct worker {
+    struct rt rt;                    /* the thread's runtime */
     int id;
     pthread_t thread;
-    struct gw_loop *loop;
-    struct lhost *lua;
+    struct lhost *lua;               /* the config routing new requests */
     struct gw_hook *flush_hook;
     struct gw_async *wake;
     bool stopping;                   /* asked to stop (any thread) */
@@ -77,25 +46,16 @@ struct worker {
     void (*call_fn)(struct worker *w, void *arg);
     void *call_arg;
     bool call_done;
-
-    struct client *clients;          /* every open client (for shutdown) */
-    struct backend *backends;        /* the registry of backends (backend.h) */
-    struct client *dirty_clients;
-    struct backend *dirty_backends;
-
-    struct gw_req *free_reqs;
-    struct be_op *free_ops;
-    uint32_t nfree_reqs, nfree_ops;
-
-    struct gw_stats stats;
 };
 
 extern struct worker *gw_workers;
 extern int gw_nworkers;
 
-/* Set up a worker (loop, Lua state running the config, listeners on the
- * given fds).  On failure returns GW_ERROR with err filled. */
-int worker_init(struct worker *w, int id, char *err, size_t errlen);
+/* Set up a worker: its loop and runtime, and a Lua state running the
+ * config texts `cfg` holds (read once by the main thread).  On failure
+ * returns GW_ERROR with err filled. */
+int worker_init(struct worker *w, int id, const struct lhost_config *cfg, char *err,
+                size_t errlen);
 /* Start accepting on fd (the worker owns it from now on).  On the worker's
  * thread, or before it starts. */
 int worker_listen(struct worker *w, int fd, const char *addr, const char *name);
@@ -118,11 +78,5 @@ int worker_start(struct worker *w);
 void worker_stop(struct worker *w);
 void worker_join(struct worker *w);
 void worker_destroy(struct worker *w);
-
-void worker_mark_client(struct worker *w, struct client *c);
-void worker_mark_backend(struct worker *w, struct backend *b);
-
-/* Sum of every worker's counters. */
-void worker_stats_sum(struct gw_stats *out);
 
 #endif

@@ -3,11 +3,18 @@
 --
 -- The core loads this file into a fresh Lua state with the standard
 -- libraries and calls the function it returns:
---     boot(core, config_path, lua_dir, live)
+--     boot(core, config_path, lua_dir, live, sources)
 -- It builds the `gateway` and `memcache` tables, validates what the config
 -- passes them (errors name the config's file:line), runs the config in a
 -- sandboxed environment, and then seals that environment so that request
 -- code cannot create globals.
+--
+-- Files are read once per load: `sources` (path -> text) holds what the
+-- main thread read when it validated this config, so every worker runs the
+-- same bytes; without it the files are read from disk.  Each file loaded
+-- is reported to the core with its text (core.track).  Defaults and the
+-- hash names come from the core (core.defaults, core.hashes), which is the
+-- one place they are written.
 local string, table, math, utf8, os = string, table, math, utf8, os
 local debug, type, pairs, ipairs, tostring, tonumber, select, error, setmetatable,
       getmetatable, rawget, rawset, pcall, loadfile, next =
@@ -69,7 +76,11 @@ local function set_of(...)
   return s
 end
 
-local HASHES = set_of("python-memcached", "ketama", "jump")
+-- Filled by boot from the core: the hash names, and the defaults of
+-- settings and pool options.
+local HASHES, HASH_LIST = {}, {}
+local DEFAULTS = { settings = {}, pool = {} }
+M.DEFAULTS = DEFAULTS
 local FAILOVERS = set_of("none", "rehash", "next")
 local POOL_OPTS = set_of("servers", "hash", "timeout", "connect_timeout", "retry_timeout",
   "failure_limit", "max_queue", "failover", "multiget_errors", "name", "python_memcached",
@@ -117,19 +128,20 @@ function M.pool_spec(opts)
     check_seconds(fname, "server " .. i .. ": connect_timeout", sconnect)
     list[i] = { addr = addr, weight = weight, timeout = stimeout, connect_timeout = sconnect }
   end
-  local hash = opts.hash or "python-memcached"
+  local hash = opts.hash or HASH_LIST[1]
   if not HASHES[hash] then
-    config_error("%s: unknown hash '%s' (python-memcached, ketama or jump)", fname, tostring(hash))
+    config_error("%s: unknown hash '%s' (%s)", fname, tostring(hash), table.concat(HASH_LIST, ", "))
   end
   local failover = opts.failover or "none"
   if not FAILOVERS[failover] then
     config_error("%s: unknown failover '%s' (none, rehash or next)", fname, tostring(failover))
   end
-  local timeout = opts.timeout or 0.5
+  local pd = DEFAULTS.pool
+  local timeout = opts.timeout or pd.timeout
   if type(timeout) ~= "number" or not (timeout > 0) then
     config_error("%s: timeout must be a positive number of seconds", fname)
   end
-  local retry = opts.retry_timeout or 1
+  local retry = opts.retry_timeout or pd.retry_timeout
   if type(retry) ~= "number" or not (retry >= 0) then
     config_error("%s: retry_timeout must be a number of seconds >= 0", fname)
   end
@@ -154,8 +166,9 @@ function M.pool_spec(opts)
   end
   return { name = opts.name or list[1].addr, servers = list, hash = hash,
     legacy = pyver == "1.59", timeout = timeout, retry_timeout = retry, failover = failover,
-    hash_tag = tag, connect_timeout = opts.connect_timeout, failure_limit = opts.failure_limit or 2,
-    max_queue = opts.max_queue or 4096, multiget_errors = mg }
+    hash_tag = tag, connect_timeout = opts.connect_timeout,
+    failure_limit = opts.failure_limit or pd.failure_limit, max_queue = opts.max_queue or pd.max_queue,
+    multiget_errors = mg }
 end
 
 local SETTINGS = set_of("threads", "max_value_size", "max_line", "max_connections",
@@ -269,35 +282,82 @@ function M.seal(env)
   })
 end
 
--- A require that loads Lua files (text only) from the config's folder,
--- lua/ and scripts/, into the sandbox.
-local function make_require(env, dirs, track)
-  local loaded = {}
-  return function(name)
-    if type(name) ~= "string" then error("bad argument #1 to 'require' (string expected)", 2) end
-    if loaded[name] ~= nil then return loaded[name] end
-    local rel = name:gsub("%.", "/")
-    for _, dir in ipairs(dirs) do
-      for _, pat in ipairs({ "%s/%s.lua", "%s/%s/init.lua" }) do
-        local path = string.format(pat, dir, rel)
-        local f = io.open(path, "r")
-        if f then
-          f:close()
-          if track then track(path) end
-          local chunk, err = loadfile(path, "t", env)
-          if not chunk then error(err, 0) end
-          local v = chunk(name)
-          if v == nil then v = true end
-          loaded[name] = v
-          return v
-        end
-      end
-    end
-    error(string.format("module '%s' not found in %s", name, table.concat(dirs, ", ")), 2)
+-- What the core knows and the prelude must not restate: the hash names and
+-- the defaults.  boot calls this; a test that uses pool_spec alone calls it
+-- with a stub core.
+function M.use_core(core)
+  HASH_LIST = core.hashes()
+  HASHES = set_of(table.unpack(HASH_LIST))
+  local d = core.defaults()
+  DEFAULTS.settings, DEFAULTS.pool, DEFAULTS.internal_size = d.settings, d.pool, d.internal_size
+end
+
+-- A file reader for one load: a file's text comes from `sources` (what the
+-- validating load read) when it has the file, else from disk.  Returns
+-- text, or nil and the reason.
+local function make_reader(sources)
+  return function(path)
+    if sources and sources[path] then return sources[path] end
+    local f, err = io.open(path, "rb")
+    if not f then return nil, err end
+    local text = f:read("a")
+    f:close()
+    return text
   end
 end
 
-function M.boot(core, config_path, lua_dir, live)
+-- Load path's text (from read) as a chunk of env, reporting it to track.
+local function load_file(read, track, path, env)
+  local text, err = read(path)
+  if not text then error("cannot open " .. err, 0) end
+  if track then track(path, text) end
+  local chunk, lerr = load(text, "@" .. path, "t", env)
+  if not chunk then error(lerr, 0) end
+  return chunk
+end
+
+-- A require that loads Lua files (text only) from the config's folder,
+-- lua/ and scripts/, into the sandbox.  With sources, a module is looked
+-- for there first, so a worker loads exactly the file its validation did.
+local function make_require(env, dirs, read, sources, track)
+  local loaded = {}
+  local function candidates(name)
+    local rel, list = name:gsub("%.", "/"), {}
+    for _, dir in ipairs(dirs) do
+      for _, pat in ipairs({ "%s/%s.lua", "%s/%s/init.lua" }) do
+        list[#list + 1] = string.format(pat, dir, rel)
+      end
+    end
+    return list
+  end
+  local function find(list)
+    for _, path in ipairs(list) do
+      if sources and sources[path] then return path end
+    end
+    for _, path in ipairs(list) do
+      local f = io.open(path, "r")
+      if f then
+        f:close()
+        return path
+      end
+    end
+  end
+  return function(name)
+    if type(name) ~= "string" then error("bad argument #1 to 'require' (string expected)", 2) end
+    if loaded[name] ~= nil then return loaded[name] end
+    local path = find(candidates(name))
+    if not path then
+      error(string.format("module '%s' not found in %s", name, table.concat(dirs, ", ")), 2)
+    end
+    local v = load_file(read, track, path, env)(name)
+    if v == nil then v = true end
+    loaded[name] = v
+    return v
+  end
+end
+
+function M.boot(core, config_path, lua_dir, live, sources)
+  M.use_core(core)
   local phase = "config"
   local function config_only(fname)
     if phase ~= "config" then
@@ -349,7 +409,7 @@ function M.boot(core, config_path, lua_dir, live)
     config_only("memcache.internal")
     opts = opts or {}
     check_table("memcache.internal", opts, set_of("size"))
-    local size, err = M.parse_size(opts.size or "64MB")
+    local size, err = M.parse_size(opts.size or DEFAULTS.internal_size)
     if not size or size < 1 then config_error("memcache.internal: size: %s", err or "must be > 0") end
     return call_core(core.internal, size)
   end
@@ -369,11 +429,11 @@ function M.boot(core, config_path, lua_dir, live)
   local config_dir = config_path:match("^(.*)/[^/]*$") or "."
   local env = M.make_env({ gateway = gateway, memcache = memcache })
   env.print = function(...) gateway.log("info", ...) end
-  env.require = make_require(env, { config_dir, lua_dir, root .. "/scripts" }, core.track)
+  local read = make_reader(sources)
+  env.require = make_require(env, { config_dir, lua_dir, root .. "/scripts" }, read, sources,
+    core.track)
 
-  local chunk, err = loadfile(config_path, "t", env)
-  if not chunk then error(err, 0) end
-  chunk()
+  load_file(read, core.track, config_path, env)()
   phase = "request"
   M.seal(env)
 end

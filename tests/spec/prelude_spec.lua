@@ -65,6 +65,13 @@ local function fake_core(opts)
     return fake_pool_userdata()
   end
   function c.valid_key(k) return type(k) == "string" and #k <= 250 end
+  -- The core's single sources (rt/settings.c, backend_opts_default,
+  -- place/hash.c), as the real core answers them.
+  function c.hashes() return { "python-memcached", "ketama", "jump" } end
+  function c.defaults()
+    return { settings = { threads = 1 }, internal_size = 64 * 1024 * 1024,
+      pool = { timeout = 0.5, retry_timeout = 1, failure_limit = 2, max_queue = 4096 } }
+  end
   return c
 end
 
@@ -88,6 +95,7 @@ local ENV_PROBE = "memcache.route { default = function() return _ENV end }\n"
 describe("prelude", function()
   lazy_setup(function()
     os.execute("mkdir -p " .. TMP .. "/lib/lua/pkg " .. TMP .. "/lib/scripts")
+    prelude.use_core(fake_core())
   end)
 
   lazy_teardown(function()

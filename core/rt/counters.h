@@ -1,12 +1,16 @@
-/* stats.h -- counters behind the `stats` command.
+/* counters.h -- the counters every layer bumps, named once.
  *
- * Each worker owns one gw_stats and is its only writer (STAT_ADD compiles
- * to a plain add); `stats` on any worker sums every worker's counters with
- * relaxed atomic loads.  The X-macro list is the single place a counter is
- * named, so the reply and the struct cannot drift apart.
+ * Each thread's runtime (rt.h) owns one gw_stats and is its only writer:
+ * STAT_ADD is a relaxed load and store, no atomic read-modify-write.  Any
+ * thread may read every runtime's counters (rt_stats_sum) with relaxed
+ * loads.  The X-macro list is the single place a counter is named, so the
+ * struct and every report of it (`stats`, later metrics) cannot drift apart.
+ *
+ * Counters only count: building a reply from them is the front's job
+ * (front/admin.h), so bumping one drags in no protocol.
  */
-#ifndef GW_STATS_H
-#define GW_STATS_H
+#ifndef GW_COUNTERS_H
+#define GW_COUNTERS_H
 
 #include <stdint.h>
 
@@ -21,8 +25,8 @@
     X(bytes_read) X(bytes_written)                                             \
     X(gw_requests) X(gw_protocol_errors) X(gw_route_calls) X(gw_lua_errors)    \
     X(gw_backend_requests) X(gw_backend_errors) X(gw_backend_timeouts)         \
-    X(gw_backend_connects) X(gw_backend_conn_failures) X(gw_lua_memory)          \
-    X(gw_lua_calls) X(gw_lua_tasks)                                           \
+    X(gw_backend_connects) X(gw_backend_conn_failures) X(gw_lua_memory)        \
+    X(gw_lua_calls) X(gw_lua_tasks)                                            \
     X(gw_backend_marked_down) X(gw_backend_probes) X(gw_backend_resends)      \
     X(gw_backend_queue_full)
 
@@ -35,20 +39,8 @@ struct gw_stats {
 #define STAT_ADD(st, field, n)                                                 \
     __atomic_store_n(&(st)->field, __atomic_load_n(&(st)->field, __ATOMIC_RELAXED) + (n), \
                      __ATOMIC_RELAXED)
+#define STAT_SET(st, field, v) __atomic_store_n(&(st)->field, (v), __ATOMIC_RELAXED)
 #define STAT_INC(st, field) STAT_ADD(st, field, 1)
 #define STAT_DEC(st, field) STAT_ADD(st, field, (uint64_t)-1)
-
-#include "codec/proto.h"
-#include "codec/resp.h"
-
-struct gw_req;
-struct worker;
-
-/* Count a single-line reply to cmd (delete/incr/decr/touch/cas hits and
- * misses), whether a backend or the embedded store gave it. */
-void stats_count_reply(struct gw_stats *st, enum mc_cmd cmd, enum mc_resp_kind kind);
-
-/* Build the reply to `stats` (and `stats settings`) into r. */
-void stats_reply(struct worker *w, struct gw_req *r);
 
 #endif

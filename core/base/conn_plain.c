@@ -1,0 +1,40 @@
+/* conn_plain.c -- the plain TCP transport (conn.h): read(2) and writev(2). */
+#include "conn.h"
+
+#include <unistd.h>
+
+static int plain_read(struct gw_conn *c, struct gw_rbuf *in, size_t need, size_t *n)
+{
+    return rbuf_read(in, c->fd, need, n);
+}
+
+static int plain_writev(struct gw_conn *c, struct gw_oq *out, size_t *written)
+{
+    return oq_write(out, c->fd, written);
+}
+
+static bool plain_pending(const struct gw_conn *c)
+{
+    return false;
+}
+
+static void plain_close(struct gw_conn *c)
+{
+    close(c->fd);
+    c->fd = -1;
+}
+
+const struct transport transport_plain = {
+    .name = "plain",
+    .read = plain_read,
+    .writev = plain_writev,
+    .pending = plain_pending,
+    .close = plain_close,
+};
+
+void conn_init_plain(struct gw_conn *c, int fd)
+{
+    c->t = &transport_plain;
+    c->fd = fd;
+    c->session = NULL;
+}

@@ -1,0 +1,43 @@
+/* codec.h -- a client codec: the wire format one client connection speaks.
+ *
+ * A codec turns the bytes a client sent into requests and finished
+ * requests back into bytes; the client (client.h) does everything else:
+ * reading, ordering replies, back-pressure, writing.  Every codec feeds the
+ * same internal request (proxy/req.h), so routing never knows which one a
+ * client speaks.  The text protocol is the one codec today (text_codec.c);
+ * meta and binary will each be another struct codec beside it.
+ *
+ *   decode  take every whole request at the start of the client's read
+ *           buffer, in order: for each, make and dispatch a request with
+ *           client_request/client_dispatch (or answer a bad one with
+ *           client_refuse), consuming its bytes.  Stop at an incomplete
+ *           request, when client_busy says to pause, or when the client is
+ *           closing.
+ *   encode  queue the reply of finished request r on the client's output.
+ *           GW_NOMEM closes the connection.
+ */
+#ifndef GW_CODEC_H
+#define GW_CODEC_H
+
+#include <stddef.h>
+
+#include "codec/proto.h"
+
+struct client;
+struct gw_req;
+
+struct codec {
+    const char *name;
+    void (*decode)(struct client *c);
+    int (*encode)(struct client *c, struct gw_req *r);
+};
+
+/* What a codec keeps per connection between reads. */
+struct codec_state {
+    struct mc_parser parser;
+    size_t swallow;            /* data bytes of a refused value still to skip */
+};
+
+extern const struct codec codec_text;
+
+#endif

@@ -1,0 +1,173 @@
+/* be_text.c -- the text protocol toward memcached: the backend codec
+ * (backend.h) that writes memcached's text commands and reads its replies
+ * with the reply parser (codec/resp.h).
+ *
+ * A retrieval op asks for a batch of keys in one line; memcached answers
+ * them in the order asked, skipping misses, then END.  Every other op is
+ * one line (plus a data block for storage commands) and one reply line.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backend.h"
+#include "codec/resp.h"
+#include "req.h"
+
+static const char CRLF[] = "\r\n";
+static const char SPACE[] = " ";
+
+/* The command line around the key: head "<cmd> " and tail " <args>\r\n". */
+static void format_single(struct be_op *op, const struct mc_request *m)
+{
+    op->head_len = (uint16_t)snprintf(op->head, sizeof op->head, "%s ", mc_cmd_name(op->cmd));
+    int n;
+    switch (op->cmd) {
+    case MC_CAS:
+        n = snprintf(op->tail, sizeof op->tail, " %u %" PRId64 " %u %" PRIu64 "\r\n", m->flags,
+                     m->exptime, m->bytes, m->cas);
+        break;
+    case MC_INCR:
+    case MC_DECR:
+        n = snprintf(op->tail, sizeof op->tail, " %" PRIu64 "\r\n", m->delta);
+        break;
+    case MC_TOUCH:
+        n = snprintf(op->tail, sizeof op->tail, " %" PRId64 "\r\n", m->exptime);
+        break;
+    case MC_DELETE:
+        n = snprintf(op->tail, sizeof op->tail, "\r\n");
+        break;
+    default: /* set, add, replace, append, prepend */
+        n = snprintf(op->tail, sizeof op->tail, " %u %" PRId64 " %u\r\n", m->flags, m->exptime,
+                     m->bytes);
+        break;
+    }
+    op->tail_len = (uint16_t)n;
+}
+
+static int encode_retrieval(struct be_op *op, struct gw_oq *q)
+{
+    struct gw_req *r = op->req;
+    const char *name = mc_cmd_name(op->cmd);
+    if (op->cmd == MC_GAT || op->cmd == MC_GATS)
+        op->head_len = (uint16_t)snprintf(op->head, sizeof op->head, "%s %" PRId64 " ", name,
+                                          r->mc.exptime);
+    else
+        op->head_len = (uint16_t)snprintf(op->head, sizeof op->head, "%s ", name);
+    int rc = oq_push(q, op->head, op->head_len);
+    for (int32_t k = op->first_key; k >= 0 && rc == GW_OK; k = r->keys[k].next) {
+        if (k != op->first_key) rc = oq_push(q, SPACE, 1);
+        if (rc == GW_OK) rc = oq_push(q, r->keys[k].bkey, r->keys[k].bklen);
+    }
+    if (rc == GW_OK) rc = oq_push(q, CRLF, 2);
+    return rc;
+}
+
+static int text_encode(struct be_op *op, struct gw_oq *q)
+{
+    struct gw_req *r = op->req;
+    if (mc_cmd_is_retrieval(op->cmd)) return encode_retrieval(op, q);
+    if (op->cmd == MC_FLUSH_ALL) {
+        op->head_len = (uint16_t)(r->mc.delay
+            ? snprintf(op->head, sizeof op->head, "flush_all %" PRId64 "\r\n", r->mc.delay)
+            : snprintf(op->head, sizeof op->head, "flush_all\r\n"));
+        return oq_push(q, op->head, op->head_len);
+    }
+    if (op->cmd == MC_VERSION) return oq_push(q, "version\r\n", 9);
+    format_single(op, &r->mc);
+    int rc = oq_push(q, op->head, op->head_len);
+    if (rc == GW_OK) rc = oq_push(q, r->keys[0].bkey, r->keys[0].bklen);
+    if (rc == GW_OK) rc = oq_push(q, op->tail, op->tail_len);
+    if (rc == GW_OK && mc_cmd_is_storage(op->cmd))
+        rc = oq_push(q, r->base + r->mc.data_off, r->mc.bytes + 2);
+    return rc;
+}
+
+/* One unit for a retrieval op. */
+static enum be_decode decode_retrieval(struct be_op *op, struct gw_buf *inb, const char *base,
+                                       const struct mc_resp *u)
+{
+    struct gw_req *r = op->req;
+    if (u->kind == RESP_VALUE) {
+        /* memcached answers keys in the order asked, skipping misses. */
+        int32_t k = op->cur_key;
+        while (k >= 0 && !(r->keys[k].bklen == u->key_len &&
+                           memcmp(r->keys[k].bkey, base + u->key_off, u->key_len) == 0)) {
+            r->keys[k].state = KEY_MISS;
+            k = r->keys[k].next;
+        }
+        if (k < 0) return BE_UNEXPECTED;
+        struct gw_key *key = &r->keys[k];
+        key->state = KEY_HIT;
+        key->flags = u->flags;
+        key->bytes = u->bytes;
+        key->cas = u->cas;
+        key->vbuf = inb;
+        buf_ref(key->vbuf);
+        key->vdata = base + u->data_off;
+        op->cur_key = key->next;
+        return BE_MORE;
+    }
+    if (u->kind == RESP_END) {
+        for (int32_t k = op->cur_key; k >= 0; k = r->keys[k].next) r->keys[k].state = KEY_MISS;
+        op->cur_key = -1;
+        return BE_DONE;
+    }
+    if (reply_is_error(u->kind)) {
+        for (int32_t k = op->cur_key; k >= 0; k = r->keys[k].next) r->keys[k].state = KEY_ERROR;
+        r->errors = true;
+        req_reply_fmt(r, "%.*s", (int)(u->line_len - 2), base);
+        r->rkind = (uint8_t)u->kind;
+        return BE_DONE;
+    }
+    return BE_UNEXPECTED;
+}
+
+/* The reply line of any other op. */
+static enum be_decode decode_line(struct backend *b, struct be_op *op, struct gw_buf *inb,
+                                  const char *base, const struct mc_resp *u)
+{
+    struct gw_req *r = op->req;
+    if (u->kind == RESP_VALUE || u->kind == RESP_END || u->kind == RESP_STAT) return BE_UNEXPECTED;
+    req_count_reply(&b->rt->stats, op->cmd, u->kind);
+    if (op->cmd == MC_FLUSH_ALL) {
+        if (u->kind != RESP_OK) r->errors = true;
+        return BE_DONE;
+    }
+    if (reply_line(u->kind)) {
+        req_reply_kind(r, u->kind);
+    } else {
+        /* A line with text (a number, VERSION, an error): the reply points
+         * into the read buffer, referenced. */
+        buf_unref(r->rline_buf);
+        r->rline = base;
+        r->rlen = u->line_len;
+        r->rline_buf = inb;
+        buf_ref(r->rline_buf);
+        r->rkind = (uint8_t)u->kind;
+    }
+    return BE_DONE;
+}
+
+static enum be_decode text_decode(struct backend *b, struct be_op *op, struct gw_rbuf *in,
+                                  size_t *need)
+{
+    const char *base = rbuf_data(in);
+    struct mc_resp u;
+    int rc = mc_resp_parse(base, rbuf_len(in), &u);
+    if (rc == GW_AGAIN) {
+        *need = u.need;
+        return BE_NEED;
+    }
+    if (rc != GW_OK) return BE_INVALID;
+    enum be_decode d = mc_cmd_is_retrieval(op->cmd) ? decode_retrieval(op, in->b, base, &u)
+                                                    : decode_line(b, op, in->b, base, &u);
+    if (d == BE_MORE || d == BE_DONE) in->pos += u.total_len;
+    return d;
+}
+
+const struct be_codec be_codec_text = {
+    .name = "text",
+    .encode = text_encode,
+    .decode = text_decode,
+};

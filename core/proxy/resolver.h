@@ -1,0 +1,67 @@
+/* resolver.h -- what the router asks of a config: where a key goes.
+ *
+ * A resolver is one loaded config on one thread.  The script layer
+ * implements it (script/lhost.c, with Lua routes); the router only calls
+ * these operations, and the server layer swaps the thread's current
+ * resolver (rt->resolver) on reload.  Tests implement it with a table.
+ *
+ *   route        resolve key k of request r.  ROUTE_POOL: send it to
+ *                *pool; ROUTE_ANSWERED: the route answered key k itself;
+ *                ROUTE_PENDING: the route is suspended (it holds a pending
+ *                count and a reference on r, and finishes key k later with
+ *                router_send or an answer, then req_op_done); ROUTE_FAILED:
+ *                key k failed (req_fail_key was called).
+ *   pools        every pool the config made, for commands that reach them
+ *                all (flush_all).  Returns the count.
+ *   hold/release a request routed by this config holds it until the
+ *                request is freed, so the config outlives its requests.
+ *   conn_closed  the client connection conn_id closed: forget what the
+ *                config kept for it (req.conn).
+ */
+#ifndef GW_RESOLVER_H
+#define GW_RESOLVER_H
+
+#include <stdint.h>
+
+struct gw_req;
+struct pool;
+struct resolver;
+
+enum route_result {
+    ROUTE_POOL,
+    ROUTE_ANSWERED,
+    ROUTE_PENDING,
+    ROUTE_FAILED,
+};
+
+struct resolver_ops {
+    enum route_result (*route)(struct resolver *rs, struct gw_req *r, uint32_t k,
+                               struct pool **pool);
+    int (*pools)(struct resolver *rs, struct pool ***pools);
+    void (*hold)(struct resolver *rs);
+    void (*release)(struct resolver *rs);
+    void (*conn_closed)(struct resolver *rs, uint64_t conn_id);
+};
+
+/* Embed as the implementation's first member. */
+struct resolver {
+    const struct resolver_ops *ops;
+};
+
+static inline enum route_result resolver_route(struct resolver *rs, struct gw_req *r, uint32_t k,
+                                               struct pool **pool)
+{
+    return rs->ops->route(rs, r, k, pool);
+}
+static inline int resolver_pools(struct resolver *rs, struct pool ***pools)
+{
+    return rs->ops->pools(rs, pools);
+}
+static inline void resolver_hold(struct resolver *rs) { rs->ops->hold(rs); }
+static inline void resolver_release(struct resolver *rs) { rs->ops->release(rs); }
+static inline void resolver_conn_closed(struct resolver *rs, uint64_t conn_id)
+{
+    if (rs) rs->ops->conn_closed(rs, conn_id);
+}
+
+#endif

@@ -1,0 +1,153 @@
+/* rt.c -- see rt.h. */
+#include "rt.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "base/status.h"
+
+#define CACHE_REQS_MAX 1024
+#define CACHE_OPS_MAX 4096
+
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rt *all[RT_MAX];
+static int nall;
+
+int rt_init(struct rt *rt, int id, struct gw_loop *loop)
+{
+    memset(rt, 0, sizeof *rt);
+    rt->id = id;
+    rt->loop = loop;
+    rt->reqs.max = CACHE_REQS_MAX;
+    rt->ops.max = CACHE_OPS_MAX;
+    pthread_mutex_lock(&all_lock);
+    int rc = GW_ERROR;
+    if (nall < RT_MAX) {
+        all[nall++] = rt;
+        rc = GW_OK;
+    }
+    pthread_mutex_unlock(&all_lock);
+    return rc;
+}
+
+void rt_destroy(struct rt *rt)
+{
+    pthread_mutex_lock(&all_lock);
+    for (int i = 0; i < nall; i++) {
+        if (all[i] == rt) {
+            all[i] = all[--nall];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&all_lock);
+}
+
+void rt_mark(struct rt *rt, struct rt_flushable *f, enum rt_flush_class cls)
+{
+    if (f->queued) return;
+    f->queued = true;
+    f->next = rt->flush[cls];
+    rt->flush[cls] = f;
+}
+
+void rt_unmark(struct rt *rt, struct rt_flushable *f, enum rt_flush_class cls)
+{
+    if (!f->queued) return;
+    struct rt_flushable **pp = &rt->flush[cls];
+    while (*pp && *pp != f) pp = &(*pp)->next;
+    if (*pp) *pp = f->next;
+    f->queued = false;
+}
+
+void rt_flush(struct rt *rt)
+{
+    for (;;) {
+        int cls = 0;
+        while (cls < RT_FLUSH_CLASSES && !rt->flush[cls]) cls++;
+        if (cls == RT_FLUSH_CLASSES) return;
+        /* Drain this class before looking at the later ones: flushing a
+         * client can read and dispatch more, which marks backends again. */
+        while (rt->flush[cls]) {
+            struct rt_flushable *f = rt->flush[cls];
+            rt->flush[cls] = f->next;
+            f->queued = false;
+            f->flush(f);
+        }
+    }
+}
+
+void rt_stats_sum(struct gw_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&all_lock);
+    for (int i = 0; i < nall; i++) {
+        const struct gw_stats *s = &all[i]->stats;
+#define GW_STAT_SUM(name) out->name += __atomic_load_n(&s->name, __ATOMIC_RELAXED);
+        GW_STATS_FIELDS(GW_STAT_SUM)
+#undef GW_STAT_SUM
+    }
+    pthread_mutex_unlock(&all_lock);
+}
+
+uint64_t rt_connections(void)
+{
+    uint64_t n = 0;
+    pthread_mutex_lock(&all_lock);
+    for (int i = 0; i < nall; i++)
+        n += __atomic_load_n(&all[i]->stats.curr_connections, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&all_lock);
+    return n;
+}
+
+int rt_count(void)
+{
+    pthread_mutex_lock(&all_lock);
+    int n = nall;
+    pthread_mutex_unlock(&all_lock);
+    return n;
+}
+
+/* --- process-wide state ---------------------------------------------------- */
+
+double rt_start_time;
+
+static double unix_now(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+void rt_process_start(void)
+{
+    rt_start_time = (double)(long)unix_now();
+}
+
+static pthread_mutex_t status_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rt_config_status status = { .generation = 1, .last_result = "none" };
+
+void rt_config_status(struct rt_config_status *out)
+{
+    pthread_mutex_lock(&status_lock);
+    *out = status;
+    pthread_mutex_unlock(&status_lock);
+}
+
+void rt_config_record(bool ok, const char *err)
+{
+    pthread_mutex_lock(&status_lock);
+    status.last_time = unix_now();
+    status.last_result = ok ? "ok" : "failed";
+    if (ok) {
+        status.generation++;
+        status.reloads++;
+    } else {
+        status.failures++;
+        snprintf(status.last_error, sizeof status.last_error, "%s", err);
+        for (char *p = status.last_error; *p; p++)
+            if (*p == '\r' || *p == '\n') *p = ' ';  /* one STAT line */
+    }
+    pthread_mutex_unlock(&status_lock);
+}

@@ -1,0 +1,133 @@
+/* rt.h -- the per-thread runtime: what every layer above needs from the
+ * thread it runs on, so that none of them needs the worker.
+ *
+ * One struct rt per worker thread.  It holds
+ *   loop        the thread's event loop;
+ *   stats       the thread's counters (counters.h), written by it alone;
+ *   free lists  recycled objects (requests, backend ops), so the common
+ *               path does not call malloc;
+ *   flush queue objects with bytes to write mark themselves during a loop
+ *               iteration; rt_flush writes them all once, just before the
+ *               loop blocks (Redis's beforesleep): many requests, one writev
+ *               per socket.  Backends are flushed before clients, so the
+ *               requests read in this iteration are on the wire first;
+ *   lists       per-thread lists that belong to the layers above (the
+ *               backend registry, the open clients).  rt only holds their
+ *               heads and never looks inside;
+ *   resolver    the config that routes new requests on this thread
+ *               (proxy/resolver.h).  The server layer sets it and swaps it
+ *               on reload.
+ * Everything in an rt is touched only by its thread, except the counters
+ * (read by any thread) and what rt_post carries.
+ *
+ * Process-wide, and safe from any thread: the runtimes themselves (for
+ * summing counters and connections), the start time, and the state of the
+ * config (generation, reloads), which reload publishes and `stats` reads.
+ */
+#ifndef GW_RT_H
+#define GW_RT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "counters.h"
+
+struct gw_loop;
+struct backend;     /* proxy/backend.h: the registry's entries */
+struct client;      /* front/client.h: the open clients */
+struct resolver;    /* proxy/resolver.h */
+
+/* An object that has bytes to write: it marks itself with rt_mark and its
+ * flush function runs once in the next rt_flush.  Embed it; the flush
+ * function finds its owner from the pointer. */
+struct rt_flushable {
+    struct rt_flushable *next;
+    bool queued;
+    void (*flush)(struct rt_flushable *f);
+};
+
+enum rt_flush_class { RT_FLUSH_BACKEND, RT_FLUSH_CLIENT, RT_FLUSH_CLASSES };
+
+/* A free list of objects whose first word is free for the link while they
+ * are on the list.  rt_cache_get returns NULL when it is empty;
+ * rt_cache_put returns false when it is full (the caller frees). */
+struct rt_cache {
+    void *head;
+    uint32_t n, max;
+};
+
+struct rt {
+    int id;                        /* worker number, 0.. */
+    struct gw_loop *loop;
+    struct gw_stats stats;
+    struct rt_cache reqs;          /* proxy/req.c */
+    struct rt_cache ops;           /* proxy/backend.c */
+    struct rt_flushable *flush[RT_FLUSH_CLASSES];
+    struct backend *backends;      /* proxy/backend.c: shared per address + options */
+    struct client *clients;        /* front/client.c: every open client */
+    struct resolver *resolver;     /* the current config (server/worker.c) */
+    uint64_t next_conn_id;
+};
+
+/* Set up rt for the thread that will run loop, and register it so its
+ * counters are summed.  At most RT_MAX runtimes. */
+#define RT_MAX 256
+int rt_init(struct rt *rt, int id, struct gw_loop *loop);
+/* Unregister (the counters stop being summed). */
+void rt_destroy(struct rt *rt);
+
+static inline void *rt_cache_get(struct rt_cache *c)
+{
+    void *p = c->head;
+    if (p) {
+        c->head = *(void **)p;
+        c->n--;
+    }
+    return p;
+}
+
+static inline bool rt_cache_put(struct rt_cache *c, void *p)
+{
+    if (c->n >= c->max) return false;
+    *(void **)p = c->head;
+    c->head = p;
+    c->n++;
+    return true;
+}
+
+void rt_mark(struct rt *rt, struct rt_flushable *f, enum rt_flush_class cls);
+/* Take f off the queue (it is being freed). */
+void rt_unmark(struct rt *rt, struct rt_flushable *f, enum rt_flush_class cls);
+/* Flush every marked object, backends first, until nothing is marked. */
+void rt_flush(struct rt *rt);
+
+/* A new connection id, unique on this thread for the process's life. */
+static inline uint64_t rt_conn_id(struct rt *rt) { return ++rt->next_conn_id; }
+
+/* --- process-wide --------------------------------------------------------- */
+
+/* The sum of every runtime's counters. */
+void rt_stats_sum(struct gw_stats *out);
+/* Open client connections, all runtimes together. */
+uint64_t rt_connections(void);
+int rt_count(void);
+
+/* Unix time the process started (set once by rt_process_start). */
+extern double rt_start_time;
+void rt_process_start(void);
+
+/* The config's state, as reload publishes it. */
+struct rt_config_status {
+    uint64_t generation;       /* 1 for the config started with */
+    uint64_t reloads;          /* successful */
+    uint64_t failures;
+    double last_time;          /* unix time of the last attempt, 0: none */
+    const char *last_result;   /* "none", "ok" or "failed" */
+    char last_error[512];      /* of the last failure, "" if none */
+};
+
+void rt_config_status(struct rt_config_status *out);
+/* Record a reload attempt: ok, or failed with err (one line is kept). */
+void rt_config_record(bool ok, const char *err);
+
+#endif
