@@ -13,6 +13,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,8 +403,9 @@ static int core_valid_key(lua_State *L)
     return 1;
 }
 
-/* Keep a file the config loaded, with its text (len bytes). */
-static int add_file(struct lhost *h, const char *path, const char *text, size_t len)
+/* Keep a file the config loaded, with its text (len bytes) and stamp. */
+static int add_file(struct lhost *h, const char *path, const char *text, size_t len,
+                    const struct stat *stamp)
 {
     int n = h->cfg.nfiles + 1;
     char **f = realloc(h->cfg.files, (size_t)n * sizeof *f);
@@ -412,7 +414,9 @@ static int add_file(struct lhost *h, const char *path, const char *text, size_t 
     if (t) h->cfg.texts = t;
     size_t *l = realloc(h->cfg.lens, (size_t)n * sizeof *l);
     if (l) h->cfg.lens = l;
-    if (!f || !t || !l) return GW_NOMEM;
+    struct stat *s = realloc(h->cfg.stamps, (size_t)n * sizeof *s);
+    if (s) h->cfg.stamps = s;
+    if (!f || !t || !l || !s) return GW_NOMEM;
     char *pcopy = strdup(path), *tcopy = malloc(len + 1);
     if (!pcopy || !tcopy) {
         free(pcopy);
@@ -424,22 +428,61 @@ static int add_file(struct lhost *h, const char *path, const char *text, size_t 
     f[n - 1] = pcopy;
     t[n - 1] = tcopy;
     l[n - 1] = len;
+    if (stamp) s[n - 1] = *stamp;
+    else memset(&s[n - 1], 0, sizeof s[n - 1]);
     h->cfg.nfiles = n;
     return GW_OK;
 }
 
-/* core.track(path, text): the config loaded this file (watched for
- * reloads; workers run this text). */
+/* core.read(path) -> text | nil, err: read a file the config loads, and
+ * keep it (its text for the workers, its stamp for the watch).  The stamp
+ * is taken before the read, so a save racing the read shows as a change. */
+static int core_read(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    FILE *f = NULL;
+    if (stat(path, &st) != 0 || !(f = fopen(path, "rb"))) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: %s", path, strerror(errno));
+        return 2;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    size_t n;
+    do {
+        char *p = luaL_prepbuffer(&b);
+        n = fread(p, 1, LUAL_BUFFERSIZE, f);
+        luaL_addsize(&b, n);
+    } while (n == LUAL_BUFFERSIZE);
+    bool failed = ferror(f);
+    fclose(f);
+    luaL_pushresult(&b);
+    if (failed) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: read error", path);
+        return 2;
+    }
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    if (add_file(host_of(L), path, text, len, &st) != GW_OK) return luaL_error(L, "out of memory");
+    return 1;
+}
+
+/* core.track(path, text): the config loaded this file from the texts
+ * another host read. */
 static int core_track(lua_State *L)
 {
     size_t len;
     const char *path = luaL_checkstring(L, 1);
     const char *text = luaL_checklstring(L, 2, &len);
-    if (add_file(host_of(L), path, text, len) != GW_OK) return luaL_error(L, "out of memory");
+    if (add_file(host_of(L), path, text, len, NULL) != GW_OK)
+        return luaL_error(L, "out of memory");
     return 0;
 }
 
 static const luaL_Reg core_funcs[] = {
+    { "read", core_read },
     { "track", core_track },
     { "pool", core_pool },
     { "internal", core_internal },
@@ -604,6 +647,7 @@ void lhost_free(struct lhost *h)
     free(h->cfg.files);
     free(h->cfg.texts);
     free(h->cfg.lens);
+    free(h->cfg.stamps);
     free(h);
 }
 

@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "rt/settings.h"
 
@@ -47,10 +48,14 @@ struct lhost_config {
     char **listen_names;       /* optional names (NULL entries) */
     int nlisten;
     struct gw_settings settings;   /* the defaults, and what gateway.settings set */
-    /* The config file and every Lua file it required, with their text. */
+    /* The config file and every Lua file it required, with their text and
+     * what stat(2) said just before the text was read (st_nlink 0: taken
+     * from another host's texts).  A change after that stamp is a change
+     * the next reload must see, even one made during this load. */
     char **files;
     char **texts;
     size_t *lens;
+    struct stat *stamps;
     int nfiles;
 };
 

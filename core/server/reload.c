@@ -359,14 +359,20 @@ static void watch_files(const struct lhost_config *cfg)
     unwatch_files();
     watches = calloc((size_t)cfg->nfiles, sizeof *watches);
     if (!watches) return;
+    bool changed = false;
     for (int i = 0; i < cfg->nfiles; i++) {
         struct watch *w = &watches[nwatches];
         w->path = strdup(cfg->files[i]);
         if (!w->path) continue;
-        watch_changed(w);
+        /* Compare with the file as it was when the config read it: a save
+         * made while that config loaded is a change still to load. */
+        w->st = cfg->stamps[i];
+        w->exists = cfg->stamps[i].st_nlink > 0;
+        changed |= watch_changed(w);
         w->ev = gw_stat_new(main_loop, w->path, POLL_SECONDS, on_stat_event, w);
         nwatches++;
     }
+    if (changed) gw_timer_start(debounce, DEBOUNCE_SECONDS);
 }
 
 int reload_watch(struct gw_loop *loop, const struct lhost_config *cfg)

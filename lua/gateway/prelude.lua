@@ -293,24 +293,22 @@ function M.use_core(core)
 end
 
 -- A file reader for one load: a file's text comes from `sources` (what the
--- validating load read) when it has the file, else from disk.  Returns
--- text, or nil and the reason.
-local function make_reader(sources)
+-- validating load read) when it has the file, else from disk through the
+-- core, which keeps it.  Returns text, or nil and the reason.
+local function make_reader(core, sources)
   return function(path)
-    if sources and sources[path] then return sources[path] end
-    local f, err = io.open(path, "rb")
-    if not f then return nil, err end
-    local text = f:read("a")
-    f:close()
-    return text
+    if sources and sources[path] then
+      core.track(path, sources[path])
+      return sources[path]
+    end
+    return core.read(path)
   end
 end
 
--- Load path's text (from read) as a chunk of env, reporting it to track.
-local function load_file(read, track, path, env)
+-- Load path's text (from read) as a chunk of env.
+local function load_file(read, path, env)
   local text, err = read(path)
   if not text then error("cannot open " .. err, 0) end
-  if track then track(path, text) end
   local chunk, lerr = load(text, "@" .. path, "t", env)
   if not chunk then error(lerr, 0) end
   return chunk
@@ -319,7 +317,7 @@ end
 -- A require that loads Lua files (text only) from the config's folder,
 -- lua/ and scripts/, into the sandbox.  With sources, a module is looked
 -- for there first, so a worker loads exactly the file its validation did.
-local function make_require(env, dirs, read, sources, track)
+local function make_require(env, dirs, read, sources)
   local loaded = {}
   local function candidates(name)
     local rel, list = name:gsub("%.", "/"), {}
@@ -349,7 +347,7 @@ local function make_require(env, dirs, read, sources, track)
     if not path then
       error(string.format("module '%s' not found in %s", name, table.concat(dirs, ", ")), 2)
     end
-    local v = load_file(read, track, path, env)(name)
+    local v = load_file(read, path, env)(name)
     if v == nil then v = true end
     loaded[name] = v
     return v
@@ -429,11 +427,10 @@ function M.boot(core, config_path, lua_dir, live, sources)
   local config_dir = config_path:match("^(.*)/[^/]*$") or "."
   local env = M.make_env({ gateway = gateway, memcache = memcache })
   env.print = function(...) gateway.log("info", ...) end
-  local read = make_reader(sources)
-  env.require = make_require(env, { config_dir, lua_dir, root .. "/scripts" }, read, sources,
-    core.track)
+  local read = make_reader(core, sources)
+  env.require = make_require(env, { config_dir, lua_dir, root .. "/scripts" }, read, sources)
 
-  load_file(read, core.track, config_path, env)()
+  load_file(read, config_path, env)()
   phase = "request"
   M.seal(env)
 end

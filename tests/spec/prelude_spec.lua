@@ -68,6 +68,14 @@ local function fake_core(opts)
   -- The core's single sources (rt/settings.c, backend_opts_default,
   -- place/hash.c), as the real core answers them.
   function c.hashes() return { "python-memcached", "ketama", "jump" } end
+  function c.read(path)
+    local f, err = io.open(path, "rb")
+    if not f then return nil, err end
+    local text = f:read("a")
+    f:close()
+    return text
+  end
+  function c.track() end
   function c.defaults()
     return { settings = { threads = 1 }, internal_size = 64 * 1024 * 1024,
       pool = { timeout = 0.5, retry_timeout = 1, failure_limit = 2, max_queue = 4096 } }

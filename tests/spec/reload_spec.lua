@@ -882,4 +882,38 @@ memcache.route {
     assert.are.equal(value_reply("slow:k", "fast"), c1:call("get slow:k\r\n"))
     assert.are.equal(value_reply("slowfn:k", "fast/v2"), c2:call("get slowfn:k\r\n"))
   end)
+
+  it("reads the config once: a save during a reload cannot make workers run other text", function()
+    -- Each text answers every key with its own tag.  B's top level is slow
+    -- (a second of CPU), so the reload that loads it is still going when
+    -- the file is saved again as C, which does not even parse.  The main
+    -- thread validated B; every worker must then run B, the bytes that
+    -- were validated, not read the file again and find C.
+    local function tagged(tag, slow)
+      return string.format([[
+gateway.settings { threads = %d, instruction_limit = 0 }
+gateway.log("info", "reload_spec: loading %s")
+%s
+memcache.route { default = function() return memcache.hit("%s") end }
+]], THREADS, tag, slow and "local t0 = os.clock() while os.clock() - t0 < 1 do end" or "", tag)
+    end
+    local g = start_gateway(tagged("A", false))
+    assert.are.equal(value_reply("k", "A"), H.request(g.port, "get k\r\n", RAW))
+    local before = g.stats()
+    g.save(tagged("B", true))
+    wait_for(function()
+      if g.output():find("reload_spec: loading B", 1, true) then return true end
+      return nil, g.output()
+    end, WATCH_DEADLINE, "the reload of B to start")
+    g.save("memcache.route { default = -- C: cut off while being written\n")
+    wait_generation(g, before, 10, "the reload of B to finish")
+    -- fresh connections, spread by the kernel over both workers: all run B
+    for i = 1, 4 * THREADS do
+      assert.are.equal(value_reply("k" .. i, "B"), H.request(g.port, "get k" .. i .. "\r\n", RAW))
+    end
+    -- the save of C was not lost: it is loaded on its own, and refused;
+    -- B keeps serving
+    wait_failure(g, before, "gateway.lua:2:", 10)
+    assert.are.equal(value_reply("k", "B"), H.request(g.port, "get k\r\n", RAW))
+  end)
 end)

@@ -23,19 +23,54 @@ static struct be_op *op_all_keys(struct rt *rt, struct gw_req *r, const struct b
     return op;
 }
 
+/* A runtime, a scripted server and a backend connected to it. */
+struct fx {
+    struct rt *rt;
+    struct peer p;
+    struct backend *b;
+    char err[160];
+};
+
+static void fx_up(struct fx *f, double timeout, uint32_t failure_limit)
+{
+    f->rt = mid_rt();
+    peer_listen(&f->p);
+    struct backend_opts o = opts_with(timeout, failure_limit);
+    o.retry_timeout = 60; /* no probe during a test */
+    f->b = backend_acquire(f->rt, f->p.addr, &f->p.gaddr, &o);
+}
+
+static void fx_down(struct fx *f)
+{
+    backend_release(f->b);
+    peer_close(&f->p);
+    mid_rt_free(f->rt);
+}
+
+/* Request `text`, sent whole on f's backend. */
+static struct gw_req *fx_send(struct fx *f, const char *text, int *done)
+{
+    struct gw_req *r = mid_req(f->rt, text, done);
+    backend_enqueue(f->b, op_all_keys(f->rt, r, NULL));
+    return r;
+}
+
+/* The reply a failure of f's server gives. */
+static const char *fx_error(struct fx *f, const char *what)
+{
+    snprintf(f->err, sizeof f->err, "SERVER_ERROR backend %s %s\r\n", f->p.addr, what);
+    return f->err;
+}
+
 static void test_batched_get(void)
 {
-    struct rt *rt = mid_rt();
-    struct peer p;
-    peer_listen(&p);
-    struct backend_opts o = opts_with(2, 2);
-    struct backend *b = backend_acquire(rt, p.addr, &p.gaddr, &o);
+    struct fx f;
+    fx_up(&f, 2, 2);
     int done = 0;
-    struct gw_req *r = mid_req(rt, "get a b c\r\n", &done);
-    backend_enqueue(b, op_all_keys(rt, r, NULL));
-    CHECK(peer_expect(&p, rt, "get a b c\r\n"));
-    peer_send(&p, "VALUE b 5 2\r\nhi\r\nEND\r\n");
-    CHECK(PUMP_UNTIL(rt, done == 1));
+    struct gw_req *r = fx_send(&f, "get a b c\r\n", &done);
+    CHECK(peer_expect(&f.p, f.rt, "get a b c\r\n"));
+    peer_send(&f.p, "VALUE b 5 2\r\nhi\r\nEND\r\n");
+    CHECK(PUMP_UNTIL(f.rt, done == 1));
     CHECK_EQ_INT(r->keys[0].state, KEY_MISS);
     CHECK_EQ_INT(r->keys[1].state, KEY_HIT);
     CHECK_EQ_INT(r->keys[1].flags, 5);
@@ -43,120 +78,83 @@ static void test_batched_get(void)
     CHECK_EQ_INT(r->keys[2].state, KEY_MISS);
     CHECK(!r->errors);
     req_unref(r);
-    backend_release(b);
-    peer_close(&p);
-    mid_rt_free(rt);
+    fx_down(&f);
 }
 
 static void test_pipelined_replies_in_order(void)
 {
-    struct rt *rt = mid_rt();
-    struct peer p;
-    peer_listen(&p);
-    struct backend_opts o = opts_with(2, 2);
-    struct backend *b = backend_acquire(rt, p.addr, &p.gaddr, &o);
+    struct fx f;
+    fx_up(&f, 2, 2);
     int done1 = 0, done2 = 0, done3 = 0;
-    struct gw_req *r1 = mid_req(rt, "set s 1 0 3\r\nabc\r\n", &done1);
-    struct gw_req *r2 = mid_req(rt, "delete d\r\n", &done2);
-    struct gw_req *r3 = mid_req(rt, "incr n 7\r\n", &done3);
-    backend_enqueue(b, op_all_keys(rt, r1, NULL));
-    backend_enqueue(b, op_all_keys(rt, r2, NULL));
-    backend_enqueue(b, op_all_keys(rt, r3, NULL));
-    CHECK(peer_expect(&p, rt, "incr n 7\r\n"));
-    CHECK(strcmp(p.in, "set s 1 0 3\r\nabc\r\ndelete d\r\nincr n 7\r\n") == 0);
-    peer_send(&p, "STORED\r\nNOT_FOUND\r\n15\r\n");
-    CHECK(PUMP_UNTIL(rt, done1 && done2 && done3));
+    struct gw_req *r1 = fx_send(&f, "set s 1 0 3\r\nabc\r\n", &done1);
+    struct gw_req *r2 = fx_send(&f, "delete d\r\n", &done2);
+    struct gw_req *r3 = fx_send(&f, "incr n 7\r\n", &done3);
+    CHECK(peer_expect(&f.p, f.rt, "incr n 7\r\n"));
+    CHECK(strcmp(f.p.in, "set s 1 0 3\r\nabc\r\ndelete d\r\nincr n 7\r\n") == 0);
+    peer_send(&f.p, "STORED\r\nNOT_FOUND\r\n15\r\n");
+    CHECK(PUMP_UNTIL(f.rt, done1 && done2 && done3));
     CHECK_REPLY(r1, "STORED\r\n");
     CHECK_EQ_INT(r1->rkind, RESP_STORED);
     CHECK_REPLY(r2, "NOT_FOUND\r\n");
     CHECK_REPLY(r3, "15\r\n");
     CHECK_EQ_INT(r3->rkind, RESP_NUMBER);
-    CHECK_EQ_INT(rt->stats.delete_misses, 1);
-    CHECK_EQ_INT(rt->stats.incr_hits, 1);
+    CHECK_EQ_INT(f.rt->stats.delete_misses, 1);
+    CHECK_EQ_INT(f.rt->stats.incr_hits, 1);
     req_unref(r1);
     req_unref(r2);
     req_unref(r3);
-    backend_release(b);
-    peer_close(&p);
-    mid_rt_free(rt);
+    fx_down(&f);
 }
 
 static void test_invalid_reply_marks_down(void)
 {
-    struct rt *rt = mid_rt();
-    struct peer p;
-    peer_listen(&p);
-    struct backend_opts o = opts_with(2, 1);
-    o.retry_timeout = 60; /* no probe during the test */
-    struct backend *b = backend_acquire(rt, p.addr, &p.gaddr, &o);
+    struct fx f;
+    fx_up(&f, 2, 1);
     int done = 0, done2 = 0;
-    struct gw_req *r = mid_req(rt, "get x\r\n", &done);
-    backend_enqueue(b, op_all_keys(rt, r, NULL));
-    CHECK(peer_expect(&p, rt, "get x\r\n"));
-    peer_send(&p, "BOGUS REPLY\r\n");
-    CHECK(PUMP_UNTIL(rt, done == 1));
-    char want[128];
-    snprintf(want, sizeof want, "SERVER_ERROR backend %s sent an invalid reply\r\n", p.addr);
-    CHECK_REPLY(r, want);
+    struct gw_req *r = fx_send(&f, "get x\r\n", &done);
+    CHECK(peer_expect(&f.p, f.rt, "get x\r\n"));
+    peer_send(&f.p, "BOGUS REPLY\r\n");
+    CHECK(PUMP_UNTIL(f.rt, done == 1));
+    CHECK_REPLY(r, fx_error(&f, "sent an invalid reply"));
     CHECK_EQ_INT(r->keys[0].state, KEY_ERROR);
-    CHECK(!backend_is_up(b));
-    CHECK_EQ_INT(rt->stats.gw_backend_marked_down, 1);
+    CHECK(!backend_is_up(f.b));
+    CHECK_EQ_INT(f.rt->stats.gw_backend_marked_down, 1);
     /* Down: the next op fails at once, without waiting for anything. */
-    struct gw_req *r2 = mid_req(rt, "get y\r\n", &done2);
-    backend_enqueue(b, op_all_keys(rt, r2, NULL));
+    struct gw_req *r2 = fx_send(&f, "get y\r\n", &done2);
     CHECK_EQ_INT(done2, 1);
-    snprintf(want, sizeof want, "SERVER_ERROR backend %s is down\r\n", p.addr);
-    CHECK_REPLY(r2, want);
+    CHECK_REPLY(r2, fx_error(&f, "is down"));
     req_unref(r);
     req_unref(r2);
-    backend_release(b);
-    peer_close(&p);
-    mid_rt_free(rt);
+    fx_down(&f);
 }
 
 static void test_unexpected_reply(void)
 {
-    struct rt *rt = mid_rt();
-    struct peer p;
-    peer_listen(&p);
-    struct backend_opts o = opts_with(2, 2);
-    struct backend *b = backend_acquire(rt, p.addr, &p.gaddr, &o);
+    struct fx f;
+    fx_up(&f, 2, 2);
     int done = 0;
-    struct gw_req *r = mid_req(rt, "set k 0 0 1\r\nv\r\n", &done);
-    backend_enqueue(b, op_all_keys(rt, r, NULL));
-    CHECK(peer_expect(&p, rt, "v\r\n"));
-    peer_send(&p, "END\r\n"); /* a reply, but not to a set */
-    CHECK(PUMP_UNTIL(rt, done == 1));
-    char want[128];
-    snprintf(want, sizeof want, "SERVER_ERROR backend %s sent an unexpected reply\r\n", p.addr);
-    CHECK_REPLY(r, want);
-    CHECK(backend_is_up(b)); /* one failure of two */
+    struct gw_req *r = fx_send(&f, "set k 0 0 1\r\nv\r\n", &done);
+    CHECK(peer_expect(&f.p, f.rt, "v\r\n"));
+    peer_send(&f.p, "END\r\n"); /* a reply, but not to a set */
+    CHECK(PUMP_UNTIL(f.rt, done == 1));
+    CHECK_REPLY(r, fx_error(&f, "sent an unexpected reply"));
+    CHECK(backend_is_up(f.b)); /* one failure of two */
     req_unref(r);
-    backend_release(b);
-    peer_close(&p);
-    mid_rt_free(rt);
+    fx_down(&f);
 }
 
 static void test_timeout(void)
 {
-    struct rt *rt = mid_rt();
-    struct peer p;
-    peer_listen(&p);
-    struct backend_opts o = opts_with(0.05, 2);
-    struct backend *b = backend_acquire(rt, p.addr, &p.gaddr, &o);
+    struct fx f;
+    fx_up(&f, 0.05, 2);
     int done = 0;
-    struct gw_req *r = mid_req(rt, "touch k 10\r\n", &done);
-    backend_enqueue(b, op_all_keys(rt, r, NULL));
-    CHECK(peer_expect(&p, rt, "touch k 10\r\n"));
-    CHECK(PUMP_UNTIL(rt, done == 1));
-    char want[128];
-    snprintf(want, sizeof want, "SERVER_ERROR backend %s timed out\r\n", p.addr);
-    CHECK_REPLY(r, want);
-    CHECK_EQ_INT(rt->stats.gw_backend_timeouts, 1);
+    struct gw_req *r = fx_send(&f, "touch k 10\r\n", &done);
+    CHECK(peer_expect(&f.p, f.rt, "touch k 10\r\n"));
+    CHECK(PUMP_UNTIL(f.rt, done == 1));
+    CHECK_REPLY(r, fx_error(&f, "timed out"));
+    CHECK_EQ_INT(f.rt->stats.gw_backend_timeouts, 1);
     req_unref(r);
-    backend_release(b);
-    peer_close(&p);
-    mid_rt_free(rt);
+    fx_down(&f);
 }
 
 /* A policy that fails over to one fixed backend and fails multi-gets whole. */
@@ -235,30 +233,25 @@ static void test_multiget_error_policy(void)
 
 static void test_shared_registry_and_release(void)
 {
-    struct rt *rt = mid_rt();
-    struct peer p;
-    peer_listen(&p);
-    struct backend_opts o = opts_with(2, 2), o2 = opts_with(3, 2);
-    struct backend *b1 = backend_acquire(rt, p.addr, &p.gaddr, &o);
-    struct backend *b2 = backend_acquire(rt, p.addr, &p.gaddr, &o);
-    struct backend *b3 = backend_acquire(rt, p.addr, &p.gaddr, &o2);
-    CHECK(b1 == b2);   /* same address and options: one connection */
-    CHECK(b1 != b3);   /* other options: another */
+    struct fx f;
+    fx_up(&f, 2, 2);
+    struct backend_opts o = f.b->opts, o2 = opts_with(3, 2);
+    struct backend *b2 = backend_acquire(f.rt, f.p.addr, &f.p.gaddr, &o);
+    struct backend *b3 = backend_acquire(f.rt, f.p.addr, &f.p.gaddr, &o2);
+    CHECK(f.b == b2);  /* same address and options: one connection */
+    CHECK(f.b != b3);  /* other options: another */
     backend_release(b2);
-    int done = 0;
-    struct gw_req *r = mid_req(rt, "delete k\r\n", &done);
-    backend_enqueue(b1, op_all_keys(rt, r, NULL));
-    /* The last reference goes with an op still queued: it fails. */
-    backend_release(b1);
-    CHECK_EQ_INT(done, 1);
-    char want[128];
-    snprintf(want, sizeof want, "SERVER_ERROR backend %s closed\r\n", p.addr);
-    CHECK_REPLY(r, want);
-    req_unref(r);
     backend_release(b3);
-    CHECK(rt->backends == NULL);
-    peer_close(&p);
-    mid_rt_free(rt);
+    int done = 0;
+    struct gw_req *r = fx_send(&f, "delete k\r\n", &done);
+    /* The last reference goes with an op still queued: it fails. */
+    backend_release(f.b);
+    CHECK_EQ_INT(done, 1);
+    CHECK_REPLY(r, fx_error(&f, "closed"));
+    CHECK(f.rt->backends == NULL);
+    req_unref(r);
+    peer_close(&f.p);
+    mid_rt_free(f.rt);
 }
 
 static void test_text_encoding(void)
