@@ -8,9 +8,10 @@
 #                 report in a gateway's log fails the run
 #   make bench    gateway vs twemproxy vs direct memcached, side by side
 #   make fuzz     libFuzzer (clang, ASan+UBSan) on the request and reply
-#                 parsers, FUZZ_SECONDS (default 60) each, from a copy of
-#                 the seeds in tests/fuzz/corpus; fails on a crash, whose
-#                 input is left in build/fuzz/<target>-crash-*
+#                 parsers and on the path client bytes -> backend bytes,
+#                 FUZZ_SECONDS (default 60) each, from a copy of the seeds
+#                 in tests/fuzz/corpus; fails on a crash, whose input is
+#                 left in build/fuzz/<target>-crash-*
 #
 # Debian packages that are missing are installed with apt-get when run as
 # root (the deps target); a non-root user is told what to install.
@@ -68,6 +69,11 @@ $(BUILD)/libgw-low.a: $(LOW_OBJS)
 $(BUILD)/%.o: core/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Unit tests of the Lua host's parts (test_lua_*.c) need Lua: they link the
+# whole core.  (GNU make picks this rule over the next: its stem is shorter.)
+$(BUILD)/unit/test_lua_%: tests/unit/test_lua_%.c $(BUILD)/libgw.a | $(BUILD)/unit
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libgw.a $(LDLIBS)
 
 $(BUILD)/unit/%: tests/unit/%.c $(BUILD)/libgw-low.a | $(BUILD)/unit
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libgw-low.a $(LOW_LIBS)
@@ -127,15 +133,20 @@ test: deps
 bench: deps gateway
 	sh tests/bench/bench.sh
 
-# The parsers alone, built with clang's libFuzzer: core/codec/<target>.c (and
-# the reply table) and tests/fuzz/fuzz_<target>.c.  Each run starts from a fresh
+# Built with clang's libFuzzer.  The parsers alone: core/codec/<target>.c (and
+# the reply table) and tests/fuzz/fuzz_<target>.c.  forward (client bytes ->
+# backend bytes) links the layers up to proxy/, as the unit tests do, built
+# with the fuzz flags into build/fuzz/low/.  Each run starts from a fresh
 # copy of the seed corpus, so new inputs never land in the repo.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
-FUZZ_NAMES   := proto resp
+FUZZ_PARSERS := proto resp
+FUZZ_NAMES   := $(FUZZ_PARSERS) forward
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
-FUZZ_OBJS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/%.o) $(FUZZ_DIR)/reply.o
+FUZZ_LOW_OBJS := $(patsubst core/%.c,$(FUZZ_DIR)/low/%.o,\
+                   $(foreach l,$(LOW_LAYERS),$(wildcard core/$(l)/*.c)))
+FUZZ_OBJS    := $(FUZZ_PARSERS:%=$(FUZZ_DIR)/%.o) $(FUZZ_DIR)/reply.o $(FUZZ_LOW_OBJS)
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
                 -Wno-unused-parameter -Icore -MMD -MP \
                 -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -143,8 +154,16 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
 $(FUZZ_DIR)/%.o: core/codec/%.c | $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
+$(FUZZ_DIR)/low/%.o: core/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -pthread -fsanitize=fuzzer-no-link -c -o $@ $<
+
+# The link rules name only sources and objects: -MMD adds the headers to $^.
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/%.o $(FUZZ_DIR)/reply.o | $(FUZZ_DIR)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^)
+
+$(FUZZ_DIR)/fuzz_forward: tests/fuzz/fuzz_forward.c $(FUZZ_LOW_OBJS) | $(FUZZ_DIR)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LOW_LIBS)
 
 $(FUZZ_DIR):
 	mkdir -p $@
@@ -170,4 +189,5 @@ fuzz: deps $(FUZZ_BINS)
 clean:
 	rm -rf build gateway
 
--include $(CORE_OBJS:.o=.d) $(BUILD)/server/main.d $(UNIT_BINS:=.d) $(wildcard $(FUZZ_DIR)/*.d)
+-include $(CORE_OBJS:.o=.d) $(BUILD)/server/main.d $(UNIT_BINS:=.d) $(wildcard $(FUZZ_DIR)/*.d) \
+         $(wildcard $(FUZZ_LOW_OBJS:.o=.d))

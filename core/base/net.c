@@ -86,6 +86,18 @@ int net_listen(const struct gw_addr *addr, bool reuseport, int backlog, int *fd,
     return GW_OK;
 }
 
+int net_check_free(const struct gw_addr *addr, char *err)
+{
+    int s = socket(addr->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return fail(err, "socket", errno);
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(s, (const struct sockaddr *)&addr->sa, addr->len);
+    int e = errno;
+    close(s);
+    return rc < 0 ? fail(err, "bind", e) : GW_OK;
+}
+
 static void set_nodelay(int fd)
 {
     int one = 1;
@@ -101,9 +113,11 @@ int net_accept(int lfd, int *fd, char *err)
             *fd = s;
             return GW_OK;
         }
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED) return GW_AGAIN;
-        return fail(err, "accept", errno);
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return GW_AGAIN;
+        int e = errno;
+        fail(err, "accept", e);
+        return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM ? GW_NOMEM : GW_ERROR;
     }
 }
 

@@ -29,7 +29,16 @@ int net_parse_addr(const char *spec, struct gw_addr *out, char *host, size_t hos
  * worker can bind its own socket to the same address. */
 int net_listen(const struct gw_addr *addr, bool reuseport, int backlog, int *fd, char *err);
 
-/* Accept one connection.  GW_AGAIN when none is pending. */
+/* Is addr free for this process to listen on?  A socket without
+ * SO_REUSEPORT is bound and closed again: the bind fails (GW_ERROR,
+ * "Address already in use") if any other socket listens there, even one
+ * with SO_REUSEPORT, which the sockets of net_listen(reuseport) would
+ * otherwise join silently.  Call it just before binding those. */
+int net_check_free(const struct gw_addr *addr, char *err);
+
+/* Accept one connection.  GW_AGAIN when none is pending; GW_NOMEM when
+ * the process or system is out of descriptors or memory (the connection
+ * stays pending: accepting again at once would fail again). */
 int net_accept(int lfd, int *fd, char *err);
 
 /* Start a non-blocking connect.  GW_OK: connected at once; GW_AGAIN: in

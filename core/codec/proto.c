@@ -106,15 +106,23 @@ static inline uint64_t word_special(uint64_t w)
     return lt33 | eq127;
 }
 
-static inline bool byte_bad(unsigned char c)
+/* What a token holds besides printable bytes: control characters (bytes
+ * <= 32 other than the separating space, and 127), which memcached accepts
+ * in keys and binary_keys lets through; and bytes that end a line for
+ * memcached (NUL, "\r", "\n"), which no key may hold: forwarded, they would
+ * make a server read a different command than the one routed. */
+enum { TOK_CONTROL = 1, TOK_LINE_END = 2 };
+
+static inline uint8_t byte_class(unsigned char c)
 {
-    return c <= 32 || c == 127;
+    if (c == 0 || c == '\r' || c == '\n') return TOK_CONTROL | TOK_LINE_END;
+    return c <= 32 || c == 127 ? TOK_CONTROL : 0;
 }
 
 /* Scan the token starting at b[i] (not a space) up to the next space or end.
- * Returns the index just past the token; *bad is set if the token holds a
- * control character (a byte <= 32 other than the separating space, or 127). */
-static inline size_t tok_scan(const char *b, size_t i, size_t end, bool *bad)
+ * Returns the index just past the token; the classes of its special bytes
+ * are or-ed into *bad. */
+static inline size_t tok_scan(const char *b, size_t i, size_t end, uint8_t *bad)
 {
     while (i + 8 <= end) {
         uint64_t w;
@@ -127,18 +135,22 @@ static inline size_t tok_scan(const char *b, size_t i, size_t end, bool *bad)
             unsigned char c = (unsigned char)b[i];
             if (c == ' ')
                 return i;
-            if (byte_bad(c))
-                *bad = true;
+            *bad |= byte_class(c);
         }
     }
     for (; i < end; i++) {
         unsigned char c = (unsigned char)b[i];
         if (c == ' ')
             return i;
-        if (byte_bad(c))
-            *bad = true;
+        *bad |= byte_class(c);
     }
     return i;
+}
+
+/* A key of len bytes whose special bytes are `bad` is acceptable. */
+static inline bool key_acceptable(size_t len, uint8_t bad, bool binary_keys)
+{
+    return len <= MC_KEY_MAX && !(bad & TOK_LINE_END) && (!bad || binary_keys);
 }
 
 static inline size_t skip_sp(const char *b, size_t i, size_t end)
@@ -148,13 +160,18 @@ static inline size_t skip_sp(const char *b, size_t i, size_t end)
     return i;
 }
 
-bool mc_key_valid(const char *key, size_t len)
+bool mc_key_allowed(const char *key, size_t len, bool binary_keys)
 {
-    bool bad = false;
+    uint8_t bad = 0;
     if (len == 0 || len > MC_KEY_MAX)
         return false;
     /* tok_scan stops at a space: a key holding one ends early. */
-    return tok_scan(key, 0, len, &bad) == len && !bad;
+    return tok_scan(key, 0, len, &bad) == len && key_acceptable(len, bad, binary_keys);
+}
+
+bool mc_key_valid(const char *key, size_t len)
+{
+    return mc_key_allowed(key, len, false);
 }
 
 bool mc_key_next(const char *buf, const struct mc_request *req, uint32_t *pos,
@@ -223,7 +240,7 @@ static bool parse_i64(const char *s, size_t n, int64_t *out)
 struct tok {
     uint32_t off;
     uint32_t len;
-    bool bad;
+    uint8_t bad;
 };
 
 /* Split [i, end) into at most max tokens; returns max + 1 if there are more. */
@@ -238,7 +255,7 @@ static int tokenize(const char *b, size_t i, size_t end, struct tok *t,
         if (n == max)
             return max + 1;
         size_t s = i;
-        t[n].bad = false;
+        t[n].bad = 0;
         i = tok_scan(b, i, end, &t[n].bad);
         t[n].off = (uint32_t)s;
         t[n].len = (uint32_t)(i - s);
@@ -259,7 +276,7 @@ static inline bool tok_noreply(const char *b, const struct tok *t)
 
 static inline bool tok_key_ok(const struct mc_parser *p, const struct tok *t)
 {
-    return t->len <= MC_KEY_MAX && (!t->bad || p->binary_keys);
+    return key_acceptable(t->len, t->bad, p->binary_keys);
 }
 
 static inline void set_key(struct mc_request *req, const struct tok *t)
@@ -329,7 +346,7 @@ static int parse_retrieval(struct mc_parser *p, const char *b, size_t i,
         if (i >= end)
             return fail(p, req, E_ERROR);  /* "gat" alone */
         size_t s = i;
-        bool bad = false;
+        uint8_t bad = 0;
         i = tok_scan(b, i, end, &bad);
         if (!parse_i64(b + s, i - s, &req->exptime))
             return fail(p, req, E_EXPTIME);
@@ -342,9 +359,9 @@ static int parse_retrieval(struct mc_parser *p, const char *b, size_t i,
         if (i >= end)
             break;
         size_t s = i;
-        bool bad = false;
+        uint8_t bad = 0;
         i = tok_scan(b, i, end, &bad);
-        if (i - s > MC_KEY_MAX || (bad && !p->binary_keys))
+        if (!key_acceptable(i - s, bad, p->binary_keys))
             return fail(p, req, E_FORMAT);
         if (nkeys == 0) {
             first = s;

@@ -50,7 +50,10 @@
  *   follows as the next command).
  * - A key is 1..250 bytes without control characters (bytes <= 32 or 127);
  *   any other key gives "CLIENT_ERROR bad command line format" (memcached
- *   only checks the length).  One bad key fails the whole multi-get.
+ *   only checks the length).  One bad key fails the whole multi-get.  With
+ *   binary_keys, control characters are accepted, except NUL, "\r" and
+ *   "\n": memcached ends a line at them, so a key holding one would make
+ *   the server read another command than the one routed.
  * - "gat <exptime>" with no key: memcached answers an empty "END", so that is
  *   reported as GW_ERROR with error "END" (retrieval requests that return
  *   GW_OK always have nkeys >= 1).
@@ -175,5 +178,8 @@ bool mc_key_next(const char *buf, const struct mc_request *req, uint32_t *pos,
 /* True if key is a valid memcached key: 1..250 bytes, no control
  * characters (bytes <= 32 and 127). */
 bool mc_key_valid(const char *key, size_t len);
+/* The same, accepting control characters when binary_keys is set, but
+ * never a space, NUL, "\r" or "\n" (what the parser accepts in a key). */
+bool mc_key_allowed(const char *key, size_t len, bool binary_keys);
 
 #endif

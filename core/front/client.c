@@ -162,7 +162,10 @@ static void client_read(struct client *c)
     int rc = conn_read(&c->conn, &c->in, 0, &n);
     if (rc == GW_AGAIN) return;
     if (rc != GW_OK) {
-        client_close(c);
+        /* The peer sent all it will (or the socket failed: then writing
+         * fails too).  What it sent is still answered. */
+        c->eof = true;
+        mark(c);
         return;
     }
     STAT_ADD(&c->rt->stats, bytes_read, n);
@@ -238,21 +241,24 @@ static void client_flush(struct client *c)
             return;
         }
     }
-    if (c->closing && c->out.count == 0 && !c->head) {
-        client_close(c);
-        return;
-    }
     if (c->paused && !client_busy(c)) {
         c->paused = false;
         client_decode(c);
     }
+    /* Done when every reply is written: after quit or on shutdown, or once
+     * a peer that stopped sending has had its last whole request answered
+     * (a request it cut off midway gets nothing, as with memcached). */
+    if ((c->closing || (c->eof && !c->paused)) && c->out.count == 0 && !c->head) {
+        client_close(c);
+        return;
+    }
     /* Bytes the transport holds already will get no readiness event. */
-    if (!c->paused && !c->closing && conn_pending(&c->conn)) {
+    if (!c->paused && !c->closing && !c->eof && conn_pending(&c->conn)) {
         mark(c);
         client_read(c);
         return;
     }
-    int ev = (c->paused || c->closing) ? 0 : GW_EV_READ;
+    int ev = (c->paused || c->closing || c->eof) ? 0 : GW_EV_READ;
     if (c->out.count > 0) ev |= GW_EV_WRITE;
     gw_io_set(c->io, ev);
 }

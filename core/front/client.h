@@ -4,7 +4,9 @@
  * the connection's codec (codec.h) and dispatched at once; their replies
  * are written in request order, many per writev, when the thread flushes
  * (the rt flush queue).  Bad input is answered and the connection goes on;
- * only `quit`, an overlong line, or the peer closing end it.  Reading
+ * only `quit`, an overlong line, or the peer closing end it.  A peer that
+ * only shuts down its sending side (`nc -N`, monitoring scripts) still gets
+ * the replies to everything it sent before the connection is closed.  Reading
  * pauses while too many requests or reply bytes are pending, so a client
  * that never reads cannot grow memory without bound.
  *
@@ -42,6 +44,8 @@ struct client {
     uint32_t pending;            /* requests from head to tail */
     struct gw_oq out;
     bool closing;                /* close once every queued reply is written */
+    bool eof;                    /* the peer is done sending (half-close): answer
+                                  * what it sent, then close */
     bool paused;                 /* reading paused for back-pressure */
     struct rt_flushable flushq;
     struct client *prev, *next;  /* the thread's open clients (rt->clients) */

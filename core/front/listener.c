@@ -13,6 +13,8 @@
 #include "rt/settings.h"
 
 #define ACCEPTS_PER_EVENT 64
+#define PAUSE_FIRST 0.1
+#define PAUSE_MAX 1.0
 
 static void refuse(struct listener *l, int fd)
 {
@@ -23,6 +25,27 @@ static void refuse(struct listener *l, int fd)
     STAT_INC(&l->rt->stats, rejected_connections);
 }
 
+/* Out of descriptors: stop watching the socket for a while. */
+static void pause_accepting(struct listener *l, const char *err)
+{
+    l->last_emfile = gw_loop_now(l->rt->loop);
+    if (l->pause == 0) {
+        LOG_WARN("%s on %s: not accepting new connections until descriptors free up", err,
+                 l->addr);
+        l->pause = PAUSE_FIRST;
+    } else if (l->pause < PAUSE_MAX) {
+        l->pause = l->pause * 2 < PAUSE_MAX ? l->pause * 2 : PAUSE_MAX;
+    }
+    gw_io_set(l->io, 0);
+    gw_timer_start(l->resume, l->pause);
+}
+
+static void listener_on_resume(void *data, int events)
+{
+    struct listener *l = data;
+    if (l->io) gw_io_set(l->io, GW_EV_READ);
+}
+
 static void listener_on_accept(void *data, int events)
 {
     struct listener *l = data;
@@ -31,9 +54,17 @@ static void listener_on_accept(void *data, int events)
         char err[GW_NET_ERRLEN];
         int rc = net_accept(l->fd, &fd, err);
         if (rc == GW_AGAIN) return;
+        if (rc == GW_NOMEM) {
+            pause_accepting(l, err);
+            return;
+        }
         if (rc != GW_OK) {
             LOG_WARN("%s", err);
             return;
+        }
+        if (l->pause > 0 && gw_loop_now(l->rt->loop) - l->last_emfile > PAUSE_MAX) {
+            LOG_WARN("%s: accepting new connections again", l->addr);
+            l->pause = 0;
         }
         if (gw_settings.max_connections && rt_connections() >= gw_settings.max_connections)
             refuse(l, fd);
@@ -52,8 +83,10 @@ struct listener *listener_new(struct rt *rt, int fd, const char *addr, const cha
     l->name = name ? strdup(name) : NULL;
     l->label = l->name ? l->name : l->addr;
     l->io = gw_io_new(rt->loop, fd, GW_EV_READ, listener_on_accept, l);
-    if (!l->addr || (name && !l->name) || !l->io) {
+    l->resume = gw_timer_new(rt->loop, listener_on_resume, l);
+    if (!l->addr || (name && !l->name) || !l->io || !l->resume) {
         gw_io_free(l->io);
+        gw_timer_free(l->resume);
         free(l->addr);
         free(l->name);
         free(l);
@@ -77,6 +110,7 @@ void listener_close(struct listener *l)
 {
     gw_io_free(l->io);
     l->io = NULL;
+    gw_timer_stop(l->resume);
     if (l->fd >= 0) close(l->fd);
     l->fd = -1;
 }
@@ -84,6 +118,7 @@ void listener_close(struct listener *l)
 void listener_free(struct listener *l)
 {
     listener_close(l);
+    gw_timer_free(l->resume);
     free(l->addr);
     free(l->name);
     free(l);

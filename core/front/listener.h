@@ -5,6 +5,10 @@
  * needs no lock.  Accepted sockets become clients (client.h) unless the
  * process is at max_connections, when the new connection is told
  * "SERVER_ERROR too many open connections" and closed, as memcached does.
+ * Out of file descriptors (EMFILE), accepting pauses (0.1 s, doubling to
+ * 1 s while it lasts) rather than spinning on a socket that stays
+ * readable.  An episode is logged once when it starts and once when
+ * accepting has worked for a second without running out again.
  *
  * Ownership: the server layer makes, closes and frees listeners.  A closed
  * listener (removed by a reload) stops accepting but stays allocated until
@@ -20,6 +24,9 @@ struct listener {
     struct listener *next;     /* the owner's list */
     int fd;                    /* -1 once closed */
     struct gw_io *io;
+    struct gw_timer *resume;   /* accepting paused: out of descriptors */
+    double pause;              /* seconds of the current pause; 0: none */
+    double last_emfile;        /* loop time it last ran out */
     struct rt *rt;
     char *addr;                /* as configured (owned) */
     char *name;                /* optional label (owned), or NULL */

@@ -90,6 +90,7 @@ struct be_op *op_new(struct rt *rt, struct gw_req *r, const struct be_policy *po
     op->policy = policy;
     op->cmd = cmd;
     op->first_key = op->last_key = op->cur_key = -1;
+    op->batch_bytes = 0;
     op->head_len = op->tail_len = 0;
     op->queued = false;
     op->resent = 0;
@@ -107,6 +108,31 @@ void op_cache_drain(struct rt *rt)
 {
     struct be_op *op;
     while ((op = rt_cache_get(&rt->ops))) free(op);
+}
+
+void op_first_key(struct be_op *op, uint32_t k)
+{
+    op->first_key = op->last_key = op->cur_key = (int32_t)k;
+    op->batch_bytes = (uint32_t)op->req->keys[k].bklen + 1;
+}
+
+bool op_add_key(const struct backend *b, struct be_op *op, uint32_t k)
+{
+    struct gw_req *r = op->req;
+    size_t add = (size_t)r->keys[k].bklen + 1;
+    size_t limit = b->codec->batch_limit ? b->codec->batch_limit(op->cmd) : 0;
+    if (limit && op->batch_bytes + add > limit) return false;
+    r->keys[op->last_key].next = (int32_t)k;
+    op->last_key = (int32_t)k;
+    op->batch_bytes += (uint32_t)add;
+    return true;
+}
+
+struct be_op *backend_open_batch(struct backend *b, const struct gw_req *r,
+                                 const struct be_policy *policy)
+{
+    struct be_op *op = b->send_tail;
+    return op && op->req == r && op->policy == policy && op->first_key >= 0 ? op : NULL;
 }
 
 /* The op is answered: the request loses a pending op and a reference. */
@@ -185,7 +211,7 @@ static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
             r->errors = true;
             continue;
         }
-        one->first_key = one->last_key = one->cur_key = k;
+        op_first_key(one, (uint32_t)k);
         backend_enqueue(nb, one);
     }
     op_finish(b, op);
@@ -251,10 +277,24 @@ static void backend_reset(struct backend *b, const char *reason, bool failure)
     fail_queue(b, &b->send_head, &b->send_tail, msg);
 }
 
+/* Ops that may run twice with no harm: the server may have applied one
+ * before the connection broke, so only these are sent again.  (gat and
+ * touch set the same expiry twice.) */
+static bool op_may_repeat(const struct be_op *op)
+{
+    switch (op->cmd) {
+    case MC_GET: case MC_GETS: case MC_GAT: case MC_GATS: case MC_TOUCH: case MC_VERSION:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* The connection broke before answering anything since it was reused
- * after being idle: the server closed it meanwhile (restart, idle
- * timeout), so it never saw these ops.  Send them again, once, on a fresh
- * connection instead of failing them. */
+ * after being idle: most likely the server closed it meanwhile (restart,
+ * idle timeout) and never saw these ops.  But it may have applied one and
+ * then closed, so only the ops safe to repeat are sent again, once, on a
+ * fresh connection; the others fail (an incr must not count twice). */
 static void backend_resend(struct backend *b, const char *reason)
 {
     close_conn(b, reason);
@@ -266,7 +306,7 @@ static void backend_resend(struct backend *b, const char *reason)
     snprintf(msg, sizeof msg, "backend %s %s", b->name, reason);
     while (op) {
         struct be_op *next = op->next;
-        if (op->resent++ == 0) {
+        if (op->resent++ == 0 && op_may_repeat(op)) {
             op->next = NULL;
             if (last) last->next = op;
             else head = op;
@@ -305,7 +345,11 @@ void backend_enqueue(struct backend *b, struct be_op *op)
     if (b->down || (b->opts.max_queue && b->nqueued >= b->opts.max_queue)) {
         char msg[160];
         snprintf(msg, sizeof msg, "backend %s %s", b->name, b->down ? "is down" : "queue is full");
-        if (!b->down) STAT_INC(&b->rt->stats, gw_backend_queue_full);
+        if (!b->down) {
+            /* The server is healthy: its keys are never answered as misses. */
+            STAT_INC(&b->rt->stats, gw_backend_queue_full);
+            op->req->fail_whole = true;
+        }
         op_fail(b, op, msg);
         return;
     }
@@ -357,7 +401,7 @@ static void backend_connect(struct backend *b)
         return;
     }
     b->state = rc == GW_OK ? BE_CONNECTED : BE_CONNECTING;
-    b->last_progress = gw_loop_now(b->rt->loop);
+    b->connect_start = gw_loop_now(b->rt->loop);
     backend_arm_timer(b);
     backend_watch(b);
 }
@@ -366,7 +410,6 @@ static void backend_write(struct backend *b)
 {
     size_t written;
     int rc = conn_writev(&b->conn, &b->out, &written);
-    if (written) b->last_progress = gw_loop_now(b->rt->loop);
     if (rc == GW_ERROR) {
         if (b->reused) backend_resend(b, "write failed on a connection that had been idle");
         else backend_reset(b, "write failed", true);
@@ -387,6 +430,7 @@ void backend_flush(struct backend *b)
     /* A connection that already served and sat idle may have been closed
      * by the server meanwhile; remember, so its ops are sent again. */
     if (was_idle && b->served) b->reused = true;
+    double now = gw_loop_now(b->rt->loop);
     while (b->send_head) {
         struct be_op *op = b->send_head;
         b->send_head = op->next;
@@ -395,12 +439,12 @@ void backend_flush(struct backend *b)
         if (b->wait_tail) b->wait_tail->next = op;
         else b->wait_head = op;
         b->wait_tail = op;
+        op->sent_at = now;
         if (b->codec->encode(op, &b->out) != GW_OK) {
             backend_reset(b, "out of memory", false);
             return;
         }
     }
-    if (was_idle) b->last_progress = gw_loop_now(b->rt->loop);
     backend_arm_timer(b);
     backend_write(b);
 }
@@ -428,7 +472,6 @@ static void backend_read(struct backend *b)
         return;
     }
     b->reused = false;
-    b->last_progress = gw_loop_now(b->rt->loop);
     while (rbuf_len(&b->in) > 0) {
         struct be_op *op = b->wait_head;
         if (!op) {
@@ -465,7 +508,7 @@ static void backend_on_event(void *data, int events)
             return;
         }
         b->state = BE_CONNECTED;
-        b->last_progress = gw_loop_now(b->rt->loop);
+        gw_timer_stop(b->timer); /* the flush arms it for the replies */
         backend_flush(b);
         if (b->state != BE_CONNECTED) return;
     }
@@ -477,13 +520,16 @@ static void backend_on_event(void *data, int events)
 }
 
 /* Lazy timeout: the timer is armed once per busy period and re-armed for
- * the time left since the last progress, so replies cost no timer work. */
+ * the time left, so replies cost no timer work.  A connect is due within
+ * connect_timeout of its start; a reply, whole, within timeout of its op's
+ * write: a server that drips bytes cannot hold a request past it. */
 static void backend_on_timer(void *data, int events)
 {
     struct backend *b = data;
     if (!b->wait_head && b->state != BE_CONNECTING) return;
     double now = gw_loop_now(b->rt->loop);
-    double left = b->last_progress + current_timeout(b) - now;
+    double start = b->state == BE_CONNECTING ? b->connect_start : b->wait_head->sent_at;
+    double left = start + current_timeout(b) - now;
     if (left > 0.0005) {
         gw_timer_start(b->timer, left);
         return;

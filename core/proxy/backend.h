@@ -78,6 +78,10 @@ struct be_codec {
     int (*encode)(struct be_op *op, struct gw_oq *out);
     enum be_decode (*decode)(struct backend *b, struct be_op *op, struct gw_rbuf *in,
                              size_t *need);
+    /* The most bytes of keys (with one separator each) one retrieval op
+     * of cmd may carry, so that no line a server would refuse is sent; 0:
+     * no limit. */
+    size_t (*batch_limit)(enum mc_cmd cmd);
 };
 
 extern const struct be_codec be_codec_text;
@@ -92,6 +96,9 @@ struct be_op {
     int32_t first_key;     /* retrieval: the batch's first key index */
     int32_t last_key;      /* retrieval: where the next key is linked */
     int32_t cur_key;       /* retrieval: next key a VALUE may answer */
+    uint32_t batch_bytes;  /* retrieval: bytes of its keys, one separator each */
+    double sent_at;        /* loop time it was written: its whole reply is due
+                            * within the timeout from then */
     uint16_t head_len, tail_len;
     char head[40];         /* codec scratch: "get ", "gat 100 ", "flush_all 0\r\n" */
     char tail[72];         /* codec scratch: " <flags> <exptime> <bytes> [<cas>]\r\n" */
@@ -127,7 +134,7 @@ struct backend {
     struct gw_oq out;
     struct be_op *send_head, *send_tail;   /* queued, not yet written */
     struct be_op *wait_head, *wait_tail;   /* written (or in out), awaiting a reply */
-    double last_progress;      /* loop time of the last byte moved */
+    double connect_start;      /* loop time the connect began */
     uint32_t nqueued;          /* ops in the send and wait queues */
     uint32_t failures;         /* consecutive */
     bool down;                 /* marked down: ops fail at once until a probe answers */
@@ -154,6 +161,17 @@ struct be_op *op_new(struct rt *rt, struct gw_req *r, const struct be_policy *po
                      enum mc_cmd cmd);
 /* Free the thread's cached ops (at thread exit). */
 void op_cache_drain(struct rt *rt);
+
+/* Retrieval batches: key k of op->req is op's first key; op_add_key links
+ * key k after the others, or returns false when a line to b could not hold
+ * it (b's codec's batch_limit): the caller starts another op. */
+void op_first_key(struct be_op *op, uint32_t k);
+bool op_add_key(const struct backend *b, struct be_op *op, uint32_t k);
+/* The op for r under policy queued on b and not written yet, if it is the
+ * last queued: keys of r that resolve later (a route that waited) join it
+ * rather than take a queue entry each.  NULL if there is none. */
+struct be_op *backend_open_batch(struct backend *b, const struct gw_req *r,
+                                 const struct be_policy *policy);
 /* Queue an op; it is written on the next flush.  A server that is down or
  * whose queue is full fails it at once. */
 void backend_enqueue(struct backend *b, struct be_op *op);

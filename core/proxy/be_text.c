@@ -166,8 +166,21 @@ static enum be_decode text_decode(struct backend *b, struct be_op *op, struct gw
     return d;
 }
 
+/* memcached closes a connection whose unfinished line passes 2048 bytes,
+ * unless it is a get or gets (proto_text.c, try_read_command_ascii), so a
+ * gat/gats line is kept within that: 2048 less its longest head ("gats ",
+ * a 20-digit exptime and a space) and "\r\n". */
+#define SERVER_LINE_MAX 2048
+#define GAT_HEAD_MAX 32
+
+static size_t text_batch_limit(enum mc_cmd cmd)
+{
+    return cmd == MC_GAT || cmd == MC_GATS ? SERVER_LINE_MAX - GAT_HEAD_MAX - 2 : 0;
+}
+
 const struct be_codec be_codec_text = {
     .name = "text",
     .encode = text_encode,
     .decode = text_decode,
+    .batch_limit = text_batch_limit,
 };

@@ -28,12 +28,16 @@ void router_send(struct pool *p, struct gw_req *r, uint32_t k)
         send_failed(p, r, k, "no server available");
         return;
     }
+    if (retrieval) {
+        struct be_op *open = backend_open_batch(b, r, &p->policy);
+        if (open && op_add_key(b, open, k)) return;
+    }
     struct be_op *op = op_new(r->rt, r, &p->policy, r->mc.cmd);
     if (!op) {
         req_fail_key(r, k, "out of memory");
         return;
     }
-    if (retrieval) op->first_key = op->last_key = op->cur_key = (int32_t)k;
+    if (retrieval) op_first_key(op, k);
     backend_enqueue(b, op);
 }
 
@@ -64,27 +68,28 @@ static void batch_send(struct batch *bt)
     bt->n = 0;
 }
 
-/* Add key k of r to the op bound for backend b, starting one if need be. */
+/* Add key k of r to the op bound for backend b, starting one if need be
+ * (also when the op's line is full: that one is sent as it is). */
 static void batch_add(struct batch *bt, struct gw_req *r, uint32_t k, struct pool *p,
                       struct backend *b)
 {
     int s = 0;
     while (s < bt->n && !(bt->be[s] == b && bt->op[s]->policy == &p->policy)) s++;
-    if (s == bt->n) {
+    if (s < bt->n && op_add_key(b, bt->op[s], k)) return;
+    struct be_op *op = op_new(r->rt, r, &p->policy, r->mc.cmd);
+    if (!op) {
+        req_fail_key(r, k, "out of memory");
+        return;
+    }
+    op_first_key(op, k);
+    if (s < bt->n) {
+        backend_enqueue(bt->be[s], bt->op[s]);
+    } else {
         if (bt->n == BATCH_SLOTS) batch_send(bt); /* too many servers: send what we have */
-        struct be_op *op = op_new(r->rt, r, &p->policy, r->mc.cmd);
-        if (!op) {
-            req_fail_key(r, k, "out of memory");
-            return;
-        }
-        op->first_key = op->cur_key = (int32_t)k;
         s = bt->n++;
         bt->be[s] = b;
-        bt->op[s] = op;
-    } else {
-        r->keys[bt->op[s]->last_key].next = (int32_t)k;
     }
-    bt->op[s]->last_key = (int32_t)k;
+    bt->op[s] = op;
 }
 
 /* Route each key; batch the keys bound for each backend into one op.  Keys

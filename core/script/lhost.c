@@ -399,8 +399,18 @@ static int core_valid_key(lua_State *L)
 {
     size_t len;
     const char *k = luaL_checklstring(L, 1, &len);
-    lua_pushboolean(L, mc_key_valid(k, len));
+    lua_pushboolean(L, mc_key_allowed(k, len, host_binary_keys(host_of(L))));
     return 1;
+}
+
+void check_key(lua_State *L, const char *key, size_t len, int arg, const char *fname)
+{
+    bool binary = host_binary_keys(host_of(L));
+    if (mc_key_allowed(key, len, binary)) return;
+    const char *why = binary ? "invalid memcached key (1..250 bytes, no space, NUL, CR or LF)"
+                             : "invalid memcached key (1..250 bytes, no spaces or control characters)";
+    if (arg) luaL_argerror(L, arg, why);
+    luaL_error(L, "%s: %s", fname, why);
 }
 
 /* Keep a file the config loaded, with its text (len bytes) and stamp. */

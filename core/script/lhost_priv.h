@@ -22,6 +22,7 @@
 
 #include "lhost.h"
 #include "proxy/resolver.h"
+#include "rt/settings.h"
 
 #define POOL_MT "memcache.pool"
 #define REQUEST_MT "memcache.request"
@@ -112,6 +113,17 @@ static inline struct lhost *host_of(lua_State *L)
 {
     return task_of(L)->h;
 }
+
+/* Whether keys may hold control bytes, as the request parser decides: the
+ * running setting at request time, the config's own when validating. */
+static inline bool host_binary_keys(const struct lhost *h)
+{
+    return h->rt ? gw_settings.binary_keys : h->cfg.settings.binary_keys;
+}
+
+/* A key a route may send to a server: what the request parser accepts.
+ * Raises (as argument arg of fname, or naming fname if arg is 0) if not. */
+void check_key(lua_State *L, const char *key, size_t len, int arg, const char *fname);
 
 /* ltask.c */
 

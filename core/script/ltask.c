@@ -457,8 +457,7 @@ static int req_newindex(lua_State *L)
     if (!strcmp(f, "key")) {
         size_t len;
         const char *k = luaL_checklstring(L, 3, &len);
-        if (!mc_key_valid(k, len))
-            return luaL_error(L, "req.key: invalid memcached key (1..250 bytes, no spaces or control characters)");
+        check_key(L, k, len, 0, "req.key");
         char *p = req_alloc(r, len);
         if (!p) return luaL_error(L, "out of memory");
         memcpy(p, k, len);
@@ -636,8 +635,7 @@ static int pool_call(lua_State *L, enum mc_cmd cmd)
     struct task *t = request_task(L, "pool:", what);
     size_t klen, vlen = 0;
     const char *key = luaL_checklstring(L, 2, &klen);
-    luaL_argcheck(L, mc_key_valid(key, klen), 2,
-                  "invalid memcached key (1..250 bytes, no spaces or control characters)");
+    check_key(L, key, klen, 2, NULL);
     struct mc_request mc;
     memset(&mc, 0, sizeof mc);
     /* get and gat are asked as gets and gats: the caller gets the cas. */

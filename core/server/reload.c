@@ -96,6 +96,11 @@ static int bind_addr(const char *addr, int *fds, char *err, size_t errlen)
         snprintf(err, errlen, "listen %s: %s", addr, nerr);
         return GW_ERROR;
     }
+    /* Only this process's workers may share the address. */
+    if (net_check_free(&a, nerr) != GW_OK) {
+        snprintf(err, errlen, "listen %s: %s", addr, nerr);
+        return GW_ERROR;
+    }
     for (int w = 0; w < gw_nworkers; w++) {
         if (net_listen(&a, true, 1024, &fds[w], nerr) != GW_OK) {
             snprintf(err, errlen, "listen %s: %s", addr, nerr);

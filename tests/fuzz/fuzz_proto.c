@@ -17,7 +17,7 @@
  * The bytes at hand are always the last bytes of an exact-size heap buffer,
  * so AddressSanitizer catches any read past len.  Every result is checked
  * against the contract in proto.h (offsets inside the bytes looked at, keys
- * 1..250 bytes and valid unless binary_keys, a storage request's data block
+ * 1..250 bytes and valid (with binary_keys: no NUL, CR, LF), a storage request's data block
  * ending in "\r\n", total_len > 0, ...); a breach aborts.  Also, a request
  * that parses whole gives GW_AGAIN for every proper prefix of it.
  */
@@ -88,8 +88,12 @@ static void check_key(const char *b, uint32_t off, uint32_t len, size_t lim,
 {
     REQUIRE(len >= 1 && len <= MC_KEY_MAX);
     REQUIRE((size_t)off + len <= lim);
+    /* Never a byte that ends a line for memcached, binary_keys or not. */
     REQUIRE(memchr(b + off, ' ', len) == NULL);
     REQUIRE(memchr(b + off, '\n', len) == NULL);
+    REQUIRE(memchr(b + off, '\r', len) == NULL);
+    REQUIRE(memchr(b + off, '\0', len) == NULL);
+    REQUIRE(mc_key_allowed(b + off, len, binary_keys));
     if (!binary_keys)
         REQUIRE(mc_key_valid(b + off, len));
 }

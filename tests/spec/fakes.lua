@@ -235,4 +235,120 @@ function F.first_reply(conns, timeout)
   end
 end
 
+-- A gate: a proxy in front of a real memcached server (upstream, a table
+-- with .port) that passes everything through, except that it can HOLD a
+-- reply, to force the order of racing requests without timing:
+--   gate.hold(key)     from now on, a get/gets/gat/gats naming key (on any
+--                      connection) is passed to memcached at once, but the
+--                      replies on that connection are held back;
+--   gate.held(key)     true once such a reply has come back from memcached
+--                      (so memcached has executed the request) and is held;
+--   gate.release(key)  lets the held replies go, and stops holding key.
+-- Requests keep flowing to memcached while replies are held: a request
+-- that follows the held one on the same connection is executed after it,
+-- and its reply, held too, comes after it.  Every request line is noted
+-- as it is passed on ("<connection number> <line>"), for gate.seen().
+-- Returns { port, addr, hold, held, release, seen, stop }.
+function F.gate_server(upstream)
+  local port = H.free_port()
+  local dir = string.format("%s/gate-%d", H.tmpdir, port)
+  os.execute("rm -rf " .. H.quote(dir) .. " && mkdir -p " .. H.quote(dir))
+  local code = string.format([[
+import os, socket, threading, time
+DIR, UP, PORT = %q, %d, %d
+STORAGE = (b"set", b"add", b"replace", b"append", b"prepend", b"cas")
+RETRIEVAL = (b"get", b"gets", b"gat", b"gats")
+log_lock = threading.Lock()
+
+def note(n, line):
+    with log_lock:
+        with open(os.path.join(DIR, "seen"), "ab") as f:
+            f.write(b"%%d " %% n + line + b"\n")
+
+def hold_file(k):
+    return os.path.join(DIR, "hold." + k.decode())
+
+def serve(n, c):
+    u = socket.create_connection(("127.0.0.1", UP))
+    st = {"hold": None}
+    lock = threading.Lock()
+
+    def down():
+        while True:
+            try:
+                d = u.recv(65536)
+            except OSError:
+                d = b""
+            if not d:
+                c.close()
+                return
+            with lock:
+                k = st["hold"]
+            if k is not None:
+                open(os.path.join(DIR, "held." + k.decode()), "w").close()
+                while os.path.exists(hold_file(k)):
+                    time.sleep(0.005)
+                with lock:
+                    st["hold"] = None
+            try:
+                c.sendall(d)
+            except OSError:
+                return
+
+    threading.Thread(target=down, daemon=True).start()
+    buf = b""
+    while True:
+        try:
+            d = c.recv(65536)
+        except OSError:
+            d = b""
+        if not d:
+            u.close()
+            return
+        buf += d
+        while b"\r\n" in buf:
+            line, rest = buf.split(b"\r\n", 1)
+            parts = line.split()
+            n_out = len(line) + 2
+            if parts and parts[0] in STORAGE and len(parts) >= 5:
+                need = int(parts[4]) + 2
+                if len(rest) < need:
+                    break
+                n_out += need
+            if parts and parts[0] in RETRIEVAL:
+                keys = parts[1:] if parts[0] in (b"get", b"gets") else parts[2:]
+                for k in keys:
+                    if os.path.exists(hold_file(k)):
+                        with lock:
+                            st["hold"] = k
+            note(n, line)
+            u.sendall(buf[:n_out])
+            buf = buf[n_out:]
+
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", PORT))
+s.listen(64)
+n = 0
+while True:
+    c, _ = s.accept()
+    n += 1
+    threading.Thread(target=serve, args=(n, c), daemon=True).start()
+]], dir, upstream.port, port)
+  local srv = H.start_python_server(code, "gate", port)
+  local function path(name) return dir .. "/" .. name end
+  srv.hold = function(key)
+    os.remove(path("held." .. key))
+    assert(io.open(path("hold." .. key), "w")):close()
+  end
+  srv.held = function(key)
+    local f = io.open(path("held." .. key), "r")
+    if f then f:close() end
+    return f ~= nil
+  end
+  srv.release = function(key) os.remove(path("hold." .. key)) end
+  srv.seen = function() return H.read_file(path("seen")) end
+  return srv
+end
+
 return F

@@ -429,6 +429,271 @@ memcache.route {
   end)
 end)
 
+-- cas on replicated routes, and fills racing writes.  The racing orders
+-- are forced with gates (F.gate_server): a proxy in front of a real
+-- memcached that holds a chosen key's replies until the spec lets them go,
+-- after memcached has executed the request.
+describe("gateway.route under replicas and races", function()
+  local a, b, m, ga, gb, gn, dead_port, gw, gw2, g
+  local add_stop = {}
+
+  -- The cas memcached itself holds for key, or nil.
+  local function cas_on(server, key)
+    local rep = H.request(server.port, "gets " .. key .. "\r\n", F.RAW)
+    return rep:match("^VALUE %S+ %d+ %d+ (%d+)\r\n")
+  end
+
+  -- Move a server's cas counter ahead, so that a key written to a and b
+  -- has a different cas on each.
+  local function bump(server, n)
+    for i = 1, n do F.set(server, "bump:" .. i, "x") end
+  end
+
+  local function cas_cmd(key, value, cas, flags, exptime)
+    return string.format("cas %s %d %d %d %s\r\n%s\r\n", key, flags or 0, exptime or 0,
+      #value, cas, value)
+  end
+
+  lazy_setup(function()
+    a = H.start_memcached()
+    b = H.start_memcached()
+    m = H.start_memcached()
+    ga = F.gate_server(a)
+    gb = F.gate_server(b)
+    gn = F.gate_server(m)
+    dead_port = H.free_port()
+    gw = H.start_gateway(string.format([[
+gateway.settings { threads = 1 }
+local route = require "gateway.route"
+-- no spec here waits for a timeout: generous ones keep a loaded machine
+-- from turning an answer into an error (dead refuses at once)
+local a = memcache.pool { servers = { "%s" }, timeout = 5 }
+local b = memcache.pool { servers = { "%s" }, timeout = 5 }
+local ga = memcache.pool { servers = { "%s" }, timeout = 10 } -- a, through a gate
+local gb = memcache.pool { servers = { "%s" }, timeout = 10 } -- b, through a gate
+local dead = memcache.pool { servers = { "127.0.0.1:%d" }, timeout = 0.5 }
+
+memcache.route {
+  ["rc:"] = route.replicate { a, b },
+  ["rc1:"] = route.replicate { dead, a, b, wait = "one" },
+  ["rcd:"] = route.replicate { a, dead },
+  ["rcn:"] = route.replicate { route.namespace("x/", a), route.namespace("y/", b) },
+  ["sc:"] = route.sliding_session { a, b, ttl = 100 },
+  ["scg:"] = route.sliding_session { ga, b, ttl = 100, wait = "one" },
+  ["wr:"] = route.warmup { new = a, old = gb, ttl = 50 },
+  default = a,
+}
+]], a.addr, b.addr, ga.addr, gb.addr, dead_port))
+    -- two workers sharing one near store; "wid:" tells which worker a
+    -- connection is on (each worker has its own Lua state, so its own table)
+    gw2 = H.start_gateway(string.format([[
+gateway.settings { threads = 2 }
+local route = require "gateway.route"
+local gn = memcache.pool { servers = { "%s" }, timeout = 10 } -- m, through a gate
+local this_worker = {}
+memcache.route {
+  ["ncr:"] = route.near_cache { gn, size = "1MB", ttl = 30 },
+  ["wid:"] = function(req) return memcache.hit(tostring(this_worker)) end,
+}
+]], gn.addr))
+    g = H.connect(gw.port, F.RAW)
+  end)
+
+  lazy_teardown(function()
+    if g then g:close() end
+    for _, x in ipairs({ gw, gw2, ga, gb, gn, a, b, m }) do if x then x.stop() end end
+  end)
+
+  after_each(function()
+    if gw then assert.is_true(gw.alive(), "the gateway died:\n" .. gw.output()) end
+    if gw2 then assert.is_true(gw2.alive(), "the gateway died:\n" .. gw2.output()) end
+  end)
+
+  describe("cas on route.replicate", function()
+    it("the first target decides a cas; STORED copies the value to the others", function()
+      bump(b, 5)
+      assert.are.equal("STORED\r\n", g:call(set_cmd("rc:k", "v0", 1)))
+      local ca, cb = cas_on(a, "rc:k"), cas_on(b, "rc:k")
+      assert.is_truthy(ca and cb and ca ~= cb, "cas on a " .. tostring(ca) .. ", on b " .. tostring(cb))
+      -- gets answers the deciding target's cas
+      local rep = g:call("gets rc:k\r\n")
+      assert.are.equal(ca, rep:match("^VALUE rc:k 1 2 (%d+)\r\nv0\r\nEND\r\n$"), show(rep))
+      -- the cas with it: STORED, and every copy holds the new value, flags, exptime
+      assert.are.equal("STORED\r\n", g:call(cas_cmd("rc:k", "v1", ca, 7, 100)))
+      assert.are.equal(value_reply("rc:k", "v1", 7), F.get(a, "rc:k"))
+      assert.are.equal(value_reply("rc:k", "v1", 7), F.get(b, "rc:k"))
+      local ttl = F.ttl(b, "rc:k")
+      assert.is_truthy(ttl and ttl > 90 and ttl <= 100, "ttl of the copy " .. tostring(ttl))
+      -- the same token again: EXISTS, and nothing is written anywhere
+      assert.are.equal("EXISTS\r\n", g:call(cas_cmd("rc:k", "v2", ca)))
+      assert.are.equal(value_reply("rc:k", "v1", 7), F.get(a, "rc:k"))
+      assert.are.equal(value_reply("rc:k", "v1", 7), F.get(b, "rc:k"))
+      -- a key nobody has: NOT_FOUND
+      assert.are.equal("NOT_FOUND\r\n", g:call(cas_cmd("rc:none", "x", "1")))
+      assert.is_nil(F.value(b, "rc:none"))
+      -- reads agree with the copies
+      assert.are.equal(value_reply("rc:k", "v1", 7), g:call("get rc:k\r\n"))
+    end)
+
+    it("gets reads the deciding target only; another copy's cas is never offered", function()
+      F.set(b, "rc:onlyb", "x") -- a lost it (restarted empty, say)
+      -- a plain get still falls back to the copy
+      assert.are.equal(value_reply("rc:onlyb", "x"), g:call("get rc:onlyb\r\n"))
+      -- gets: a decides, and a has nothing
+      assert.are.equal("END\r\n", g:call("gets rc:onlyb\r\n"))
+      -- a cas with b's own token is decided by a: NOT_FOUND, and b is left alone
+      local cb = cas_on(b, "rc:onlyb")
+      assert.are.equal("NOT_FOUND\r\n", g:call(cas_cmd("rc:onlyb", "y", cb)))
+      assert.are.equal("x", F.value(b, "rc:onlyb"))
+      assert.are.equal(cb, cas_on(b, "rc:onlyb"))
+      assert.is_nil(F.value(a, "rc:onlyb"))
+    end)
+
+    it("a failing first target passes the decision on; copies follow (wait = one, wait = all)", function()
+      -- wait = "all" over { a, dead }: a decides; the copy to dead fails, so
+      -- the answer is the error, as for a set (a holds the value)
+      assert.matches("^SERVER_ERROR", g:call(set_cmd("rcd:k", "v0")))
+      local ca = cas_on(a, "rcd:k")
+      assert.matches("^VALUE rcd:k 0 2 " .. ca .. "\r\n", g:call("gets rcd:k\r\n"))
+      assert.matches("^SERVER_ERROR", g:call(cas_cmd("rcd:k", "v1", ca)))
+      assert.are.equal("v1", F.value(a, "rcd:k"))
+      -- wait = "one" over { dead, a, b }: dead fails, a decides, b gets the copy
+      bump(b, 3)
+      assert.are.equal("STORED\r\n", g:call(set_cmd("rc1:k", "v0")))
+      H.wait_until(function() return F.value(a, "rc1:k") == "v0" and F.value(b, "rc1:k") == "v0" end,
+        5, "the set on a and b")
+      ca = cas_on(a, "rc1:k")
+      assert.are_not.equal(ca, cas_on(b, "rc1:k"))
+      local rep = g:call("gets rc1:k\r\n")
+      assert.are.equal(ca, rep:match("^VALUE rc1:k 0 2 (%d+)\r\n"), show(rep))
+      assert.are.equal("STORED\r\n", g:call(cas_cmd("rc1:k", "v1", ca)))
+      assert.are.equal("v1", F.value(a, "rc1:k"))
+      H.wait_until(function() return F.value(b, "rc1:k") == "v1" end, 5, "the copy of the cas on b")
+    end)
+
+    it("the copy goes through route-function targets with their rewrites", function()
+      bump(b, 3)
+      assert.are.equal("STORED\r\n", g:call(set_cmd("rcn:k", "v0")))
+      local ca = cas_on(a, "x/rcn:k")
+      assert.are_not.equal(ca, cas_on(b, "y/rcn:k"))
+      local rep = g:call("gets rcn:k\r\n")
+      assert.are.equal(ca, rep:match("^VALUE rcn:k 0 2 (%d+)\r\n"), show(rep))
+      assert.are.equal("STORED\r\n", g:call(cas_cmd("rcn:k", "v1", ca, 3)))
+      assert.are.equal(value_reply("x/rcn:k", "v1", 3), F.get(a, "x/rcn:k"))
+      assert.are.equal(value_reply("y/rcn:k", "v1", 3), F.get(b, "y/rcn:k"))
+      assert.is_nil(F.value(b, "rcn:k"))
+    end)
+  end)
+
+  describe("cas on route.sliding_session with two pools", function()
+    it("the first pool decides; gets answers its cas; the copy keeps the session ttl", function()
+      bump(b, 5)
+      assert.are.equal("STORED\r\n", g:call(set_cmd("sc:s", "v0", 0, 0)))
+      local ca, cb = cas_on(a, "sc:s"), cas_on(b, "sc:s")
+      assert.is_truthy(ca and cb and ca ~= cb, "cas on a " .. tostring(ca) .. ", on b " .. tostring(cb))
+      for _ = 1, 5 do -- whichever pool answers first, the cas is a's
+        local rep = g:call("gets sc:s\r\n")
+        assert.are.equal(ca, rep:match("^VALUE sc:s 0 2 (%d+)\r\nv0\r\nEND\r\n$"), show(rep))
+      end
+      assert.are.equal("STORED\r\n", g:call(cas_cmd("sc:s", "v1", ca, 2, 0)))
+      assert.are.equal(value_reply("sc:s", "v1", 2), F.get(a, "sc:s"))
+      assert.are.equal(value_reply("sc:s", "v1", 2), F.get(b, "sc:s"))
+      local ttl = F.ttl(b, "sc:s")
+      assert.is_truthy(ttl and ttl > 90 and ttl <= 100, "ttl of the copy " .. tostring(ttl))
+      assert.are.equal("EXISTS\r\n", g:call(cas_cmd("sc:s", "v2", ca)))
+      assert.are.equal("v1", F.value(a, "sc:s"))
+      assert.are.equal("v1", F.value(b, "sc:s"))
+    end)
+
+    it("reads prefer the first pool, even when another one answers first", function()
+      F.set(a, "scg:k", "froma")
+      F.set(b, "scg:k", "fromb")
+      ga.hold("scg:k")
+      g:send("get scg:k\r\n")
+      -- a has read it; its answer is held while b's is back
+      H.wait_until(function() return ga.held("scg:k") end, 5, "a's gat held at the gate")
+      ga.release("scg:k")
+      assert.are.equal(value_reply("scg:k", "froma"), g:reply())
+      local rep = g:call("gets scg:k\r\n")
+      assert.are.equal(cas_on(a, "scg:k"), rep:match("^VALUE scg:k 0 5 (%d+)\r\nfroma\r\n"), show(rep))
+    end)
+  end)
+
+  describe("route.warmup fills racing a delete", function()
+    -- old (b, behind gate gb) has the key; a read misses on new (a) and
+    -- reads old; the delete reaches old after that read: the fill must not
+    -- leave the value in new.
+    local function race(read_cmd, key)
+      F.set(b, key, "old", 0, 3)
+      gb.hold(key)
+      g:send(read_cmd .. " " .. key .. "\r\n")
+      H.wait_until(function() return gb.held(key) end, 5, "the read of old held at the gate")
+      local d = H.connect(gw.port, F.RAW)
+      d:send("delete " .. key .. "\r\n")
+      H.wait_until(function() return gb.seen():find("delete " .. key, 1, true) end, 5,
+        "the delete at old, behind the read")
+      gb.release(key)
+      local rep = g:reply()
+      assert.are.equal("DELETED\r\n", d:reply())
+      d:close()
+      H.wait_until(function() return F.value(a, key) == nil end, 5,
+        "the deleted value to be gone from new (it holds " .. tostring(F.value(a, key)) .. ")")
+      assert.are.equal("END\r\n", g:call("get " .. key .. "\r\n"))
+      assert.is_nil(F.value(a, key))
+      assert.is_nil(F.value(b, key))
+      return rep
+    end
+
+    it("a get racing a delete does not bring the value back", function()
+      assert.are.equal(value_reply("wr:k", "old", 3), race("get", "wr:k"))
+    end)
+
+    it("a gets racing a delete does not bring the value back", function()
+      local rep = race("gets", "wr:g")
+      assert.is_truthy(rep == "END\r\n" or rep:match("^VALUE wr:g 3 3 %d+\r\nold\r\nEND\r\n$"), show(rep))
+    end)
+  end)
+
+  describe("route.near_cache with two workers", function()
+    it("a get that read the old value before an acknowledged set does not put it back", function()
+      -- two client connections on different workers
+      local c1 = H.connect(gw2.port, F.RAW)
+      local w1 = c1:call("get wid:x\r\n")
+      local c2
+      for _ = 1, 64 do
+        local c = H.connect(gw2.port, F.RAW)
+        if c:call("get wid:x\r\n") ~= w1 then
+          c2 = c
+          break
+        end
+        c:close()
+      end
+      assert.is_truthy(c2, "no connection landed on the second worker")
+
+      F.set(m, "ncr:k", "old")
+      gn.hold("ncr:k")
+      c1:send("get ncr:k\r\n")
+      -- m has answered "old" to worker 1; the answer is held at the gate
+      H.wait_until(function() return gn.held("ncr:k") end, 5, "the read held at the gate")
+      -- worker 2 sets the key, and the set is acknowledged
+      assert.are.equal("STORED\r\n", c2:call(set_cmd("ncr:k", "new")))
+      assert.are.equal("new", F.value(m, "ncr:k"))
+      -- now the old value reaches worker 1
+      gn.release("ncr:k")
+      assert.are.equal(value_reply("ncr:k", "old"), c1:reply())
+      -- no worker may answer the old value any more
+      assert.are.equal(value_reply("ncr:k", "new"), c2:call("get ncr:k\r\n"))
+      assert.are.equal(value_reply("ncr:k", "new"), c1:call("get ncr:k\r\n"))
+      -- and the near cache still works: the new value is kept near
+      F.set(m, "ncr:k", "behind")
+      assert.are.equal(value_reply("ncr:k", "new"), c1:call("get ncr:k\r\n"))
+      assert.are.equal(value_reply("ncr:k", "new"), c2:call("get ncr:k\r\n"))
+      c1:close()
+      c2:close()
+    end)
+  end)
+end)
+
 describe("gateway.route config-time checks", function()
   local function check(body)
     local path = H.write_config("local route = require \"gateway.route\"\n"

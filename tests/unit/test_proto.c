@@ -1069,6 +1069,32 @@ static void test_binary_keys(void)
     CHECK_EQ_INT(req.total_len, sizeof set - 1);
 }
 
+/* Even with binary keys, a NUL, "\r" or "\n" inside a key is refused:
+ * memcached ends the line there and would read the rest (here the data
+ * block, another command) as commands of its own. */
+static void test_binary_keys_never_end_a_line(void)
+{
+    static const char nul[] = "set app/x\0 0 0 24\r\nset admin/flag 0 0 2\r\non\r\n";
+    static const char cr[] = "get a\rb\r\n";
+    static const char nul_get[] = "get ok k\0x\r\n";
+    struct mc_parser p;
+    struct mc_request req;
+    mc_parser_init(&p, 0, 0);
+    p.binary_keys = true;
+    CHECK_EQ_INT(mc_parse(&p, nul, sizeof nul - 1, &req), GW_ERROR);
+    CHECK(strcmp(req.error, "CLIENT_ERROR bad command line format") == 0);
+    /* the data block (24 bytes + "\r\n") is swallowed with the line */
+    CHECK_EQ_INT(req.total_len, sizeof nul - 1);
+    CHECK_EQ_INT(mc_parse(&p, cr, sizeof cr - 1, &req), GW_ERROR);
+    CHECK_EQ_INT(mc_parse(&p, nul_get, sizeof nul_get - 1, &req), GW_ERROR);
+    CHECK(!mc_key_allowed("a\0b", 3, true));
+    CHECK(!mc_key_allowed("a\rb", 3, true));
+    CHECK(!mc_key_allowed("a\nb", 3, true));
+    CHECK(!mc_key_allowed("a b", 3, true));
+    CHECK(mc_key_allowed("a\x01\x7f", 3, true));
+    CHECK(!mc_key_allowed("a\x01\x7f", 3, false));
+}
+
 int main(void)
 {
     RUN(test_names);
@@ -1091,5 +1117,6 @@ int main(void)
     RUN(test_big_multiget);
     RUN(test_storage_resume);
     RUN(test_binary_keys);
+    RUN(test_binary_keys_never_end_a_line);
     return unit_report("proto");
 }

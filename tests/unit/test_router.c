@@ -267,6 +267,97 @@ static void test_down_server_fails_at_once(void)
     mid_rt_free(rt);
 }
 
+/* memcached closes a connection whose unfinished line passes 2048 bytes
+ * unless it is a get: a gat of many keys goes out in several lines, each
+ * within that, with every key once, in order. */
+static void test_gat_lines_stay_short(void)
+{
+    struct rt *rt = mid_rt();
+    struct table t;
+    table_init(&t, rt);
+    char text[40000] = "gats 99";
+    for (int i = 0; i < 1500; i++) sprintf(text + strlen(text), " b:key-%06d", i);
+    strcat(text, "\r\n");
+    int done = 0;
+    struct gw_req *r = mid_req(rt, text, &done);
+    r->nkeys = 0;
+    router_dispatch(r);
+    struct backend *b = t.pools[1]->servers[0].be;
+    int ops = queued_ops(b), seen = 0;
+    CHECK(ops > 1);
+    for (struct be_op *op = b->send_head; op; op = op->next) {
+        static char got[4096];
+        encoded(op, got, sizeof got);
+        CHECK(strlen(got) <= 2048);
+        CHECK(strncmp(got, "gats 99 ", 8) == 0);
+        for (char *k = strstr(got, "b:key-"); k; k = strstr(k + 1, "b:key-")) {
+            CHECK_EQ_INT(atoi(k + 6), seen);
+            seen++;
+        }
+    }
+    CHECK_EQ_INT(seen, 1500);
+    /* A get is not limited: one line. */
+    int done2 = 0;
+    memcpy(text, "get    ", 7);
+    struct gw_req *r2 = mid_req(rt, text, &done2);
+    r2->nkeys = 0;
+    router_dispatch(r2);
+    CHECK_EQ_INT(queued_ops(b), ops + 1);
+    table_free(&t);
+    CHECK(done && done2);
+    req_unref(r);
+    req_unref(r2);
+    mid_rt_free(rt);
+}
+
+/* Keys of one request that reach the router one at a time (their routes
+ * waited) join the op still queued for the same server: one queue entry. */
+static void test_late_keys_join_the_open_batch(void)
+{
+    struct rt *rt = mid_rt();
+    struct table t;
+    table_init(&t, rt);
+    int done = 0;
+    struct gw_req *r = mid_req(rt, "get b:1 b:2 b:3\r\n", &done);
+    r->pending = 3;
+    for (uint32_t k = 0; k < 3; k++) router_send(t.pools[1], r, k);
+    struct backend *b = t.pools[1]->servers[0].be;
+    CHECK_EQ_INT(queued_ops(b), 1);
+    CHECK_EQ_INT(b->nqueued, 1);
+    char got[64];
+    encoded(b->send_head, got, sizeof got);
+    CHECK(strcmp(got, "get b:1 b:2 b:3\r\n") == 0);
+    table_free(&t);
+    r->pending = 1;
+    req_op_done(r);
+    CHECK_EQ_INT(done, 1);
+    req_unref(r);
+    mid_rt_free(rt);
+}
+
+/* A healthy server whose queue is full: the multi-get fails whole, never a
+ * silent miss. */
+static void test_queue_full_is_an_error(void)
+{
+    struct rt *rt = mid_rt();
+    struct table t;
+    table_init(&t, rt);
+    struct backend *b = t.pools[1]->servers[0].be;
+    b->opts.max_queue = 1;
+    int d1 = 0, d2 = 0;
+    struct gw_req *r1 = mid_req(rt, "get b:1\r\n", &d1);
+    struct gw_req *r2 = mid_req(rt, "get b:2 a:1\r\n", &d2);
+    r1->nkeys = r2->nkeys = 0;
+    router_dispatch(r1);
+    router_dispatch(r2);
+    CHECK(r2->fail_whole && req_retrieval_failed(r2));
+    CHECK_REPLY(r2, "SERVER_ERROR backend 127.0.0.1:2001 queue is full\r\n");
+    table_free(&t);
+    req_unref(r1);
+    req_unref(r2);
+    mid_rt_free(rt);
+}
+
 int main(void)
 {
     RUN(test_multiget_batches_per_server);
@@ -274,5 +365,8 @@ int main(void)
     RUN(test_single_key_commands);
     RUN(test_flush_fans_out);
     RUN(test_down_server_fails_at_once);
+    RUN(test_gat_lines_stay_short);
+    RUN(test_late_keys_join_the_open_batch);
+    RUN(test_queue_full_is_an_error);
     return unit_report("router");
 }
