@@ -7,6 +7,14 @@
 -- "blog/user:1".  Apps see their own keys, never another tenant's data.
 -- A tenant can also have servers of its own ("billing" below).
 --
+-- The commands with no key are fenced per listener too, so no tenant can
+-- touch another: flush_all on a tenant that shares servers would empty
+-- every tenant's keys, so it is refused (CLIENT_ERROR flush_all not
+-- allowed); billing, alone on its server, may flush that server only.
+-- stats (which shows everyone's traffic) and stats reset (which would
+-- reset everyone's counters) are refused to every tenant; the operator
+-- reads them on an admin listener of its own.
+--
 -- Edit the addresses (and add a line per tenant), then:
 --   ./gateway --check scripts/tenants.lua
 --   ./gateway scripts/tenants.lua
@@ -25,21 +33,29 @@ local billing_pool = memcache.pool {
   timeout = 0.5,
 }
 
--- listener name -> { address, route for that tenant's requests }
+-- listener name -> { address, route for that tenant's requests, what its
+-- flush_all may empty }
 local TENANTS = {
-  shop    = { "127.0.0.1:11211", route.namespace("shop/", shared) },
-  blog    = { "127.0.0.1:11212", route.namespace("blog/", shared) },
-  billing = { "127.0.0.1:11213", route.namespace("billing/", billing_pool) },
+  shop    = { "127.0.0.1:11211", route.namespace("shop/", shared), "deny" },
+  blog    = { "127.0.0.1:11212", route.namespace("blog/", shared), "deny" },
+  billing = { "127.0.0.1:11213", route.namespace("billing/", billing_pool), { billing_pool } },
 }
 
 local by_listener = {}
 for name, t in pairs(TENANTS) do
-  gateway.listen { t[1], name = name }
+  gateway.listen { t[1], name = name, flush = t[3], stats = "deny" }
   by_listener[name] = t[2]
 end
 
+-- The operator's own listener: stats, stats reset and flush_all of every
+-- pool; no keys.  (Keep its port away from the tenants' networks.)
+gateway.listen { "127.0.0.1:11219", name = "admin" }
+
 memcache.route {
   default = function(req)
+    if req.listener == "admin" then
+      return memcache.error("the admin listener serves stats and flush_all, not keys")
+    end
     local tenant = by_listener[req.listener]
     if not tenant then -- only when started with -l, which drops the names
       return memcache.error("no tenant listens on " .. tostring(req.listener))

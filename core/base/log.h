@@ -11,6 +11,11 @@ enum log_level { LOG_LVL_ERROR = 0, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_VERBOSE,
 
 extern int log_level;
 
+/* A message fit for a client: every file path in it ("/srv/gw/routes.lua:12:")
+ * keeps only its file name ("routes.lua:12:").  The log keeps whole paths;
+ * a client has no business learning the server's directories.  In place. */
+void log_strip_dirs(char *msg);
+
 void log_write(int level, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -91,7 +91,8 @@ static void settings_stats(struct sbuf *b)
     add(b, "STAT item_size_max %zu\r\n", gw_settings.max_value);
     add(b, "STAT max_line %zu\r\n", gw_settings.max_line);
     add(b, "STAT num_threads %d\r\n", gw_settings.threads);
-    add(b, "STAT config %s\r\n", gw_settings.config_path);
+    const char *slash = strrchr(gw_settings.config_path, '/');
+    add(b, "STAT config %s\r\n", slash ? slash + 1 : gw_settings.config_path);
 }
 
 static bool args_are(const char *args, size_t len, const char *word)

@@ -114,18 +114,39 @@ struct gw_req *client_request(struct client *c, const struct mc_request *mc, con
     }
     r->conn_id = c->id;
     r->listener = &c->listener->label;
+    /* What its reply may pin, at worst, until it is written. */
+    r->charge = mc->total_len;
+    if (mc_cmd_is_retrieval(mc->cmd)) r->charge += (size_t)mc->nkeys * gw_settings.max_value;
+    c->inflight += r->charge;
     enqueue(c, r);
     return r;
 }
 
+/* Commands with no key (flush_all, stats, verbosity): the config says, per
+ * listener, whether they may run and on what. */
+static bool keyless(enum mc_cmd cmd)
+{
+    return cmd == MC_FLUSH_ALL || cmd == MC_STATS || cmd == MC_VERBOSITY;
+}
+
 void client_dispatch(struct client *c, struct gw_req *r)
 {
-    if (admin_answers(r->mc.cmd)) {
+    if (!keyless(r->mc.cmd) && !admin_answers(r->mc.cmd)) {
+        router_dispatch(r);
+        return;
+    }
+    struct pool **pools = NULL;
+    int n = -1;
+    if (keyless(r->mc.cmd) &&
+        resolver_keyless(c->rt->resolver, r, &pools, &n) == KEYLESS_ANSWERED) {
+        r->pending = 1;
+        req_op_done(r);
+    } else if (r->mc.cmd == MC_FLUSH_ALL) {
+        router_flush(r, pools, n);
+    } else {
         r->pending = 1;
         admin_answer(r);
         req_op_done(r);
-    } else {
-        router_dispatch(r);
     }
 }
 
@@ -145,7 +166,8 @@ void client_refuse(struct client *c, const struct mc_request *mc, const char *li
 
 bool client_busy(const struct client *c)
 {
-    return c->pending >= gw_settings.max_pending || c->out.bytes >= gw_settings.max_output;
+    return c->pending >= gw_settings.max_pending || c->out.bytes >= gw_settings.max_output ||
+           (c->pending > 0 && c->out.bytes + c->inflight >= gw_settings.max_client_memory);
 }
 
 static void client_decode(struct client *c)
@@ -181,6 +203,7 @@ static int queue_replies(struct client *c)
         c->head = r->next;
         if (!c->head) c->tail = NULL;
         c->pending--;
+        c->inflight -= r->charge;
         r->next = NULL;
         if (r->mc.cmd == MC_QUIT) {
             c->closing = true;
@@ -188,6 +211,7 @@ static int queue_replies(struct client *c)
             release_list(c->head);
             c->head = c->tail = NULL;
             c->pending = 0;
+            c->inflight = 0;
             break;
         }
         size_t before = c->out.bytes;

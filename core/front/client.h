@@ -8,7 +8,10 @@
  * only shuts down its sending side (`nc -N`, monitoring scripts) still gets
  * the replies to everything it sent before the connection is closed.  Reading
  * pauses while too many requests or reply bytes are pending, so a client
- * that never reads cannot grow memory without bound.
+ * that never reads cannot grow memory without bound: at most max_pending
+ * requests, max_output unwritten reply bytes, and max_client_memory in
+ * all, counting each request in flight as its own bytes plus one
+ * max_value_size per key it reads (one request is always let in).
  *
  * Ownership: the client owns its requests until their replies are written;
  * when it closes, requests still at a backend are orphaned (on_done
@@ -42,6 +45,7 @@ struct client {
     struct gw_req *head, *tail;  /* requests whose replies are not yet queued */
     struct gw_req *whead, *wtail;/* replies queued in out, not yet written */
     uint32_t pending;            /* requests from head to tail */
+    size_t inflight;             /* the bytes they are counted as pinning (req->charge) */
     struct gw_oq out;
     bool closing;                /* close once every queued reply is written */
     bool eof;                    /* the peer is done sending (half-close): answer

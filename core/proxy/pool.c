@@ -71,15 +71,10 @@ struct pool *pool_new(struct rt *rt, const struct pool_spec *spec, char *err, si
             goto fail;
         }
         s->weight = spec->servers[i].weight;
+        s->opts = spec->opts[i];
     }
     if (build_dist(p, spec, err, errlen) != GW_OK) goto fail;
-    if (rt) {
-        for (uint32_t i = 0; i < p->nservers; i++) {
-            p->servers[i].be = backend_acquire(rt, p->servers[i].name, &p->servers[i].addr,
-                                               &spec->opts[i]);
-            if (!p->servers[i].be) goto nomem;
-        }
-    }
+    if (rt && pool_bind(p, rt) != GW_OK) goto nomem;
     return p;
 nomem:
     snprintf(err, errlen, "out of memory");
@@ -105,7 +100,19 @@ struct pool *pool_new_internal(struct rt *rt, int index, size_t max_bytes, char 
         return NULL;
     }
     p->store = st;
+    p->store_size = max_bytes;
     return p;
+}
+
+int pool_bind(struct pool *p, struct rt *rt)
+{
+    p->rt = rt;
+    if (p->kind == POOL_INTERNAL) store_set_limit(p->store, p->store_size);
+    for (uint32_t i = 0; i < p->nservers; i++) {
+        struct server *s = &p->servers[i];
+        if (!s->be && !(s->be = backend_acquire(rt, s->name, &s->addr, &s->opts))) return GW_NOMEM;
+    }
+    return GW_OK;
 }
 
 void pool_stores_free(void)

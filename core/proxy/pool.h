@@ -40,7 +40,8 @@ struct server {
     uint16_t port;
     uint32_t weight;
     struct gw_addr addr;
-    struct backend *be;        /* NULL in a config check */
+    struct backend_opts opts;
+    struct backend *be;        /* NULL until the pool is bound to a runtime */
 };
 
 struct pool_spec {
@@ -67,11 +68,18 @@ struct pool {
     enum failover failover;
     char hash_tag[2];          /* hash only what lies between these; 0: whole key */
     struct store *store;       /* POOL_INTERNAL */
+    size_t store_size;         /* ... the size this config gives it */
 };
 
+/* A pool for spec; with rt its servers take their backends at once (else
+ * it is only validated until pool_bind). */
 struct pool *pool_new(struct rt *rt, const struct pool_spec *spec, char *err, size_t errlen);
+/* Take the servers' backends from rt's registry (on rt's thread).
+ * GW_NOMEM when out of memory. */
+int pool_bind(struct pool *p, struct rt *rt);
 /* The embedded store number `index` of the config (made on first use with
- * max_bytes), wrapped as a pool. */
+ * max_bytes), wrapped as a pool.  A store kept across a reload takes the
+ * new size when the new config's pool is bound (a smaller one evicts). */
 struct pool *pool_new_internal(struct rt *rt, int index, size_t max_bytes, char *err,
                                size_t errlen);
 void pool_free(struct pool *p);

@@ -78,6 +78,7 @@ struct gw_req *req_new(struct rt *rt, struct gw_buf *in, const char *base,
     r->fail_reply = NULL;
     r->rline_buf = NULL;
     r->out_left = 0;
+    r->charge = 0;
     r->nkeys = 0;
     r->keys = r->keys_inline;
     return r;
@@ -122,6 +123,11 @@ void req_unref(struct gw_req *r)
     if (r->arena.chunks || r->arena.cur != r->arena_inline) arena_reset(r);
     if (r->res) resolver_release(r->res);
     r->res = NULL;
+    if (r->keys_heap_cap > REQ_KEEP_KEYS) {
+        free(r->keys_heap);
+        r->keys_heap = NULL;
+        r->keys_heap_cap = 0;
+    }
     if (!rt_cache_put(&r->rt->reqs, r)) {
         free(r->keys_heap);
         free(r);

@@ -61,6 +61,9 @@ struct arena {
 
 #define REQ_INLINE_KEYS 4
 #define REQ_ARENA_INLINE 1024
+/* A recycled request keeps a key array of at most this many keys: one
+ * burst of huge multi-gets must not stay resident in the free list. */
+#define REQ_KEEP_KEYS 256
 
 struct gw_req {
     struct gw_req *next;       /* first (the free list's link); the owner's queue */
@@ -93,6 +96,7 @@ struct gw_req {
     const char *fail_reply;    /* static; a fan-out's reply when an op failed */
     struct gw_buf *rline_buf;
     uint32_t out_left;         /* bytes of this reply not yet written */
+    size_t charge;             /* bytes its client counts it as pinning while in flight */
 
     uint32_t nkeys;
     struct gw_key *keys;       /* keys_inline, or keys_heap */

@@ -13,6 +13,13 @@
  *                key k failed (req_fail_key was called).
  *   pools        every pool the config made, for commands that reach them
  *                all (flush_all).  Returns the count.
+ *   keyless      may r, a command with no key (flush_all, stats, stats reset,
+ *                verbosity), run?  The config decides per listener (r->listener)
+ *                and may hand the request to a hook of its own.
+ *                KEYLESS_ANSWERED: no, or the hook answered: r's reply is set;
+ *                KEYLESS_ALLOWED: yes; for flush_all *pools[0..*npools) are the
+ *                pools to flush (*npools < 0: every pool the config made).
+ *                Never waits.
  *   hold/release a request routed by this config holds it until the
  *                request is freed, so the config outlives its requests.
  *   conn_closed  the client connection conn_id closed: forget what the
@@ -34,10 +41,14 @@ enum route_result {
     ROUTE_FAILED,
 };
 
+enum keyless_verdict { KEYLESS_ALLOWED, KEYLESS_ANSWERED };
+
 struct resolver_ops {
     enum route_result (*route)(struct resolver *rs, struct gw_req *r, uint32_t k,
                                struct pool **pool);
     int (*pools)(struct resolver *rs, struct pool ***pools);
+    enum keyless_verdict (*keyless)(struct resolver *rs, struct gw_req *r, struct pool ***pools,
+                                    int *npools);
     void (*hold)(struct resolver *rs);
     void (*release)(struct resolver *rs);
     void (*conn_closed)(struct resolver *rs, uint64_t conn_id);
@@ -56,6 +67,11 @@ static inline enum route_result resolver_route(struct resolver *rs, struct gw_re
 static inline int resolver_pools(struct resolver *rs, struct pool ***pools)
 {
     return rs->ops->pools(rs, pools);
+}
+static inline enum keyless_verdict resolver_keyless(struct resolver *rs, struct gw_req *r,
+                                                    struct pool ***pools, int *npools)
+{
+    return rs->ops->keyless(rs, r, pools, npools);
 }
 static inline void resolver_hold(struct resolver *rs) { rs->ops->hold(rs); }
 static inline void resolver_release(struct resolver *rs) { rs->ops->release(rs); }

@@ -122,13 +122,15 @@ static void dispatch_retrieval(struct gw_req *r)
     batch_send(&bt);
 }
 
-static void dispatch_flush(struct gw_req *r)
+void router_flush(struct gw_req *r, struct pool **pools, int n)
 {
+    r->pending = 1;
+    r->res = r->rt->resolver;
+    resolver_hold(r->res);
     STAT_INC(&r->rt->stats, cmd_flush);
     req_reply_kind(r, RESP_OK);
     r->fail_reply = "SERVER_ERROR flush_all failed on a backend\r\n";
-    struct pool **pools;
-    int n = resolver_pools(r->res, &pools);
+    if (n < 0) n = resolver_pools(r->res, &pools);
     for (int i = 0; i < n; i++) {
         struct pool *p = pools[i];
         if (p->kind == POOL_INTERNAL) {
@@ -145,6 +147,7 @@ static void dispatch_flush(struct gw_req *r)
             backend_enqueue(p->servers[s].be, op);
         }
     }
+    req_op_done(r);
 }
 
 void router_dispatch(struct gw_req *r)
@@ -157,7 +160,6 @@ void router_dispatch(struct gw_req *r)
     r->res = r->rt->resolver;
     resolver_hold(r->res);
     if (mc_cmd_is_retrieval(r->mc.cmd)) dispatch_retrieval(r);
-    else if (r->mc.cmd == MC_FLUSH_ALL) dispatch_flush(r);
     else dispatch_single(r);
     req_op_done(r);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "base/log.h"
 #include "base/status.h"
 
 #define CACHE_REQS_MAX 1024
@@ -143,11 +144,13 @@ void rt_config_record(bool ok, const char *err)
     if (ok) {
         status.generation++;
         status.reloads++;
+        status.last_error[0] = 0;   /* the config serving now has no error */
     } else {
         status.failures++;
         snprintf(status.last_error, sizeof status.last_error, "%s", err);
         for (char *p = status.last_error; *p; p++)
             if (*p == '\r' || *p == '\n') *p = ' ';  /* one STAT line */
+        log_strip_dirs(status.last_error);         /* clients read stats */
     }
     pthread_mutex_unlock(&status_lock);
 }

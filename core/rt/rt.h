@@ -123,7 +123,8 @@ struct rt_config_status {
     uint64_t failures;
     double last_time;          /* unix time of the last attempt, 0: none */
     const char *last_result;   /* "none", "ok" or "failed" */
-    char last_error[512];      /* of the last failure, "" if none */
+    char last_error[512];      /* of the last failure, "" after a success; file
+                                * names without their directories */
 };
 
 void rt_config_status(struct rt_config_status *out);

@@ -14,9 +14,14 @@
     X(max_connections, "max_connections", 4096, false)                         \
     X(max_pending, "max_pending", 256, false)                                  \
     X(max_output, "max_output", 8 * 1024 * 1024, false)                        \
+    X(max_client_memory, "max_client_memory", 64 * 1024 * 1024, false)         \
     X(binary_keys, "binary_keys", false, true)                                 \
     X(shutdown_timeout, "shutdown_timeout", 5, false)                          \
-    X(instruction_limit, "instruction_limit", 1000000, false)
+    X(instruction_limit, "instruction_limit", 1000000, false)                  \
+    X(route_timeout, "route_timeout", 5, false)                                \
+    X(task_limit, "task_limit", 256, false)                                    \
+    X(max_tasks, "max_tasks", 10000, false)                                    \
+    X(lua_memory_limit, "lua_memory_limit", 256 * 1024 * 1024, false)
 
 #define INIT(field, name, value, is_bool) .field = value,
 const struct gw_settings settings_defaults = { SETTINGS_DEFAULTS(INIT) };

@@ -22,15 +22,26 @@ struct gw_settings {
     uint32_t max_connections;  /* open client connections, all workers together */
     uint32_t max_pending;      /* requests in flight per client before reading pauses */
     size_t max_output;         /* unwritten reply bytes per client before reading pauses */
+    size_t max_client_memory;  /* bytes one client may pin: its unwritten replies, and for
+                                * each request in flight its bytes and, per key it reads,
+                                * one max_value (at least one request is always let in) */
     bool binary_keys;          /* accept control bytes in keys (memcached does) */
     double shutdown_timeout;   /* seconds a stopping worker waits for requests in flight */
-    uint64_t instruction_limit;/* Lua instructions per task (0: unbounded) */
+    uint64_t instruction_limit;/* Lua instructions per route call, with all it starts (0: none) */
+    double route_timeout;      /* seconds a route call may take, with all it starts (0: none) */
+    uint32_t task_limit;       /* Lua tasks one route call may start (0: none) */
+    uint32_t max_tasks;        /* Lua tasks alive at once on a worker (0: none) */
+    size_t lua_memory_limit;   /* bytes of Lua memory per worker (0: none) */
     const char *config_path;
     const char *lua_dir;
 };
 
 extern const struct gw_settings settings_defaults;
 extern struct gw_settings gw_settings;
+
+/* Seconds a config's top level may run (at start, on reload, in a check):
+ * a slow or endless one fails its load, and only delays a reload. */
+#define CONFIG_TIMEOUT 10.0
 
 /* One setting's name and default, for the prelude's table of defaults:
  * each entry is a number (is_bool false) or a boolean. */

@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "codec/proto.h"
+#include "lmatch.h"
 #include "place/hash.h"
 #include "proxy/backend.h"
 #include "proxy/pool.h"
@@ -68,11 +69,26 @@ static void blocks_free(struct lhost *h)
     }
 }
 
-/* Lua's allocator: counts the bytes the state holds (shown in stats). */
+/* Would growing by n bytes pass lua_memory_limit?  The limit is per
+ * worker: every state it holds (the config, and one a reload retired or
+ * prepared) counts; a state not bound to a worker counts alone. */
+static bool over_memory_limit(const struct lhost *h, size_t n)
+{
+    size_t limit = gw_settings.lua_memory_limit;
+    if (!limit) return false;
+    uint64_t used = h->rt ? __atomic_load_n(&h->rt->stats.gw_lua_memory, __ATOMIC_RELAXED) : h->mem;
+    return used + n > limit;
+}
+
+/* Lua's allocator: counts the bytes the state holds (shown in stats), and
+ * refuses to grow past lua_memory_limit while Lua code runs (Lua then
+ * raises "not enough memory" in that code; the gateway's own bookkeeping
+ * outside Lua code never fails on the limit). */
 static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct lhost *h = ud;
     if (!ptr) osize = 0; /* then osize is a type tag, not a size */
+    if (nsize > osize && h->in_lua && over_memory_limit(h, nsize - osize)) return NULL;
     int oc = ptr ? size_class(osize) : -1, nc = size_class(nsize);
     void *np = NULL;
     if (nsize == 0) {
@@ -91,7 +107,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         }
     }
     h->mem += nsize - osize;
-    if (h->rt) STAT_SET(&h->rt->stats, gw_lua_memory, h->mem);
+    if (h->rt) STAT_ADD(&h->rt->stats, gw_lua_memory, nsize - osize);
     return np;
 }
 
@@ -291,21 +307,69 @@ static char *dupstr(lua_State *L, const char *s)
     return d;
 }
 
-/* core.listen(addr, name_or_nil) */
+/* The pools in the list at index idx, into a new array (its count in *n). */
+static struct pool **pool_list(lua_State *L, int idx, int *n)
+{
+    lua_Integer len = luaL_len(L, idx);
+    struct pool **pools = calloc((size_t)(len ? len : 1), sizeof *pools);
+    if (!pools) luaL_error(L, "out of memory");
+    for (lua_Integer i = 1; i <= len; i++) {
+        lua_geti(L, idx, i);
+        struct lpool *lp = luaL_testudata(L, -1, POOL_MT);
+        lua_pop(L, 1);
+        if (!lp) {
+            free(pools);
+            luaL_error(L, "flush: item %d is not a pool", (int)i);
+        }
+        pools[i - 1] = lp->p;
+    }
+    *n = (int)len;
+    return pools;
+}
+
+/* core.listen(addr, name_or_nil, flush, stats): flush is "all", "deny" or
+ * a list of pools; stats is "all", "read" or "deny" (validated by the
+ * prelude). */
 static int core_listen(lua_State *L)
 {
     struct lhost *h = host_of(L);
     const char *addr = luaL_checkstring(L, 1);
     const char *name = luaL_optstring(L, 2, NULL);
+    static const char *const stats_modes[] = { "all", "read", "deny", NULL };
+    int stats = luaL_checkoption(L, 4, "all", stats_modes);
     int n = h->cfg.nlisten + 1;
     char **a = realloc(h->cfg.listen, (size_t)n * sizeof *a);
     if (a) h->cfg.listen = a;
     char **nm = realloc(h->cfg.listen_names, (size_t)n * sizeof *nm);
     if (nm) h->cfg.listen_names = nm;
-    if (!a || !nm) return luaL_error(L, "out of memory");
+    struct listen_policy *pol = realloc(h->policies, (size_t)n * sizeof *pol);
+    if (pol) h->policies = pol;
+    if (!a || !nm || !pol) return luaL_error(L, "out of memory");
+    struct listen_policy *p = &h->policies[n - 1];
+    memset(p, 0, sizeof *p);
+    p->stats = (enum stats_policy)stats;
+    if (lua_istable(L, 3)) {
+        p->flush = FLUSH_POOLS;
+        p->pools = pool_list(L, 3, &p->npools);
+    } else {
+        p->flush = !strcmp(luaL_checkstring(L, 3), "deny") ? FLUSH_DENY : FLUSH_ALL;
+    }
+    h->npolicies = n;
+    p->label = dupstr(L, name ? name : addr);
     h->cfg.listen[n - 1] = dupstr(L, addr);
     h->cfg.listen_names[n - 1] = name ? dupstr(L, name) : NULL;
     h->cfg.nlisten = n;
+    return 0;
+}
+
+/* core.keyless(fn): the hook for commands with no key. */
+static int core_keyless(lua_State *L)
+{
+    struct lhost *h = host_of(L);
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (h->keyless_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, h->keyless_ref);
+    lua_pushvalue(L, 1);
+    h->keyless_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
 
@@ -319,8 +383,9 @@ static lua_Integer opt_field(lua_State *L, const char *name, lua_Integer def)
 
 /* core.settings{ threads=, max_value_size=, max_line=, max_connections=,
  *                instruction_limit=, max_pending=, max_output=,
- *                shutdown_timeout=, binary_keys= } -- validated by the
- * prelude, sizes already in bytes. */
+ *                max_client_memory=, shutdown_timeout=, binary_keys=,
+ *                route_timeout=, task_limit=, max_tasks=, lua_memory_limit= }
+ * -- validated by the prelude, sizes already in bytes. */
 static int core_settings(lua_State *L)
 {
     struct gw_settings *st = &host_of(L)->cfg.settings;
@@ -333,9 +398,14 @@ static int core_settings(lua_State *L)
         (uint64_t)opt_field(L, "instruction_limit", (lua_Integer)st->instruction_limit);
     st->max_pending = (uint32_t)opt_field(L, "max_pending", st->max_pending);
     st->max_output = (size_t)opt_field(L, "max_output", (lua_Integer)st->max_output);
-    lua_getfield(L, 1, "shutdown_timeout");
-    if (!lua_isnil(L, -1)) st->shutdown_timeout = luaL_checknumber(L, -1);
-    lua_pop(L, 1);
+    st->max_client_memory =
+        (size_t)opt_field(L, "max_client_memory", (lua_Integer)st->max_client_memory);
+    st->task_limit = (uint32_t)opt_field(L, "task_limit", st->task_limit);
+    st->max_tasks = (uint32_t)opt_field(L, "max_tasks", st->max_tasks);
+    st->lua_memory_limit =
+        (size_t)opt_field(L, "lua_memory_limit", (lua_Integer)st->lua_memory_limit);
+    st->shutdown_timeout = num_field(L, 1, "shutdown_timeout", st->shutdown_timeout);
+    st->route_timeout = num_field(L, 1, "route_timeout", st->route_timeout);
     lua_getfield(L, 1, "binary_keys");
     if (!lua_isnil(L, -1)) st->binary_keys = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -498,6 +568,7 @@ static const luaL_Reg core_funcs[] = {
     { "internal", core_internal },
     { "route", core_route },
     { "listen", core_listen },
+    { "keyless", core_keyless },
     { "settings", core_settings },
     { "defaults", core_defaults },
     { "hashes", core_hashes },
@@ -507,6 +578,14 @@ static const luaL_Reg core_funcs[] = {
 };
 
 /* --- state set-up -------------------------------------------------------- */
+
+void protect_metatable(lua_State *L, const char *name)
+{
+    lua_createtable(L, 0, 1);
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    lua_setfield(L, -2, "__metatable");
+}
 
 static void register_types(lua_State *L)
 {
@@ -521,6 +600,7 @@ static void register_types(lua_State *L)
 
     luaL_newmetatable(L, POOL_MT);
     luaL_setfuncs(L, pool_meta, 0);
+    protect_metatable(L, POOL_MT);
     luaL_newlibtable(L, pool_methods);
     luaL_setfuncs(L, pool_methods, 0);
     lua_setfield(L, -2, "__index");
@@ -576,7 +656,21 @@ static int boot(struct lhost *h, const char *config_path, const char *lua_dir,
     lua_pushstring(L, lua_dir);
     lua_pushboolean(L, h->rt != NULL);
     push_sources(L, from);
-    if (lua_pcall(L, 5, 0, 1) != LUA_OK) {
+    /* The top level runs against a deadline (it is not a request: it may
+     * do more work than a route call's budget, but not forever). */
+    h->config_quota = (struct quota){
+        .h = h, .instructions = INT64_MAX, .deadline = ltask_now() + CONFIG_TIMEOUT,
+        .timeout_why = "the config's top level took too long (more than 10 s)",
+    };
+    h->main_task.q = &h->config_quota;
+    ltask_set_hook(L, &h->config_quota);
+    h->in_lua = 1;
+    int st = lua_pcall(L, 5, 0, 1);
+    h->in_lua = 0;
+    lua_sethook(L, NULL, 0, 0);
+    h->config_quota.deadline = 0;
+    h->config_quota.expired = false;
+    if (st != LUA_OK) {
         /* The prelude raises "file:line: message"; drop the traceback. */
         const char *m = lua_tostring(L, -1);
         const char *tb = m ? strstr(m, "\nstack traceback:") : NULL;
@@ -608,6 +702,7 @@ struct lhost *lhost_new(struct rt *rt, const char *config_path, const char *lua_
     h->main_task.h = h;
     h->main_task.kind = TASK_MAIN;
     h->deflt.fref = LUA_NOREF;
+    h->keyless_ref = LUA_NOREF;
     h->cfg.settings = settings_defaults;
     h->L = lua_newstate(counting_alloc, h);
     if (!h->L) {
@@ -617,6 +712,11 @@ struct lhost *lhost_new(struct rt *rt, const char *config_path, const char *lua_
     }
     *(struct task **)lua_getextraspace(h->L) = &h->main_task;
     luaL_openlibs(h->L);
+    /* Pattern matching that counts its steps against the quota, in place
+     * of the string library's (which no hook can stop). */
+    lua_getglobal(h->L, "string");
+    lmatch_register(h->L, -1, ltask_charge);
+    lua_pop(h->L, 1);
     register_types(h->L);
     luaL_getmetatable(h->L, REQUEST_MT);
     h->request_mt_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
@@ -636,18 +736,25 @@ void lhost_free(struct lhost *h)
     if (!h) return;
     h->closing = true;
     routes_clear(h);
-    /* Freeing the pools fails the backend calls in flight; with `closing`
+    /* Lua first: what its objects point to (pools) must outlive it.  Then
+     * freeing the pools fails the backend calls in flight; with `closing`
      * set nothing is resumed.  Then the tasks let go of what they hold. */
+    lua_close(h->L);
     for (int i = 0; i < h->npools; i++) pool_free(h->pools[i]);
     free(h->pools);
     ltask_free_all(h);
-    lua_close(h->L);
+    if (h->rt) STAT_ADD(&h->rt->stats, gw_lua_memory, (uint64_t)0 - h->mem);
     blocks_free(h);
     free(h->idle);
     for (int i = 0; i < h->cfg.nlisten; i++) {
         free(h->cfg.listen[i]);
         free(h->cfg.listen_names[i]);
     }
+    for (int i = 0; i < h->npolicies; i++) {
+        free(h->policies[i].label);
+        free(h->policies[i].pools);
+    }
+    free(h->policies);
     free(h->cfg.listen);
     free(h->cfg.listen_names);
     for (int i = 0; i < h->cfg.nfiles; i++) {
@@ -659,6 +766,15 @@ void lhost_free(struct lhost *h)
     free(h->cfg.lens);
     free(h->cfg.stamps);
     free(h);
+}
+
+int lhost_bind(struct lhost *h, struct rt *rt)
+{
+    for (int i = 0; i < h->npools; i++)
+        if (pool_bind(h->pools[i], rt) != GW_OK) return GW_NOMEM;
+    h->rt = rt;
+    STAT_ADD(&rt->stats, gw_lua_memory, h->mem);
+    return GW_OK;
 }
 
 const struct lhost_config *lhost_config(const struct lhost *h) { return &h->cfg; }
@@ -695,6 +811,49 @@ static enum route_result host_route(struct resolver *rs, struct gw_req *r, uint3
     return ltask_route(h, rt->fref, r, k, pool);
 }
 
+/* The policy of the listener r came in on; NULL: the defaults (all). */
+static const struct listen_policy *policy_for(const struct lhost *h, const struct gw_req *r)
+{
+    const char *label = r->listener ? *r->listener : NULL;
+    for (int i = 0; label && i < h->npolicies; i++)
+        if (!strcmp(h->policies[i].label, label)) return &h->policies[i];
+    return NULL;
+}
+
+static bool args_are(const struct gw_req *r, const char *word)
+{
+    size_t n = strlen(word);
+    return r->mc.args_len == n && !memcmp(r->base + r->mc.args_off, word, n);
+}
+
+static enum keyless_verdict host_keyless(struct resolver *rs, struct gw_req *r,
+                                         struct pool ***pools, int *npools)
+{
+    struct lhost *h = (struct lhost *)rs;
+    const struct listen_policy *p = policy_for(h, r);
+    *pools = NULL;
+    *npools = -1;
+    if (r->mc.cmd == MC_STATS && p) {
+        bool reset = args_are(r, "reset");
+        if (p->stats == STATS_DENY || (p->stats == STATS_READ && reset)) {
+            req_reply_static(r, reset ? "CLIENT_ERROR stats reset not allowed\r\n"
+                                      : "CLIENT_ERROR stats not allowed\r\n");
+            return KEYLESS_ANSWERED;
+        }
+    } else if (r->mc.cmd == MC_FLUSH_ALL && p) {
+        if (p->flush == FLUSH_DENY) {
+            req_reply_static(r, "CLIENT_ERROR flush_all not allowed\r\n");
+            return KEYLESS_ANSWERED;
+        }
+        if (p->flush == FLUSH_POOLS) {
+            *pools = p->pools;
+            *npools = p->npools;
+        }
+    }
+    if (h->keyless_ref != LUA_NOREF) return ltask_keyless(h, r, pools, npools);
+    return KEYLESS_ALLOWED;
+}
+
 static int host_pools(struct resolver *rs, struct pool ***pools)
 {
     struct lhost *h = (struct lhost *)rs;
@@ -718,6 +877,7 @@ static void host_conn_closed(struct resolver *rs, uint64_t conn_id)
 static const struct resolver_ops lhost_resolver_ops = {
     .route = host_route,
     .pools = host_pools,
+    .keyless = host_keyless,
     .hold = host_hold,
     .release = host_release,
     .conn_closed = host_conn_closed,

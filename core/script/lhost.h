@@ -61,9 +61,15 @@ struct lhost_config {
 
 /* A host for the config at config_path, read from disk (from NULL) or from
  * the texts another host read (from its lhost_config).  NULL on error, with
- * err filled. */
+ * err filled.  It runs the config's top level (bounded by CONFIG_TIMEOUT)
+ * and may be made on any thread; with rt its pools are bound at once. */
 struct lhost *lhost_new(struct rt *rt, const char *config_path, const char *lua_dir,
                         const struct lhost_config *from, char *err, size_t errlen);
+/* Bind a host made without a runtime to rt (on rt's thread): its pools
+ * take their backends there.  Runs no Lua, so a worker's loop is never
+ * held by a config's top level.  GW_NOMEM when out of memory (the host
+ * is then only fit for lhost_free, on rt's thread). */
+int lhost_bind(struct lhost *h, struct rt *rt);
 void lhost_free(struct lhost *h);
 const struct lhost_config *lhost_config(const struct lhost *h);
 struct resolver *lhost_resolver(struct lhost *h);

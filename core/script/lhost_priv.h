@@ -32,10 +32,35 @@ enum task_kind { TASK_MAIN, TASK_ROUTE, TASK_SUB, TASK_SPAWN };
 
 struct group;
 struct gw_req;
+struct gw_timer;
+struct task;
+
+/* What one route call (one key of a request) may spend, with every task it
+ * starts (memcache.wait's, memcache.spawn's, theirs): instructions, time
+ * and tasks.  Lua code, the pattern matcher and task starts draw on it;
+ * past any limit it expires, the task running raises, and every task of it
+ * that is waiting is ended when it would resume.  A timer at the deadline
+ * answers a request whose route is still waiting.  The config's top level
+ * has one too (the host's config_quota: time only). */
+struct quota {
+    struct lhost *h;
+    struct quota *next;         /* the host's free list */
+    struct quota *all_next;     /* every quota the host made (for teardown) */
+    uint32_t refs;              /* its live tasks */
+    int64_t instructions;       /* left; INT64_MAX: no limit */
+    double deadline;            /* monotonic seconds; 0: none */
+    uint32_t started;           /* tasks started under it */
+    bool expired;               /* past a limit: its tasks end */
+    const char *why;            /* ... and the message they end with */
+    const char *timeout_why;    /* the message past the deadline */
+    struct task *route;         /* its route task, while a request waits on it */
+    struct gw_timer *timer;     /* at the deadline, while a task waits */
+};
 
 struct task {
     struct lhost *h;            /* first: what host_of() reads */
     enum task_kind kind;
+    struct quota *q;            /* what it draws on */
     lua_State *co;
     struct task *prev, *next;   /* the host's live tasks, or its free list */
     bool suspended;             /* yielded in a call or a wait */
@@ -45,7 +70,8 @@ struct task {
     /* TASK_ROUTE */
     struct gw_req *req;
     uint32_t k;
-    bool async;                 /* it was suspended: the request waits on it */
+    bool async;                 /* it was suspended ... */
+    bool holds_req;             /* ... and the request waits on it (a pending op, a ref) */
     struct lreq *lreq;
     enum route_result outcome;
     struct pool *pool;
@@ -53,6 +79,19 @@ struct task {
     /* TASK_SUB */
     struct group *group;
     int index;
+};
+
+/* What a listener lets its clients do with the commands that have no key
+ * (gateway.listen's flush = and stats =). */
+enum flush_policy { FLUSH_ALL, FLUSH_DENY, FLUSH_POOLS };
+enum stats_policy { STATS_ALL, STATS_READ, STATS_DENY };
+
+struct listen_policy {
+    char *label;                 /* the listener's name, or its address */
+    enum flush_policy flush;
+    struct pool **pools;         /* FLUSH_POOLS: the only pools flush_all reaches */
+    int npools;
+    enum stats_policy stats;
 };
 
 struct route {
@@ -80,6 +119,10 @@ struct lhost {
     int nroutes;
     struct route deflt;
     bool has_default;
+    int keyless_ref;             /* memcache.keyless's hook, or LUA_NOREF */
+
+    struct listen_policy *policies;
+    int npolicies;
 
     struct pool **pools;
     int npools;
@@ -90,6 +133,10 @@ struct lhost {
     int threads_ref;             /* registry table anchoring every coroutine */
 
     struct task main_task;       /* config time */
+    struct quota config_quota;   /* the config's top level */
+    struct quota *free_quotas;
+    struct quota *all_quotas;
+    int in_lua;                  /* > 0 while Lua code runs: memory may then be refused */
     struct task *live;           /* tasks running or suspended */
     struct task *free_tasks;
     struct group *free_groups;
@@ -121,6 +168,12 @@ static inline bool host_binary_keys(const struct lhost *h)
     return h->rt ? gw_settings.binary_keys : h->cfg.settings.binary_keys;
 }
 
+/* The metatable at the top of the stack answers getmetatable() with a
+ * stand-in that only names the type ({ __name = name }): scripts can tell
+ * a pool from a response, but cannot change the real methods or give them
+ * a __gc (which nothing could bound). */
+void protect_metatable(lua_State *L, const char *name);
+
 /* A key a route may send to a server: what the request parser accepts.
  * Raises (as argument arg of fname, or naming fname if arg is 0) if not. */
 void check_key(lua_State *L, const char *key, size_t len, int arg, const char *fname);
@@ -133,10 +186,22 @@ void ltask_register(lua_State *L);
 /* Push a table of the request-time memcache.* functions (hit, miss, ...,
  * wait, spawn, crc32) for the prelude to merge into `memcache`. */
 void ltask_push_api(lua_State *L);
+/* Run the keyless hook for r (flush_all, stats, verbosity); pools/npools
+ * hold what the listener allows and become what the hook chose (the
+ * resolver's keyless). */
+enum keyless_verdict ltask_keyless(struct lhost *h, struct gw_req *r, struct pool ***pools,
+                                   int *npools);
 /* Run route function fref for key k of r (the resolver's route). */
 enum route_result ltask_route(struct lhost *h, int fref, struct gw_req *r, uint32_t k,
                               struct pool **pool);
 /* At teardown: release what suspended tasks hold, and free every task. */
 void ltask_free_all(struct lhost *h);
+/* The hook that counts a quota's instructions and checks its deadline,
+ * installed on L for q (config time: the main thread). */
+void ltask_set_hook(lua_State *L, const struct quota *q);
+/* lmatch's charge function: pattern-matching steps count as instructions. */
+bool ltask_charge(lua_State *L, unsigned long steps);
+/* Monotonic seconds. */
+double ltask_now(void);
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "place/hash.h"
 #include "base/log.h"
@@ -34,6 +35,8 @@
 
 #define TASKS_KEEP 256
 #define ERROR_MSG_MAX 1024
+#define HOOK_PERIOD 1024   /* instructions between two looks at a quota */
+#define TASK_COST 1024     /* instructions a task start costs its quota */
 
 struct lreq { struct gw_req *r; uint32_t k; };
 
@@ -60,6 +63,7 @@ struct group {
 };
 
 static void task_resume(struct task *t, lua_State *from, int nargs);
+static void task_wake(struct task *t);
 
 /* --- tasks ---------------------------------------------------------------- */
 
@@ -100,23 +104,145 @@ static void thread_drop(struct lhost *h, lua_State *co)
     lua_pop(L, 1);
 }
 
-static void budget_hook(lua_State *L, lua_Debug *ar)
+/* --- quotas --------------------------------------------------------------- */
+
+double ltask_now(void)
 {
-    luaL_error(L, "instruction budget exceeded");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static struct task *task_new(struct lhost *h, enum task_kind kind)
+static void quota_on_timer(void *data, int events);
+
+/* A quota for one route call, with the config's limits; NULL when out of
+ * memory.  It lives while a task draws on it (quota_unref). */
+static struct quota *quota_new(struct lhost *h)
 {
+    struct quota *q = h->free_quotas;
+    if (q) {
+        h->free_quotas = q->next;
+    } else {
+        if (!(q = calloc(1, sizeof *q))) return NULL;
+        q->h = h;
+        q->all_next = h->all_quotas;
+        h->all_quotas = q;
+    }
+    const struct gw_settings *st = &h->cfg.settings;
+    q->refs = 0;
+    q->instructions = st->instruction_limit ? (int64_t)st->instruction_limit : INT64_MAX;
+    q->deadline = st->route_timeout > 0 ? ltask_now() + st->route_timeout : 0;
+    q->started = 0;
+    q->expired = false;
+    q->why = NULL;
+    q->timeout_why = "route timed out";
+    q->route = NULL;
+    return q;
+}
+
+/* Back to the free list once no task draws on it. */
+static void quota_release(struct quota *q)
+{
+    if (q->refs > 0 || q == &q->h->config_quota) return;
+    if (q->timer) gw_timer_stop(q->timer);
+    q->next = q->h->free_quotas;
+    q->h->free_quotas = q;
+}
+
+/* Draw n instructions from q; false, with q expired, past a limit. */
+static bool quota_draw(struct quota *q, int64_t n)
+{
+    if (q->expired) return false;
+    if (q->instructions != INT64_MAX) {
+        q->instructions -= n;
+        if (q->instructions < 0) {
+            q->expired = true;
+            q->why = "instruction budget exceeded";
+            return false;
+        }
+    }
+    if (q->deadline > 0 && ltask_now() > q->deadline) {
+        q->expired = true;
+        q->why = q->timeout_why;
+        return false;
+    }
+    return true;
+}
+
+static int hook_period(const struct quota *q)
+{
+    return q->instructions < HOOK_PERIOD ? (int)(q->instructions > 0 ? q->instructions : 1)
+                                         : HOOK_PERIOD;
+}
+
+static void quota_hook(lua_State *L, lua_Debug *ar)
+{
+    struct quota *q = task_of(L)->q;
+    if (!quota_draw(q, HOOK_PERIOD)) luaL_error(L, "%s", q->why);
+}
+
+void ltask_set_hook(lua_State *L, const struct quota *q)
+{
+    if (q->instructions == INT64_MAX && q->deadline == 0) lua_sethook(L, NULL, 0, 0);
+    else lua_sethook(L, quota_hook, LUA_MASKCOUNT, hook_period(q));
+}
+
+bool ltask_charge(lua_State *L, unsigned long steps)
+{
+    struct quota *q = task_of(L)->q;
+    if (!q || quota_draw(q, (int64_t)steps)) return true;
+    lua_pushstring(L, q->why);
+    return false;
+}
+
+/* A task of q waits: make sure the deadline still fires. */
+static void quota_arm(struct quota *q)
+{
+    if (q->deadline == 0) return;
+    if (!q->timer && !(q->timer = gw_timer_new(q->h->rt->loop, quota_on_timer, q))) return;
+    if (gw_timer_active(q->timer)) return;
+    double left = q->deadline - ltask_now();
+    gw_timer_start(q->timer, left > 0.001 ? left : 0.001);
+}
+
+/* --- tasks ---------------------------------------------------------------- */
+
+/* A task drawing on q, or NULL with *why: a limit (the worker's max_tasks,
+ * the quota's task_limit or budget) or memory.  May raise a memory error
+ * when called from a running task (before it changes anything). */
+static struct task *task_new(struct lhost *h, enum task_kind kind, struct quota *q,
+                             const char **why)
+{
+    uint32_t limit = h->cfg.settings.task_limit;
+    if (gw_settings.max_tasks && h->rt->stats.gw_lua_tasks >= gw_settings.max_tasks) {
+        *why = "too many Lua tasks on this worker (max_tasks)";
+        return NULL;
+    }
+    if (limit && q->started >= limit) {
+        *why = "too many tasks for one route call (task_limit)";
+        return NULL;
+    }
+    if (!quota_draw(q, TASK_COST)) {
+        *why = q->why;
+        return NULL;
+    }
+    lua_State *co = thread_get(h);
     struct task *t = h->free_tasks;
     if (t) h->free_tasks = t->next;
-    else if (!(t = malloc(sizeof *t))) return NULL;
+    else if (!(t = malloc(sizeof *t))) {
+        thread_put(h, co);
+        *why = "out of memory";
+        return NULL;
+    }
     memset(t, 0, sizeof *t);
     t->h = h;
     t->kind = kind;
-    t->co = thread_get(h);
+    t->q = q;
+    q->refs++;
+    q->started++;
+    t->co = co;
     *(struct task **)lua_getextraspace(t->co) = t;
-    if (h->cfg.settings.instruction_limit)
-        lua_sethook(t->co, budget_hook, LUA_MASKCOUNT, (int)h->cfg.settings.instruction_limit);
+    ltask_set_hook(t->co, q);
     t->next = h->live;
     if (h->live) h->live->prev = t;
     h->live = t;
@@ -134,6 +260,10 @@ static void task_free(struct task *t, bool errored)
     if (errored) thread_drop(h, t->co);
     else thread_put(h, t->co);
     STAT_DEC(&h->rt->stats, gw_lua_tasks);
+    struct quota *q = t->q;
+    if (q->route == t) q->route = NULL;
+    q->refs--;
+    quota_release(q);
     t->next = h->free_tasks;
     h->free_tasks = t;
 }
@@ -281,6 +411,7 @@ static int mc_hit(lua_State *L)
 }
 
 static int mc_miss(lua_State *L) { resp_new(L, RESP_END); return 1; }
+static int mc_ok(lua_State *L) { return resp_line_kind(L, RESP_OK); }
 static int mc_stored(lua_State *L) { return resp_line_kind(L, RESP_STORED); }
 static int mc_not_stored(lua_State *L) { return resp_line_kind(L, RESP_NOT_STORED); }
 static int mc_exists(lua_State *L) { return resp_line_kind(L, RESP_EXISTS); }
@@ -416,8 +547,16 @@ static int req_index(lua_State *L)
     const struct gw_req *r = q->r;
     const struct mc_request *m = &r->mc;
     bool storage = mc_cmd_is_storage(m->cmd);
+    bool keyed = q->k < r->nkeys;
     if (!strcmp(f, "key")) {
-        lua_pushlstring(L, r->keys[q->k].bkey, r->keys[q->k].bklen);
+        if (keyed) lua_pushlstring(L, r->keys[q->k].bkey, r->keys[q->k].bklen);
+        else lua_pushnil(L);
+    } else if (!strcmp(f, "args")) {
+        if (m->cmd == MC_STATS) lua_pushlstring(L, r->base + m->args_off, m->args_len);
+        else lua_pushnil(L);
+    } else if (!strcmp(f, "delay")) {
+        if (m->cmd == MC_FLUSH_ALL) lua_pushinteger(L, m->delay);
+        else lua_pushnil(L);
     } else if (!strcmp(f, "command")) {
         lua_pushstring(L, mc_cmd_name(m->cmd));
     } else if (!strcmp(f, "value")) {
@@ -454,7 +593,7 @@ static int req_newindex(lua_State *L)
     struct lreq *q = check_req(L, 1);
     const char *f = luaL_checkstring(L, 2);
     struct gw_req *r = q->r;
-    if (!strcmp(f, "key")) {
+    if (!strcmp(f, "key") && q->k < r->nkeys) {
         size_t len;
         const char *k = luaL_checklstring(L, 3, &len);
         check_key(L, k, len, 0, "req.key");
@@ -483,6 +622,7 @@ static int req_tostring(lua_State *L)
 {
     struct lreq *q = luaL_checkudata(L, 1, REQUEST_MT);
     if (!q->r) lua_pushliteral(L, "memcache.request(finished)");
+    else if (q->k >= q->r->nkeys) lua_pushfstring(L, "memcache.request(%s)", mc_cmd_name(q->r->mc.cmd));
     else lua_pushfstring(L, "memcache.request(%s %s)", mc_cmd_name(q->r->mc.cmd),
                          lua_pushlstring(L, q->r->keys[q->k].bkey, q->r->keys[q->k].bklen));
     return 1;
@@ -494,8 +634,7 @@ static void call_done(struct gw_req *c)
 {
     struct task *t = c->ctx;
     if (t->h->closing || !t->suspended || t->call != c) return;
-    t->suspended = false;
-    task_resume(t, NULL, 0);
+    task_wake(t);
 }
 
 /* A call request for `key`, or NULL (out of memory). */
@@ -781,10 +920,7 @@ static void group_finish(struct group *g)
     g->finished = true;
     gw_timer_stop(g->timer);
     struct task *p = g->parent;
-    if (p && p->suspended && p->waiting == g && !g->h->closing) {
-        p->suspended = false;
-        task_resume(p, NULL, 0);
-    }
+    if (p && p->suspended && p->waiting == g && !g->h->closing) task_wake(p);
 }
 
 static void group_on_timer(void *data, int events)
@@ -827,6 +963,15 @@ static void group_task_ended(struct task *t, int st, int nres)
     group_unref(g);
 }
 
+/* Sub task t was ended by its quota: it counts as done, with no result. */
+static void group_task_abandoned(struct task *t)
+{
+    struct group *g = t->group;
+    g->done++;
+    if (!g->finished && group_met(g)) group_finish(g);
+    group_unref(g);
+}
+
 /* results, err -- after the wait is over. */
 static int wait_result(lua_State *L, int status, lua_KContext ctx)
 {
@@ -846,6 +991,19 @@ static int wait_result(lua_State *L, int status, lua_KContext ctx)
     }
     group_unref(g);
     return 2;
+}
+
+/* Can the running task's quota start n more tasks?  Raises if not, before
+ * anything is started. */
+static void check_room(lua_State *L, struct task *t, lua_Integer n, const char *fname)
+{
+    uint32_t limit = t->h->cfg.settings.task_limit;
+    if (limit && t->q->started + (uint64_t)n > limit)
+        luaL_error(L, "%s: too many tasks for one route call (task_limit = %d)", fname, (int)limit);
+    uint64_t live = t->h->rt->stats.gw_lua_tasks;
+    if (gw_settings.max_tasks && live + (uint64_t)n > gw_settings.max_tasks)
+        luaL_error(L, "%s: too many Lua tasks on this worker (max_tasks = %d)", fname,
+                   (int)gw_settings.max_tasks);
 }
 
 /* memcache.wait(tasks, { need = n, timeout = seconds }) */
@@ -877,17 +1035,24 @@ static int mc_wait(lua_State *L)
         lua_pop(L, 2);
     }
     check_yieldable(L, "memcache.", "wait");
+    check_room(L, t, n, "memcache.wait");
     struct lhost *h = t->h;
+    /* What may raise (allocations) comes before the group is taken. */
+    lua_createtable(L, (int)n, 1);
+    int results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     struct group *g = group_new(h);
-    if (!g) return luaL_error(L, "out of memory");
+    if (!g) {
+        luaL_unref(L, LUA_REGISTRYINDEX, results_ref);
+        return luaL_error(L, "out of memory");
+    }
+    g->results_ref = results_ref;
     g->parent = t;
     g->ntasks = (int)n;
     g->need = (int)need;
-    lua_createtable(L, (int)n, 1);
-    g->results_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     t->waiting = g;
     for (lua_Integer i = 1; i <= n; i++) {
-        struct task *sub = task_new(h, TASK_SUB);
+        const char *why;
+        struct task *sub = task_new(h, TASK_SUB, t->q, &why);
         if (!sub) {
             g->ntasks = (int)i - 1;
             break;
@@ -911,9 +1076,11 @@ static int mc_spawn(lua_State *L)
 {
     struct task *t = request_task(L, "memcache.", "spawn");
     luaL_checktype(L, 1, LUA_TFUNCTION);
+    check_room(L, t, 1, "memcache.spawn");
     int nargs = lua_gettop(L) - 1;
-    struct task *bg = task_new(t->h, TASK_SPAWN);
-    if (!bg) return luaL_error(L, "out of memory");
+    const char *why;
+    struct task *bg = task_new(t->h, TASK_SPAWN, t->q, &why);
+    if (!bg) return luaL_error(L, "memcache.spawn: %s", why);
     lua_xmove(L, bg->co, nargs + 1);
     task_resume(bg, L, nargs);
     return 0;
@@ -931,7 +1098,8 @@ static const luaL_Reg request_api[] = {
     { "hit", mc_hit }, { "miss", mc_miss }, { "stored", mc_stored },
     { "not_stored", mc_not_stored }, { "exists", mc_exists }, { "not_found", mc_not_found },
     { "deleted", mc_deleted }, { "touched", mc_touched }, { "number", mc_number },
-    { "error", mc_error }, { "wait", mc_wait }, { "spawn", mc_spawn }, { "crc32", mc_crc32 },
+    { "error", mc_error }, { "ok", mc_ok }, { "wait", mc_wait }, { "spawn", mc_spawn },
+    { "crc32", mc_crc32 },
     { NULL, NULL },
 };
 
@@ -946,6 +1114,7 @@ static enum route_result route_outcome(struct task *t, int st, int nres)
         size_t n = strcspn(msg, "\r\n"); /* the first line, at most 160 bytes */
         char why[200];
         snprintf(why, sizeof why, "lua error: %.*s", (int)(n > 160 ? 160 : n), msg);
+        log_strip_dirs(why);
         req_fail_key(r, t->k, why);
         return ROUTE_FAILED;
     }
@@ -962,16 +1131,36 @@ static enum route_result route_outcome(struct task *t, int st, int nres)
     return ROUTE_FAILED;
 }
 
+/* The request waiting on route task t is answered with why: key k fails. */
+static void route_give_up(struct task *t, const char *why)
+{
+    struct gw_req *r = t->req;
+    if (!t->holds_req) return;
+    req_fail_key(r, t->k, why);
+    t->holds_req = false;
+    t->lreq->r = NULL;
+    t->q->route = NULL;
+    req_op_done(r);
+    req_unref(r);
+}
+
 /* Task t stopped other than by suspending. */
 static void task_ended(struct task *t, int st, int nres)
 {
     switch (t->kind) {
     case TASK_ROUTE:
+        if (t->async && !t->holds_req) {
+            /* Its request was answered when its quota expired. */
+            if (st != LUA_OK) task_error(t);
+            break;
+        }
         t->outcome = route_outcome(t, st, nres);
         t->lreq->r = NULL;
+        t->q->route = NULL;
         if (t->async) {
             /* The request has been waiting on this route: finish key k. */
             struct gw_req *r = t->req;
+            t->holds_req = false;
             if (t->outcome == ROUTE_POOL) router_send(t->pool, r, t->k);
             task_free(t, st != LUA_OK);
             req_op_done(r);
@@ -990,39 +1179,202 @@ static void task_ended(struct task *t, int st, int nres)
     task_free(t, st != LUA_OK);
 }
 
+/* A task of an expired quota was waiting: end it where it stands instead
+ * of resuming it, letting go of what it waited on. */
+static void task_abandon(struct task *t)
+{
+    LOG_VERBOSE("lua: a task ends waiting: %s", t->q->why);
+    if (t->call) {
+        req_unref(t->call);
+        t->call = NULL;
+    }
+    if (t->waiting) {
+        struct group *g = t->waiting;
+        t->waiting = NULL;
+        g->parent = NULL;
+        group_unref(g);
+    }
+    if (t->kind == TASK_ROUTE) route_give_up(t, t->q->why);
+    else if (t->kind == TASK_SUB) group_task_abandoned(t);
+    task_free(t, true);
+}
+
+/* What t waited on is done: resume it, or end it if its quota expired
+ * meanwhile (its deadline passed while it waited). */
+static void task_wake(struct task *t)
+{
+    t->suspended = false;
+    if (!t->q->expired && t->q->deadline > 0 && ltask_now() > t->q->deadline) {
+        t->q->expired = true;
+        t->q->why = t->q->timeout_why;
+    }
+    if (t->q->expired) task_abandon(t);
+    else task_resume(t, NULL, 0);
+}
+
+/* The deadline of a quota whose task waits: the request waiting on its
+ * route is answered now; its tasks end when they would resume. */
+static void quota_on_timer(void *data, int events)
+{
+    struct quota *q = data;
+    if (q->expired || q->deadline == 0) return;
+    double left = q->deadline - ltask_now();
+    if (left > 0.0005) {
+        gw_timer_start(q->timer, left);
+        return;
+    }
+    q->expired = true;
+    q->why = q->timeout_why;
+    if (q->route) route_give_up(q->route, q->why);
+}
+
+/* Run t until it ends or suspends.  Memory limits apply only while Lua
+ * code runs (h->in_lua): the bookkeeping around it never fails on them. */
 static void task_resume(struct task *t, lua_State *from, int nargs)
 {
+    struct lhost *h = t->h;
+    int saved = h->in_lua;
+    h->in_lua = 1;
     int nres = 0;
     int st = lua_resume(t->co, from, nargs, &nres);
+    h->in_lua = 0;
     if (st == LUA_YIELD) {
-        if (t->suspended) return;
+        if (t->suspended) {
+            quota_arm(t->q);
+            h->in_lua = saved;
+            return;
+        }
         lua_pushliteral(t->co, "yield outside a backend call");
         st = LUA_ERRRUN;
     }
     task_ended(t, st, nres);
+    h->in_lua = saved;
+}
+
+/* The pools the keyless hook returned (a pool or a list of pools at the
+ * top of co's stack), into r's arena; each must be among allowed[0..n)
+ * when n >= 0.  NULL, with why, if not. */
+static struct pool **hook_pools(lua_State *co, struct gw_req *r, struct pool **allowed, int n,
+                                int *count, const char **why)
+{
+    bool one = luaL_testudata(co, -1, POOL_MT) != NULL;
+    lua_Integer len = one ? 1 : luaL_len(co, -1);
+    struct pool **out = (struct pool **)req_alloc(r, sizeof *out * (size_t)(len ? len : 1));
+    if (!out) {
+        *why = "out of memory";
+        return NULL;
+    }
+    for (lua_Integer i = 1; i <= len; i++) {
+        if (!one) lua_geti(co, -1, i);
+        struct lpool *lp = luaL_testudata(co, -1, POOL_MT);
+        if (!one) lua_pop(co, 1);
+        if (!lp) {
+            *why = "the keyless hook returned a list with something not a pool";
+            return NULL;
+        }
+        bool ok = n < 0;
+        for (int j = 0; j < n && !ok; j++) ok = allowed[j] == lp->p;
+        if (!ok) {
+            *why = "the keyless hook named a pool this listener may not flush";
+            return NULL;
+        }
+        out[i - 1] = lp->p;
+    }
+    *count = (int)len;
+    return out;
+}
+
+/* What the keyless hook's result (the top of co's stack) makes of r. */
+static enum keyless_verdict hook_outcome(lua_State *co, struct gw_req *r, struct pool ***pools,
+                                         int *npools)
+{
+    if (lua_isnoneornil(co, -1)) return KEYLESS_ALLOWED;
+    struct lresp *rs = luaL_testudata(co, -1, RESPONSE_MT);
+    if (rs && rs->len > 0 && rs->data) {
+        req_reply_fmt(r, "%.*s", (int)rs->len - 2, rs->data);
+        r->rkind = rs->kind;
+        return KEYLESS_ANSWERED;
+    }
+    const char *why = "the keyless hook returned neither nil, a response nor pools";
+    if (r->mc.cmd == MC_FLUSH_ALL && (luaL_testudata(co, -1, POOL_MT) || lua_istable(co, -1))) {
+        int n;
+        struct pool **chosen = hook_pools(co, r, *pools, *npools, &n, &why);
+        if (chosen) {
+            *pools = chosen;
+            *npools = n;
+            return KEYLESS_ALLOWED;
+        }
+    }
+    req_reply_fmt(r, "SERVER_ERROR %s", why);
+    return KEYLESS_ANSWERED;
+}
+
+enum keyless_verdict ltask_keyless(struct lhost *h, struct gw_req *r, struct pool ***pools,
+                                   int *npools)
+{
+    struct quota *q = quota_new(h);
+    const char *why = "out of memory";
+    struct task *t = q ? task_new(h, TASK_ROUTE, q, &why) : NULL;
+    if (!t) {
+        if (q) quota_release(q);
+        req_reply_fmt(r, "SERVER_ERROR %s", why);
+        return KEYLESS_ANSWERED;
+    }
+    t->req = r;
+    lua_State *co = t->co;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, h->keyless_ref);
+    struct lreq *lq = lua_newuserdatauv(co, sizeof *lq, 0);
+    lq->r = r;
+    lq->k = UINT32_MAX; /* no key */
+    t->lreq = lq;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, h->request_mt_ref);
+    lua_setmetatable(co, -2);
+    /* A plain call: the hook may not wait (a backend call raises). */
+    int saved = h->in_lua;
+    h->in_lua = 1;
+    int st = lua_pcall(co, 1, 1, 0);
+    h->in_lua = saved;
+    enum keyless_verdict v;
+    if (st != LUA_OK) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "lua error: %.160s", task_error(t));
+        log_strip_dirs(msg);
+        req_reply_fmt(r, "SERVER_ERROR %s", msg);
+        v = KEYLESS_ANSWERED;
+    } else {
+        v = hook_outcome(co, r, pools, npools);
+    }
+    lq->r = NULL;
+    task_free(t, st != LUA_OK);
+    return v;
 }
 
 enum route_result ltask_route(struct lhost *h, int fref, struct gw_req *r, uint32_t k,
                               struct pool **pool)
 {
-    struct task *t = task_new(h, TASK_ROUTE);
+    struct quota *q = quota_new(h);
+    const char *why = "out of memory";
+    struct task *t = q ? task_new(h, TASK_ROUTE, q, &why) : NULL;
     if (!t) {
-        req_fail_key(r, k, "out of memory");
+        if (q) quota_release(q);
+        req_fail_key(r, k, why);
         return ROUTE_FAILED;
     }
     t->req = r;
     t->k = k;
     lua_State *co = t->co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, fref);
-    struct lreq *q = lua_newuserdatauv(co, sizeof *q, 0);
-    q->r = r;
-    q->k = k;
-    t->lreq = q;
+    struct lreq *lq = lua_newuserdatauv(co, sizeof *lq, 0);
+    lq->r = r;
+    lq->k = k;
+    t->lreq = lq;
     lua_rawgeti(co, LUA_REGISTRYINDEX, h->request_mt_ref);
     lua_setmetatable(co, -2);
     task_resume(t, NULL, 1);
     if (t->suspended) {
         t->async = true;
+        t->holds_req = true;
+        q->route = t;
         r->pending++;
         r->refs++;
         return ROUTE_PENDING;
@@ -1039,7 +1391,7 @@ void ltask_free_all(struct lhost *h)
         struct task *t = h->live;
         h->live = t->next;
         if (t->call) req_unref(t->call);
-        if (t->kind == TASK_ROUTE && t->async) req_unref(t->req);
+        if (t->holds_req) req_unref(t->req);
         free(t);
     }
     while (h->free_tasks) {
@@ -1053,6 +1405,13 @@ void ltask_free_all(struct lhost *h)
         h->all_groups = g->all_next;
         gw_timer_free(g->timer);
         free(g);
+    }
+    h->free_quotas = NULL;
+    while (h->all_quotas) {
+        struct quota *q = h->all_quotas;
+        h->all_quotas = q->all_next;
+        gw_timer_free(q->timer);
+        free(q);
     }
 }
 
@@ -1077,9 +1436,11 @@ void ltask_register(lua_State *L)
     lua_pop(L, 1);
     luaL_newmetatable(L, REQUEST_MT);
     luaL_setfuncs(L, req_meta, 0);
+    protect_metatable(L, REQUEST_MT);
     lua_pop(L, 1);
     luaL_newmetatable(L, RESPONSE_MT);
     luaL_setfuncs(L, resp_meta, 0);
+    protect_metatable(L, RESPONSE_MT);
     lua_pop(L, 1);
 }
 

@@ -59,6 +59,10 @@ static char *find_lua_dir(void)
     return strdup("lua");
 }
 
+/* Seconds past shutdown_timeout a worker has to end before the process
+ * leaves without it. */
+#define STOP_GRACE 2.0
+
 static struct gw_loop *main_loop;
 
 static void on_stop_signal(void *data, int events)
@@ -96,9 +100,15 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
+    if (argc - optind > (check ? 0 : 1)) {
+        fprintf(stderr, "gateway: one config file at a time (extra argument '%s')\n",
+                argv[check ? optind : optind + 1]);
+        return 2;
+    }
     const char *config = check ? check : optind < argc ? argv[optind] : "gateway.lua";
     char *lua_dir = find_lua_dir();
     char err[1024];
+    gw_settings = settings_defaults; /* the limits the first load runs under */
 
     struct lhost *validate = lhost_new(NULL, config, lua_dir, NULL, err, sizeof err);
     if (!validate) {
@@ -147,7 +157,16 @@ int main(int argc, char **argv)
     gw_loop_run(main_loop);
 
     for (int i = 0; i < nworkers; i++) worker_stop(&gw_workers[i]);
-    for (int i = 0; i < nworkers; i++) worker_join(&gw_workers[i]);
+    /* Workers answer what they have read within shutdown_timeout; one that
+     * is still not done a little later is stuck, and waiting on it would
+     * make SIGTERM powerless. */
+    double grace = gw_settings.shutdown_timeout + STOP_GRACE;
+    for (int i = 0; i < nworkers; i++) {
+        if (worker_join(&gw_workers[i], grace) != GW_OK) {
+            LOG_ERROR("worker %d did not stop within %.1f s; exiting without it", i, grace);
+            _exit(1);
+        }
+    }
     LOG_INFO("stopped");
     gw_signal_free(sigint);
     gw_signal_free(sigterm);

@@ -1,6 +1,7 @@
 /* reload.c -- see reload.h. */
 #include "reload.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/net.h"
@@ -159,6 +161,7 @@ int reload_start(const struct lhost_config *cfg, const char *listen_override)
 
 struct job {
     const struct lhost_config *cfg; /* the validated config: its texts */
+    bool bind_failed;
     struct lhost **hosts;         /* per worker: the state prepared */
     char (*errs)[512];            /* per worker: why it could not be */
     const char *const *addrs;     /* the new listen set */
@@ -167,11 +170,53 @@ struct job {
     int *new_fds;                 /* naddrs x workers; -1 for kept addresses */
 };
 
-static void job_prepare(struct worker *w, void *arg)
+/* Prepare, off the workers' loops: one thread per worker runs the
+ * config's top level into a state of its own, so a slow config delays the
+ * reload and never a request. */
+struct build {
+    struct job *j;
+    int id;
+    bool threaded;
+    pthread_t thread;
+};
+
+static void *build_main(void *arg)
+{
+    struct build *b = arg;
+    struct job *j = b->j;
+    j->hosts[b->id] = lhost_new(NULL, gw_settings.config_path, gw_settings.lua_dir, j->cfg,
+                                j->errs[b->id], sizeof j->errs[b->id]);
+    buf_cache_drain(); /* buffers the top level made belong to no thread now */
+    return NULL;
+}
+
+static void build_states(struct job *j)
+{
+    struct build *b = calloc((size_t)gw_nworkers, sizeof *b);
+    if (!b) {
+        for (int w = 0; w < gw_nworkers; w++) snprintf(j->errs[w], sizeof j->errs[w], "out of memory");
+        return;
+    }
+    for (int w = 0; w < gw_nworkers; w++) {
+        b[w].j = j;
+        b[w].id = w;
+        b[w].threaded = pthread_create(&b[w].thread, NULL, build_main, &b[w]) == 0;
+        if (!b[w].threaded) build_main(&b[w]);
+    }
+    for (int w = 0; w < gw_nworkers; w++)
+        if (b[w].threaded) pthread_join(b[w].thread, NULL);
+    free(b);
+}
+
+/* On the worker: its prepared state takes its backends (no Lua runs). */
+static void job_bind(struct worker *w, void *arg)
 {
     struct job *j = arg;
-    j->hosts[w->id] = lhost_new(&w->rt, gw_settings.config_path, gw_settings.lua_dir, j->cfg,
-                                j->errs[w->id], sizeof j->errs[w->id]);
+    struct lhost *h = j->hosts[w->id];
+    if (h && lhost_bind(h, &w->rt) != GW_OK) {
+        snprintf(j->errs[w->id], sizeof j->errs[w->id], "out of memory");
+        j->bind_failed = true;
+    }
 }
 
 static void job_abort(struct worker *w, void *arg)
@@ -224,9 +269,10 @@ static void warn_settings(const struct lhost_config *cfg)
         s->max_value != g->max_value || s->max_line != g->max_line ||
         s->max_connections != g->max_connections || s->max_pending != g->max_pending ||
         s->max_output != g->max_output || s->shutdown_timeout != g->shutdown_timeout ||
-        s->binary_keys != g->binary_keys)
-        LOG_WARN("reload: gateway.settings changes (other than instruction_limit) take effect "
-                 "at the next restart");
+        s->binary_keys != g->binary_keys || s->max_client_memory != g->max_client_memory ||
+        s->max_tasks != g->max_tasks || s->lua_memory_limit != g->lua_memory_limit)
+        LOG_WARN("reload: gateway.settings changes (other than instruction_limit, route_timeout "
+                 "and task_limit) take effect at the next restart");
 }
 
 static void watch_files(const struct lhost_config *cfg);
@@ -254,9 +300,12 @@ static int switch_to(const struct lhost_config *cfg, char *err, size_t errlen)
             goto out;
         }
     }
-    on_all_workers(job_prepare, &j);
+    build_states(&j);
+    for (int w = 0; w < gw_nworkers && !j.bind_failed; w++)
+        if (!j.hosts[w]) j.bind_failed = true;
+    if (!j.bind_failed) on_all_workers(job_bind, &j);
     for (int w = 0; w < gw_nworkers; w++) {
-        if (!j.hosts[w]) {
+        if (!j.hosts[w] || j.errs[w][0]) {
             snprintf(err, errlen, "worker %d: %s", w, j.errs[w]);
             on_all_workers(job_abort, &j);
             close_new_fds(&j);

@@ -1,9 +1,11 @@
 /* worker.c -- see worker.h. */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -109,8 +111,12 @@ int worker_init(struct worker *w, int id, const struct lhost_config *cfg, char *
         snprintf(err, errlen, "cannot create an event loop");
         return GW_ERROR;
     }
-    w->lua = lhost_new(&w->rt, gw_settings.config_path, gw_settings.lua_dir, cfg, err, errlen);
+    w->lua = lhost_new(NULL, gw_settings.config_path, gw_settings.lua_dir, cfg, err, errlen);
     if (!w->lua) return GW_ERROR;
+    if (lhost_bind(w->lua, &w->rt) != GW_OK) {
+        snprintf(err, errlen, "out of memory");
+        return GW_ERROR;
+    }
     w->rt.resolver = lhost_resolver(w->lua);
     w->flush_hook = gw_hook_new(loop, worker_before_sleep, w);
     w->wake = gw_async_new(loop, worker_on_wake, w);
@@ -187,9 +193,14 @@ void worker_stop(struct worker *w)
     gw_async_send(w->wake);
 }
 
-void worker_join(struct worker *w)
+int worker_join(struct worker *w, double timeout)
 {
-    pthread_join(w->thread, NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double end = (double)ts.tv_sec + ts.tv_nsec / 1e9 + timeout;
+    ts.tv_sec = (time_t)end;
+    ts.tv_nsec = (long)((end - (double)ts.tv_sec) * 1e9);
+    return pthread_timedjoin_np(w->thread, NULL, &ts) == 0 ? GW_OK : GW_ERROR;
 }
 
 void worker_destroy(struct worker *w)

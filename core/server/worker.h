@@ -76,7 +76,9 @@ int worker_start(struct worker *w);
  * and ends when none is left or after gw_settings.shutdown_timeout
  * seconds.  worker_join waits for that. */
 void worker_stop(struct worker *w);
-void worker_join(struct worker *w);
+/* Wait up to timeout seconds for the worker's thread to end: GW_ERROR if
+ * it has not (it is stuck). */
+int worker_join(struct worker *w, double timeout);
 void worker_destroy(struct worker *w);
 
 #endif

@@ -644,6 +644,14 @@ void store_flush(struct store *st, int64_t delay)
     unlock_store(st);
 }
 
+void store_set_limit(struct store *st, size_t max_bytes)
+{
+    pthread_mutex_lock(&st->lock);
+    st->max_bytes = max_bytes;
+    make_room(st, 0, st->now());
+    pthread_mutex_unlock(&st->lock);
+}
+
 void store_get_stats(struct store *st, struct store_stats *out)
 {
     pthread_mutex_lock(&st->lock);

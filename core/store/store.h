@@ -113,6 +113,10 @@ enum store_result store_touch(struct store *st, const char *key, size_t klen,
  * delayed one. */
 void store_flush(struct store *st, int64_t delay);
 
+/* Change the byte budget; a smaller one evicts from the LRU tail until
+ * the items fit. */
+void store_set_limit(struct store *st, size_t max_bytes);
+
 void store_get_stats(struct store *st, struct store_stats *out);
 
 /* Replace the store's clock (unix seconds), so tests can move time without

@@ -95,9 +95,17 @@ local function check_seconds(fname, what, v, allow_zero)
   end
 end
 
+-- "host:port" with a port from 1 to 65535; what names it in errors.
+local function valid_addr(addr)
+  if type(addr) ~= "string" then return false end
+  local port = tonumber(addr:match("^.+:(%d+)$"))
+  return port ~= nil and port >= 1 and port <= 65535
+end
+
 local function check_addr(fname, addr)
-  if type(addr) ~= "string" or not addr:match("^.+:%d+$") then
-    config_error("%s: server address must be \"host:port\", got %s", fname, tostring(addr))
+  if not valid_addr(addr) then
+    config_error("%s: server address must be \"host:port\" (port 1 to 65535), got %s", fname,
+      tostring(addr))
   end
 end
 
@@ -171,8 +179,13 @@ function M.pool_spec(opts)
     multiget_errors = mg }
 end
 
+local LISTEN_OPTS = set_of("addr", "name", "flush", "stats")
+local FLUSH_MODES = set_of("all", "deny", "routed")
+local STATS_MODES = set_of("all", "read", "deny")
+
 local SETTINGS = set_of("threads", "max_value_size", "max_line", "max_connections",
-  "instruction_limit", "binary_keys", "max_pending", "max_output", "shutdown_timeout")
+  "instruction_limit", "binary_keys", "max_pending", "max_output", "shutdown_timeout",
+  "route_timeout", "task_limit", "max_tasks", "lua_memory_limit", "max_client_memory")
 
 function M.settings_spec(opts)
   check_table("gateway.settings", opts, SETTINGS)
@@ -183,14 +196,19 @@ function M.settings_spec(opts)
     end
     out.threads = opts.threads
   end
-  for _, k in ipairs({ "max_value_size", "max_line", "max_output" }) do
+  for _, k in ipairs({ "max_value_size", "max_line", "max_output", "max_client_memory" }) do
     if opts[k] ~= nil then
       local n, err = M.parse_size(opts[k])
       if not n or n < 1 then config_error("gateway.settings: %s: %s", k, err or "must be > 0") end
       out[k] = n
     end
   end
-  for _, k in ipairs({ "max_connections", "instruction_limit" }) do
+  if opts.lua_memory_limit ~= nil then -- 0: no limit
+    local n, err = M.parse_size(opts.lua_memory_limit)
+    if not n then config_error("gateway.settings: lua_memory_limit: %s", err) end
+    out.lua_memory_limit = n
+  end
+  for _, k in ipairs({ "max_connections", "instruction_limit", "task_limit", "max_tasks" }) do
     if opts[k] ~= nil then
       if math.type(opts[k]) ~= "integer" or opts[k] < 0 then
         config_error("gateway.settings: %s must be an integer >= 0", k)
@@ -204,12 +222,14 @@ function M.settings_spec(opts)
     end
     out.max_pending = opts.max_pending
   end
-  if opts.shutdown_timeout ~= nil then
-    local v = opts.shutdown_timeout
-    if type(v) ~= "number" or not (v >= 0) or v == math.huge then
-      config_error("gateway.settings: shutdown_timeout must be a number of seconds >= 0")
+  for _, k in ipairs({ "shutdown_timeout", "route_timeout" }) do
+    local v = opts[k]
+    if v ~= nil then
+      if type(v) ~= "number" or not (v >= 0) or v == math.huge then
+        config_error("gateway.settings: %s must be a number of seconds >= 0", k)
+      end
+      out[k] = v
     end
-    out.shutdown_timeout = v
   end
   if opts.binary_keys ~= nil then
     if type(opts.binary_keys) ~= "boolean" then
@@ -251,16 +271,47 @@ local SAFE_GLOBALS = { "assert", "error", "ipairs", "next", "pairs", "pcall", "r
   "rawget", "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber",
   "tostring", "type", "xpcall", "_VERSION" }
 
+-- Reading a global nobody defined is a mistake (a misspelled pool or
+-- function), not a nil: it raises, naming the caller's file:line.  Code
+-- that means to test for a global uses rawget(_G, name).
+local STRICT = {
+  __index = function(_, k)
+    error("undefined global '" .. tostring(k) .. "'", 2)
+  end,
+}
+
+-- setmetatable without finalizers: a __gc runs during garbage collection,
+-- outside any request, where no budget or deadline can stop it (Lua turns
+-- hooks off in finalizers), so a metatable with one is refused.  (Lua
+-- marks an object for finalization only if its metatable has __gc when it
+-- is set, so a __gc added later never runs.)
+local function safe_setmetatable(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("setmetatable: __gc metamethods are not allowed (a finalizer runs outside any " ..
+      "request, where nothing can bound it)", 2)
+  end
+  return setmetatable(t, mt)
+end
+
 -- The environment config and route code run in: an allow-list, with no
--- os.execute, io, load of strings, dofile or debug.
+-- os.execute, io, load of strings, dofile or debug.  Reading an undefined
+-- global raises.
 function M.make_env(api)
   local env = {}
   for _, k in ipairs(SAFE_GLOBALS) do env[k] = _G[k] end
+  env.setmetatable = safe_setmetatable
   env.string, env.table, env.math, env.utf8 = copy(string), copy(table), copy(math), copy(utf8)
   env.os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
   for k, v in pairs(api) do env[k] = v end
   env._G = env
-  return env
+  -- rawset(_G, ...) would slip past the seal at request time
+  env.rawset = function(t, k, v)
+    if t == env and getmetatable(env) == "sealed" then
+      error("rawset on the globals at request time (use a local, or req.conn)", 2)
+    end
+    return rawset(t, k, v)
+  end
+  return setmetatable(env, STRICT)
 end
 
 -- From now on (request time) no global may be assigned: a global shared by
@@ -269,8 +320,8 @@ end
 -- reaches __newindex and raises.  The metatable is protected, so request
 -- code cannot lift the seal with setmetatable.
 function M.seal(env)
-  local globals = {}
-  for k, v in pairs(env) do globals[k] = v end
+  local globals = setmetatable({}, STRICT)
+  for k, v in pairs(env) do rawset(globals, k, v) end
   for k in pairs(globals) do rawset(env, k, nil) end
   setmetatable(env, {
     __index = globals,
@@ -317,7 +368,7 @@ end
 -- A require that loads Lua files (text only) from the config's folder,
 -- lua/ and scripts/, into the sandbox.  With sources, a module is looked
 -- for there first, so a worker loads exactly the file its validation did.
-local function make_require(env, dirs, read, sources)
+local function make_require(env, dirs, read, sources, at_request_time)
   local loaded = {}
   local function candidates(name)
     local rel, list = name:gsub("%.", "/"), {}
@@ -343,6 +394,12 @@ local function make_require(env, dirs, read, sources)
   return function(name)
     if type(name) ~= "string" then error("bad argument #1 to 'require' (string expected)", 2) end
     if loaded[name] ~= nil then return loaded[name] end
+    -- No file is read at request time (it would block every request of
+    -- the worker): modules are loaded by the config.
+    if at_request_time() then
+      error(string.format("module '%s' was not loaded at config time (require it at the " ..
+        "config's top level)", name), 2)
+    end
     local path = find(candidates(name))
     if not path then
       error(string.format("module '%s' not found in %s", name, table.concat(dirs, ", ")), 2)
@@ -374,17 +431,71 @@ function M.boot(core, config_path, lua_dir, live, sources)
 
   local gateway, memcache = {}, {}
 
+  -- Listeners are given to the core once the config has run, when the
+  -- routes that flush = "routed" looks at are known.
+  local listens, routes = {}, nil
+
+  local function is_pool_list(v)
+    if type(v) ~= "table" or #v == 0 then return false end
+    for _, p in ipairs(v) do
+      if not is_pool(p) then return false end
+    end
+    return true
+  end
+
   function gateway.listen(spec)
     config_only("gateway.listen")
-    local addr, name = spec, nil
-    if type(spec) == "table" then addr, name = spec[1] or spec.addr, spec.name end
-    if type(addr) ~= "string" or not addr:match("^.+:%d+$") then
-      config_error("gateway.listen: address must be \"host:port\", got %s", tostring(addr))
+    local addr, name, flush, stats = spec, nil, "all", "all"
+    if type(spec) == "table" then
+      check_table("gateway.listen", spec, LISTEN_OPTS)
+      addr, name = spec[1] or spec.addr, spec.name
+      flush, stats = spec.flush or "all", spec.stats or "all"
+    end
+    if not valid_addr(addr) then
+      config_error("gateway.listen: address must be \"host:port\" (port 1 to 65535), got %s",
+        tostring(addr))
     end
     if name ~= nil and type(name) ~= "string" then
       config_error("gateway.listen: name must be a string")
     end
-    core.listen(addr, name)
+    if is_pool(flush) then flush = { flush } end
+    if not (FLUSH_MODES[flush] or is_pool_list(flush)) then
+      config_error("gateway.listen: flush must be \"all\", \"deny\", \"routed\", a pool or " ..
+        "a list of pools, got %s", tostring(flush))
+    end
+    if not STATS_MODES[stats] then
+      config_error("gateway.listen: stats must be \"all\", \"read\" or \"deny\", got %s",
+        tostring(stats))
+    end
+    listens[#listens + 1] = { addr = addr, name = name, flush = flush, stats = stats,
+      where = where() }
+  end
+
+  -- flush = "routed": the pools the route table names.  A route function's
+  -- pools cannot be known, so then the pools must be listed.
+  local function routed_pools(l)
+    local pools, seen = {}, {}
+    local function add(target)
+      if not is_pool(target) then
+        error(l.where .. "gateway.listen: flush = \"routed\" cannot see which pools a route " ..
+          "function reaches; list them: flush = { pool, ... }", 0)
+      end
+      if not seen[target] then
+        seen[target] = true
+        pools[#pools + 1] = target
+      end
+    end
+    for _, entry in ipairs(routes and routes.list or {}) do add(entry[2]) end
+    if routes and routes.default ~= nil then add(routes.default) end
+    return pools
+  end
+
+  function memcache.keyless(fn)
+    config_only("memcache.keyless")
+    if type(fn) ~= "function" then
+      config_error("memcache.keyless expects a function, got %s", type(fn))
+    end
+    core.keyless(fn)
   end
 
   function gateway.settings(opts)
@@ -415,6 +526,11 @@ function M.boot(core, config_path, lua_dir, live, sources)
   function memcache.route(t)
     config_only("memcache.route")
     local list, default = M.route_spec(t, is_pool)
+    routes = { list = list, default = default }
+    if default == nil then
+      core.log("warn", where() .. "memcache.route has no default: a key that matches no " ..
+        "prefix is answered SERVER_ERROR no route for key")
+    end
     core.route(list, default)
   end
 
@@ -428,9 +544,13 @@ function M.boot(core, config_path, lua_dir, live, sources)
   local env = M.make_env({ gateway = gateway, memcache = memcache })
   env.print = function(...) gateway.log("info", ...) end
   local read = make_reader(core, sources)
-  env.require = make_require(env, { config_dir, lua_dir, root .. "/scripts" }, read, sources)
+  env.require = make_require(env, { config_dir, lua_dir, root .. "/scripts" }, read, sources,
+    function() return phase == "request" end)
 
   load_file(read, config_path, env)()
+  for _, l in ipairs(listens) do
+    core.listen(l.addr, l.name, l.flush == "routed" and routed_pools(l) or l.flush, l.stats)
+  end
   phase = "request"
   M.seal(env)
 end

@@ -20,7 +20,7 @@
  *    GW_AGAIN, at an error that closes the connection and at quit.  A set
  *    refused as too large becomes a delete of its key, as there.  version,
  *    verbosity and stats are the front's (admin.c); every other request is
- *    routed with router_dispatch.
+ *    routed with router_dispatch (flush_all with router_flush, on every pool).
  * 2. Routes, a table in place of the Lua host: "admin/" fails (read-only),
  *    "i/" goes to the embedded store, "b/" to pool b (one server), "rw/x" is
  *    rewritten to "w:x" (validated as a Lua route's req.key is) and goes to
@@ -213,8 +213,19 @@ static void table_closed(struct resolver *rs, uint64_t id)
     (void)id;
 }
 
-static const struct resolver_ops table_ops = {table_route, table_pools, table_hold,
-                                              table_release, table_closed};
+/* Every keyless command may run, on every pool. */
+static enum keyless_verdict table_keyless(struct resolver *rs, struct gw_req *r,
+                                          struct pool ***pools, int *npools)
+{
+    (void)rs;
+    (void)r;
+    *pools = NULL;
+    *npools = -1;
+    return KEYLESS_ALLOWED;
+}
+
+static const struct resolver_ops table_ops = {table_route, table_pools, table_keyless,
+                                              table_hold, table_release, table_closed};
 
 /* A pool of n servers on loopback ports nothing listens on (never used:
  * the backends never connect). */
@@ -344,7 +355,9 @@ static void read_client(struct fuzz *f, const struct settings *s)
         at += mc.total_len;
         if (mc.cmd == MC_QUIT) break;
         if (admin_answers(mc.cmd)) continue;
-        router_dispatch(new_request(f, &mc, base));
+        struct gw_req *r = new_request(f, &mc, base);
+        if (mc.cmd == MC_FLUSH_ALL) router_flush(r, NULL, -1);
+        else router_dispatch(r);
     }
 }
 

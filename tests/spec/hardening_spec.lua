@@ -388,3 +388,313 @@ describe("16. out of file descriptors, accepting pauses instead of spinning", fu
     assert.is_true(H.alive(pid))
   end)
 end)
+
+-- `./gateway --check` on config text: its output and exit status.
+local function check(text)
+  local path = H.write_config(text)
+  local out, ok, code = H.run(string.format("timeout 30 %s --check %s 2>&1",
+    H.quote(H.gateway_bin), H.quote(path)))
+  return out, code, path
+end
+
+describe("4. a finalizer cannot reach a freed pool", function()
+  it("--check and a reload refuse a __gc, naming the line, and nothing crashes", function()
+    local text = [[
+local p = memcache.pool { servers = { "127.0.0.1:1" } }
+KEEP = setmetatable({}, { __gc = function() print(p:name()) end })
+memcache.route { default = p }
+]]
+    local out, code = check(text)
+    assert.are.equal(1, code, out)
+    assert.matches(":2: setmetatable: __gc metamethods are not allowed", out)
+    local g = gateway("memcache.route { default = memcache.internal() }")
+    local f = assert(io.open(g.config, "w"))
+    f:write(text)
+    f:close()
+    H.run("kill -HUP " .. g.pid)
+    H.wait_until(function() return stats(g.port).gw_reload_failures == "1" end, 10, "the reload refused")
+    assert.are.equal("VERSION", H.request(g.port, "version\r\n", RAW):sub(1, 7))
+  end)
+end)
+
+describe("5. a request's Lua is bounded in instructions, time, tasks and memory", function()
+  local function bounded_gateway(m, routes)
+    return gateway(string.format([[
+gateway.settings { threads = 1 }
+local main = memcache.pool { servers = { "%s" }, timeout = 5 }
+memcache.route {
+%s
+  default = main,
+}
+]], m.addr, routes))
+  end
+
+  it("a backtracking pattern, a spawn bomb and nested waits end with an error; the worker serves on", function()
+    local m = memcached()
+    local g = bounded_gateway(m, [[
+  ["pattern"] = function(req)
+    string.rep("a", 3000):find(string.rep("a-", 12) .. "b")
+    return main
+  end,
+  ["method"] = function(req)
+    (("a"):rep(3000)):match(("a-"):rep(12) .. "b")
+    return main
+  end,
+  ["bomb"] = function(req)
+    local function b() memcache.spawn(b) memcache.spawn(b) end
+    b()
+    return memcache.miss()
+  end,
+  ["nest"] = function(req)
+    -- 64 wide, 6 deep; a level reports the first failure below it
+    local function level(d)
+      if d == 0 then return true end
+      local fs = {}
+      for i = 1, 64 do fs[i] = function() return level(d - 1) end end
+      local res, err = memcache.wait(fs)
+      for i = 1, #fs do
+        local r = res[i]
+        if not (r and r[1]) then return false, (r and r[2]) or err end
+      end
+      return true
+    end
+    local ok, err = level(6)
+    return memcache.error(tostring(err))
+  end,
+  ["gc"] = function(req)
+    setmetatable({}, { __gc = function() while true do end end })
+    return memcache.miss()
+  end,
+]])
+    local c = conn(g)
+    assert.matches("^SERVER_ERROR lua error: .*instruction budget exceeded", c:call("get pattern\r\n"))
+    assert.matches("^SERVER_ERROR lua error: .*instruction budget exceeded", c:call("get method\r\n"))
+    assert.matches("^SERVER_ERROR lua error: .*too many", c:call("get bomb\r\n"))
+    assert.matches("^SERVER_ERROR .*too many tasks for one route call", c:call("get nest\r\n"))
+    assert.matches("^SERVER_ERROR lua error: .*__gc metamethods are not allowed", c:call("get gc\r\n"))
+    assert.are.equal("STORED\r\n", c:call(set_cmd("ok", "fine")))
+    assert.are.equal(value_reply("ok", "fine"), c:call("get ok\r\n"))
+    -- every task those started has ended
+    H.wait_until(function() return stats(g.port).gw_lua_tasks == "0" end, 5, "no task left")
+  end)
+
+  it("a route that waits past route_timeout is answered SERVER_ERROR at the deadline", function()
+    local slow = F.slow_server(5)
+    defer(slow.stop)
+    local g = gateway(string.format([[
+gateway.settings { threads = 1, route_timeout = 0.5 }
+local slow = memcache.pool { servers = { "%s" }, timeout = 10 }
+memcache.route {
+  ["w:"] = function(req) local v = slow:get(req.key) return memcache.hit(v or "none") end,
+  ["spin:"] = function(req) while true do end end,
+  default = memcache.internal(),
+}
+]], slow.addr))
+    local c = H.connect(g.port, { timeout = 3, whole_reply = true })
+    defer(function() c:close() end)
+    -- the slow server answers after 5 s; the deadline answers first
+    assert.are.equal("SERVER_ERROR route timed out\r\n", c:call("get w:k\r\n"))
+    assert.matches("^SERVER_ERROR lua error: .*", c:call("get spin:k\r\n"))
+    assert.are.equal("STORED\r\n", c:call(set_cmd("x", "y")))
+  end)
+
+  it("Lua memory is bounded: past lua_memory_limit an allocation fails the request, and the worker goes on", function()
+    local g = gateway([[
+gateway.settings { threads = 1, lua_memory_limit = "64MB" }
+memcache.route {
+  ["huge"] = function(req) local s = string.rep("x", 1 << 30) return memcache.hit(#s) end,
+  ["grow"] = function(req)
+    local t = req.conn
+    t[#t + 1] = string.rep("y", 1 << 20) .. #t
+    return memcache.hit(tostring(#t))
+  end,
+  default = memcache.internal(),
+}
+]])
+    local c = conn(g)
+    assert.matches("^SERVER_ERROR lua error: .*not enough memory", c:call("get huge\r\n"))
+    assert.are.equal("STORED\r\n", c:call(set_cmd("after", "1")))
+    -- one connection's table grows until the limit stops it ...
+    local grower = H.connect(g.port, RAW)
+    local failed
+    for _ = 1, 200 do
+      local rep = grower:call("get grow\r\n")
+      if rep:match("^SERVER_ERROR") then failed = rep break end
+    end
+    assert.matches("not enough memory", failed or "no failure")
+    -- ... and once it closes, its table is let go: the worker serves Lua again
+    grower:close()
+    H.wait_until(function()
+      return H.request(g.port, "get grow\r\n", RAW) == value_reply("grow", "1")
+    end, 10, "routes that allocate served again")
+  end)
+
+  it("SIGTERM works even when a worker is stuck in Lua with every limit off", function()
+    local g = H.start_gateway([[
+gateway.settings { threads = 1, instruction_limit = 0, route_timeout = 0, shutdown_timeout = 1 }
+memcache.route { default = function() gateway.log("info", "hardening: stuck") while true do end end }
+]])
+    defer(g.kill)
+    local c = H.connect(g.port, RAW)
+    defer(function() c:close() end)
+    c:send("get stuck\r\n")
+    H.wait_until(function() return g.output():find("hardening: stuck", 1, true) end, 5, "the stuck route")
+    H.run("kill -TERM " .. g.pid)
+    H.wait_until(function() return not g.alive() end, 10, "the gateway to exit")
+    assert.matches("did not stop within", g.output())
+  end)
+end)
+
+describe("6. the config's top level never holds up serving", function()
+  it("a slow top level delays only the reload; an endless one is refused", function()
+    local g = gateway([[
+gateway.settings { threads = 2 }
+memcache.route { default = memcache.internal() }
+]])
+    local c = conn(g)
+    assert.are.equal("STORED\r\n", c:call(set_cmd("k", "v")))
+    local f = assert(io.open(g.config, "w"))
+    f:write([[
+gateway.settings { threads = 2 }
+gateway.log("info", "hardening: slow top level")
+local t0 = os.clock() while os.clock() - t0 < 2 do end
+memcache.route { default = memcache.internal() }
+]])
+    f:close()
+    H.run("kill -HUP " .. g.pid)
+    H.wait_until(function() return g.output():find("hardening: slow top level", 1, true) end, 5,
+      "the reload to start")
+    -- served while the reload runs: generation 1 still
+    for _ = 1, 10 do assert.are.equal(value_reply("k", "v"), c:call("get k\r\n")) end
+    assert.are.equal("1", stats(g.port).gw_config_generation)
+    H.wait_until(function() return stats(g.port).gw_config_generation == "2" end, 20, "the reload")
+    -- an endless top level fails the reload after CONFIG_TIMEOUT; meanwhile all is served
+    f = assert(io.open(g.config, "w"))
+    f:write("while true do end\nmemcache.route { default = memcache.internal() }\n")
+    f:close()
+    H.run("kill -HUP " .. g.pid)
+    for _ = 1, 10 do assert.are.equal(value_reply("k", "v"), c:call("get k\r\n")) end
+    H.wait_until(function() return stats(g.port).gw_reload_failures == "1" end, 20, "the reload refused")
+    assert.matches("took too long", stats(g.port).gw_last_reload_error)
+  end)
+end)
+
+describe("14. a misspelled name is an error", function()
+  it("reading an undefined global at config time fails --check with file:line", function()
+    local out, code = check([[
+local main = memcache.pool { servers = { "127.0.0.1:1" } }
+local sessions = memcache.pool { servers = { "127.0.0.1:2" } }
+memcache.route { ["sess:"] = sesions, default = main }
+]])
+    assert.are.equal(1, code, out)
+    assert.matches(":3: undefined global 'sesions'", out)
+  end)
+
+  it("a route table without default passes with a warning", function()
+    local out, code = check([[memcache.route { ["a:"] = memcache.internal() }]])
+    assert.are.equal(0, code, out)
+    assert.matches("has no default", out)
+  end)
+end)
+
+describe("17. the smaller holes", function()
+  it("rawset(_G, ...) at request time is refused; require at request time reads no file", function()
+    local g = gateway([[
+memcache.route {
+  ["raw"] = function() rawset(_G, "leak", 1) return memcache.miss() end,
+  ["req"] = function() require("no.such.module") return memcache.miss() end,
+  default = memcache.internal(),
+}
+]])
+    local c = conn(g)
+    assert.matches("^SERVER_ERROR lua error: .*rawset on the globals at request time", c:call("get raw\r\n"))
+    assert.matches("^SERVER_ERROR lua error: .*was not loaded at config time", c:call("get req\r\n"))
+  end)
+
+  it("a reload resizes an internal store, and gw_lua_memory stays counted", function()
+    local g = gateway([[
+local store = memcache.internal { size = "8MB" }
+memcache.route { default = store }
+]])
+    local c = conn(g)
+    local big = string.rep("z", 500000)
+    for i = 1, 12 do assert.are.equal("STORED\r\n", c:call(set_cmd("big" .. i, big))) end
+    local f = assert(io.open(g.config, "w"))
+    f:write('local store = memcache.internal { size = "1MB" }\nmemcache.route { default = store }\n')
+    f:close()
+    H.run("kill -HUP " .. g.pid)
+    H.wait_until(function() return stats(g.port).gw_config_generation == "2" end, 10, "the reload")
+    local hits = 0
+    for i = 1, 12 do
+      if c:call("get big" .. i .. "\r\n"):match("^VALUE") then hits = hits + 1 end
+    end
+    assert.is_true(hits <= 2, hits .. " values of 500 KB still in a 1 MB store")
+    assert.is_true(tonumber(stats(g.port).gw_lua_memory) > 0)
+  end)
+
+  it("clients see no directories in errors or stats", function()
+    local dir = H.run("pwd"):gsub("%s+$", "")
+    local path = dir .. "/tests/tmp/hardening-paths.lua"
+    local f = assert(io.open(path, "w"))
+    f:write('memcache.route { default = function() error("boom") end }\n')
+    f:close()
+    local port = H.free_port()
+    local log = H.tmpdir .. "/hardening-paths.log"
+    local pid = tonumber(H.run(string.format("(exec %s -l 127.0.0.1:%d %s) >%s 2>&1 & echo $!",
+      H.quote(H.gateway_bin), port, H.quote(path), H.quote(log))):match("%d+"))
+    defer(function() H.run("kill -9 " .. pid) end)
+    H.wait_until(function() return H.can_connect(port) end, 10, "the gateway")
+    local rep = H.request(port, "get k\r\n", RAW)
+    assert.matches("^SERVER_ERROR lua error: hardening%-paths%.lua:1: boom", rep)
+    assert.is_nil(rep:find(dir, 1, true))
+    local s = parse_stats(H.request(port, "stats settings\r\n", RAW))
+    assert.are.equal("hardening-paths.lua", s.config)
+  end)
+
+  it("--check refuses a port out of range and a second file", function()
+    local out, code = check('gateway.listen "127.0.0.1:99999"\nmemcache.route { default = memcache.internal() }')
+    assert.are.equal(1, code, out)
+    assert.matches(":1: gateway.listen: address must be", out)
+    local path = H.write_config("memcache.route { default = memcache.internal() }")
+    local out2, _, code2 = H.run(string.format("%s --check %s %s 2>&1", H.quote(H.gateway_bin),
+      H.quote(path), H.quote(path)))
+    assert.are.equal(2, code2, out2)
+    assert.matches("one config file at a time", out2)
+  end)
+
+  it("after a good reload, stats no longer shows the last failure", function()
+    local g = gateway("memcache.route { default = memcache.internal() }")
+    local f = assert(io.open(g.config, "w"))
+    f:write("memcache.route { default = nope }\n")
+    f:close()
+    H.run("kill -HUP " .. g.pid)
+    H.wait_until(function() return stats(g.port).gw_reload_failures == "1" end, 10, "the failure")
+    assert.matches("undefined global 'nope'", stats(g.port).gw_last_reload_error)
+    f = assert(io.open(g.config, "w"))
+    f:write("memcache.route { default = memcache.internal() }\n")
+    f:close()
+    H.run("kill -HUP " .. g.pid)
+    H.wait_until(function() return stats(g.port).gw_config_generation == "2" end, 10, "the reload")
+    assert.is_nil(stats(g.port).gw_last_reload_error)
+  end)
+
+  it("a client that never reads pins a bounded number of bytes, not max_pending values", function()
+    local m = memcached()
+    F.set(m, "mb", string.rep("m", 1000 * 1000))
+    local g = gateway(string.format([[
+gateway.settings { threads = 1 }
+memcache.route { default = memcache.pool { servers = { "%s" } } }
+]], m.addr))
+    local c = conn(g)
+    c:send(string.rep("get mb\r\n", 300)) -- and never read
+    local sent
+    H.wait_until(function()
+      local s = stats(g.port)
+      local mc = parse_stats(H.request(m.port, "stats\r\n", RAW))
+      sent = tonumber(s.gw_backend_requests)
+      return sent > 0 and tonumber(mc.get_hits) == sent
+    end, 10, "what was sent answered")
+    -- max_client_memory (64 MB) over max_value_size (1 MB): about 64 at once
+    assert.is_true(sent <= 70, sent .. " gets of 1 MB sent for a client that reads nothing")
+  end)
+end)

@@ -284,7 +284,7 @@ describe("prelude", function()
 
       it("for a bad server address", function()
         assert_cfg_error('\n\nP.pool_spec{ servers = { "nohostport" } }', 3,
-          'server address must be "host:port", got nohostport')
+          'server address must be "host:port" (port 1 to 65535), got nohostport')
         assert_cfg_error('P.pool_spec{ servers = { "h:1", { "h:x" } } }', 1, "got h:x")
         assert_cfg_error('P.pool_spec{ servers = { ":11211" } }', 1, "got :11211")
         assert_cfg_error('P.pool_spec{ servers = { 11211 } }', 1, "got 11211")
@@ -478,10 +478,13 @@ describe("prelude", function()
 
     it("has the safe globals and libraries", function()
       for _, k in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
-        "rawget", "rawlen", "rawset", "select", "setmetatable", "getmetatable", "tonumber",
-        "tostring", "type", "xpcall" }) do
+        "rawget", "rawlen", "select", "getmetatable", "tonumber", "tostring", "type",
+        "xpcall" }) do
         assert.are.equal(_G[k], env[k], k)
       end
+      -- these two are guarded versions (no __gc; no rawset past the seal)
+      assert.is_function(env.setmetatable)
+      assert.is_function(env.rawset)
       assert.are.equal(_VERSION, env._VERSION)
       assert.are.equal(string.format, env.string.format)
       assert.are.equal(table.concat, env.table.concat)
@@ -502,7 +505,7 @@ describe("prelude", function()
     it("leaves out io, os.execute, load, dofile, debug and friends", function()
       for _, k in ipairs({ "io", "load", "loadfile", "dofile", "debug", "require", "package",
         "collectgarbage", "print", "loadstring" }) do
-        assert.is_nil(env[k], k)
+        assert.is_nil(rawget(env, k), k)
       end
       for _, k in ipairs({ "execute", "exit", "getenv", "remove", "rename", "tmpname",
         "setlocale" }) do
@@ -510,12 +513,25 @@ describe("prelude", function()
       end
     end)
 
-    it("hides them from code run in it", function()
-      local chunk = assert(load("return io, os.execute, load, dofile, debug, require",
+    it("hides them from code run in it: reading one is an error naming the line", function()
+      for _, name in ipairs({ "io", "load", "dofile", "debug", "require" }) do
+        local chunk = assert(load("local x = 1\nreturn " .. name, "=sandboxed", "t", env))
+        local ok, err = pcall(chunk)
+        assert.is_false(ok, name)
+        assert.are.equal("sandboxed:2: undefined global '" .. name .. "'", err)
+      end
+      local chunk = assert(load("return os.execute", "=sandboxed", "t", env))
+      assert.is_nil(chunk())
+    end)
+
+    it("refuses a metatable with a __gc, which nothing could bound", function()
+      local chunk = assert(load("setmetatable({}, { __gc = function() end })", "=sandboxed", "t", env))
+      local ok, err = pcall(chunk)
+      assert.is_false(ok)
+      assert.truthy(err:find("sandboxed:1: setmetatable: __gc metamethods are not allowed", 1, true), err)
+      chunk = assert(load("return getmetatable(setmetatable({}, { __index = {} })) ~= nil",
         "=sandboxed", "t", env))
-      local n = select("#", chunk())
-      assert.are.equal(6, n)
-      for i = 1, n do assert.is_nil((select(i, chunk())), i) end
+      assert.is_true(chunk())
     end)
 
     it("copies the libraries so that changes stay in the env", function()
@@ -581,13 +597,25 @@ describe("prelude", function()
       assert.is_truthy(err:find("'late' at request time", 1, true), err)
     end)
 
-    it("still lets globals be read, and missing ones read as nil", function()
+    it("still lets globals be read; reading a missing one is an error naming the line", function()
       prelude.seal(env)
-      local chunk = assert(load("return existing, missing, string.upper('a')", "@req.lua", "t", env))
-      local a, b, c = chunk()
+      local chunk = assert(load("return existing, string.upper('a'), rawget(_G, 'missing')",
+        "@req.lua", "t", env))
+      local a, c, b = chunk()
       assert.are.equal(1, a)
-      assert.is_nil(b)
       assert.are.equal("A", c)
+      assert.is_nil(b)
+      local ok, err = pcall(assert(load("return missing", "@req.lua", "t", env)))
+      assert.is_false(ok)
+      assert.are.equal("req.lua:1: undefined global 'missing'", err)
+    end)
+
+    it("forbids rawset on the globals too", function()
+      prelude.seal(env)
+      local ok, err = run_in("rawset(_G, 'sneaky', 1)")
+      assert.is_false(ok)
+      assert.truthy(err:find("rawset on the globals at request time", 1, true), err)
+      assert.is_nil(rawget(env, "sneaky"))
     end)
 
     it("forbids reassigning existing globals too", function()
@@ -713,7 +741,7 @@ local b = memcache.pool { servers = { "h:2" }, hahs = "jump" }
 
     it("reports a bad argument to the other calls at path:line", function()
       local cases = {
-        { 'gateway.listen "nohostport"', 'gateway.listen: address must be "host:port", got nohostport' },
+        { 'gateway.listen "nohostport"', 'gateway.listen: address must be "host:port" (port 1 to 65535), got nohostport' },
         { 'gateway.listen { "h:1", name = 5 }', "gateway.listen: name must be a string" },
         { "gateway.settings { threads = 0 }", "gateway.settings: threads must be an integer from 1 to 256" },
         { 'memcache.internal { size = "lots" }', "memcache.internal: size: bad size 'lots'" },
@@ -819,7 +847,7 @@ memcache.route { default = function(msg) gateway.log("info", msg); print("p") en
 
     it("lets the config itself see no io or debug", function()
       local ok, err, core = boot_config([[
-print(type(io), type(debug), type(load), type(os.execute), type(require))
+print(rawget(_G, "io"), rawget(_G, "debug"), rawget(_G, "load"), type(os.execute), type(require))
 ]])
       assert.is_true(ok, err)
       assert.are.equal("nil\tnil\tnil\tnil\tfunction", core.calls.log[1].msg)
@@ -835,7 +863,7 @@ memcache.route { default = function(what)
     counter = counter + 1
     return counter
   else
-    return counter, undefined_global
+    return counter, rawget(_G, "undefined_global")
   end
 end }
 ]])
@@ -868,8 +896,9 @@ memcache.route { default = function() end }
       it("loads a module next to the config, in the sandbox", function()
         write_file(TMP .. "/mod.lua", [[
 local name = ...
-MOD_LOADS = (MOD_LOADS or 0) + 1
-return { name = name, io = io, debug = debug, load = load, gw = gateway, loads = MOD_LOADS }
+MOD_LOADS = (rawget(_G, "MOD_LOADS") or 0) + 1
+return { name = name, io = rawget(_G, "io"), debug = rawget(_G, "debug"),
+  load = rawget(_G, "load"), gw = gateway, loads = MOD_LOADS }
 ]])
         local ok, err, core = boot_config([[
 local m = require("mod")

@@ -54,10 +54,11 @@ memcache.route {
   ["boom:"] = function(req) error("kaboom") end,
   ["none:"] = function(req) end,
   ["str:"] = function(req) return "a" end,
-  ["glob:"] = function(req) leaked = (leaked or 0) + 1; return a end,
+  ["glob:"] = function(req) leaked = (rawget(_G, "leaked") or 0) + 1; return a end,
   ["sb:"] = function(req)
-    req.key = table.concat({ "sb", tostring(os.execute), tostring(io), tostring(debug),
-      tostring(load), tostring(dofile), tostring(os.exit), tostring(os.getenv) }, "/")
+    req.key = table.concat({ "sb", tostring(os.execute), tostring(rawget(_G, "io")),
+      tostring(rawget(_G, "debug")), tostring(rawget(_G, "load")), tostring(rawget(_G, "dofile")),
+      tostring(os.exit), tostring(os.getenv) }, "/")
     return a
   end,
   ["f:"] = function(req)

@@ -215,8 +215,10 @@ describe("scripts/tenants.lua", function()
     local text
     text, servers, listens, stop_all = load_script("tenants.lua")
     port.shop, port.blog, port.billing = listens[11211], listens[11212], listens[11213]
-    assert(port.shop and port.blog and port.billing, "tenants.lua's listen addresses changed")
-    gw = F.start_gateway_own_listeners(text, { port.shop, port.blog, port.billing })
+    port.admin = listens[11219]
+    assert(port.shop and port.blog and port.billing and port.admin,
+      "tenants.lua's listen addresses changed")
+    gw = F.start_gateway_own_listeners(text, { port.shop, port.blog, port.billing, port.admin })
   end)
 
   lazy_teardown(function()
@@ -264,6 +266,33 @@ describe("scripts/tenants.lua", function()
     assert.are.equal("STORED\r\n", call("blog", set_cmd("a", "blog")))
     assert.are.equal("VALUE b 0 2\r\n22\r\nVALUE a 0 1\r\n1\r\nEND\r\n",
       call("shop", "get b nope a\r\n"))
+  end)
+
+  it("no tenant can flush, reset or read another: keyless commands are fenced per listener", function()
+    assert.are.equal("STORED\r\n", call("shop", set_cmd("keep", "shop")))
+    assert.are.equal("STORED\r\n", call("blog", set_cmd("keep", "blog")))
+    assert.are.equal("STORED\r\n", call("billing", set_cmd("keep", "bill")))
+    -- tenants on the shared servers may not flush: it would empty everyone
+    for _, t in ipairs({ "shop", "blog" }) do
+      assert.are.equal("CLIENT_ERROR flush_all not allowed\r\n", call(t, "flush_all\r\n"))
+      assert.are.equal("CLIENT_ERROR flush_all not allowed\r\n", call(t, "flush_all 10\r\n"))
+    end
+    assert.are.equal(value_reply("keep", "shop"), call("shop", "get keep\r\n"))
+    assert.are.equal(value_reply("keep", "blog"), call("blog", "get keep\r\n"))
+    -- billing, alone on its server, flushes that server and nothing else
+    assert.are.equal("OK\r\n", call("billing", "flush_all\r\n"))
+    assert.are.equal("END\r\n", call("billing", "get keep\r\n"))
+    assert.are.equal(value_reply("keep", "shop"), call("shop", "get keep\r\n"))
+    assert.are.equal(value_reply("keep", "blog"), call("blog", "get keep\r\n"))
+    -- no tenant sees or resets the counters of all
+    for _, t in ipairs({ "shop", "blog", "billing" }) do
+      assert.are.equal("CLIENT_ERROR stats not allowed\r\n", call(t, "stats\r\n"))
+      assert.are.equal("CLIENT_ERROR stats reset not allowed\r\n", call(t, "stats reset\r\n"))
+      assert.are.equal("OK\r\n", call(t, "verbosity 1\r\n"))
+    end
+    -- the operator's listener has them all, and no keys
+    assert.matches("^STAT pid ", call("admin", "stats\r\n"))
+    assert.matches("^SERVER_ERROR the admin listener serves stats", call("admin", "get keep\r\n"))
   end)
 end)
 

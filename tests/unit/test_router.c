@@ -48,8 +48,15 @@ static void table_hold(struct resolver *rs) { ((struct table *)rs)->holds++; }
 static void table_release(struct resolver *rs) { ((struct table *)rs)->holds--; }
 static void table_closed(struct resolver *rs, uint64_t id) { ((struct table *)rs)->closed = id; }
 
-static const struct resolver_ops table_ops = { table_route, table_pools, table_hold,
-                                               table_release, table_closed };
+static enum keyless_verdict table_keyless(struct resolver *rs, struct gw_req *r,
+                                          struct pool ***pools, int *npools)
+{
+    *npools = -1;
+    return KEYLESS_ALLOWED;
+}
+
+static const struct resolver_ops table_ops = { table_route, table_pools, table_keyless,
+                                               table_hold, table_release, table_closed };
 
 static struct pool *servers_pool(struct rt *rt, int n, int first_port, bool multiget_error)
 {
@@ -223,7 +230,7 @@ static void test_flush_fans_out(void)
     store_update(t.pools[2]->store, STORE_SET, "i:x", 3, 0, 0, "v", 1, 0);
     int done = 0;
     struct gw_req *r = mid_req(rt, "flush_all 5\r\n", &done);
-    router_dispatch(r);
+    router_flush(r, NULL, -1);
     CHECK_EQ_INT(done, 0);
     int servers = 0;
     for (int p = 0; p < 2; p++) {
@@ -358,6 +365,26 @@ static void test_queue_full_is_an_error(void)
     mid_rt_free(rt);
 }
 
+/* A recycled request does not keep the key array of a huge multi-get. */
+static void test_free_list_drops_big_key_arrays(void)
+{
+    struct rt *rt = mid_rt();
+    struct mc_request mc = { .cmd = MC_GET };
+    struct gw_req *r = req_new(rt, NULL, NULL, &mc);
+    CHECK_EQ_INT(req_reserve_keys(r, 100000), GW_OK);
+    CHECK(r->keys_heap != NULL);
+    req_unref(r);
+    struct gw_req *again = req_new(rt, NULL, NULL, &mc);
+    CHECK(again == r);                 /* the same request, recycled ... */
+    CHECK(again->keys_heap == NULL);   /* ... without its 100,000 keys */
+    CHECK_EQ_INT(req_reserve_keys(again, 100), GW_OK);
+    req_unref(again);
+    again = req_new(rt, NULL, NULL, &mc);
+    CHECK(again->keys_heap != NULL);   /* a small array is kept */
+    req_unref(again);
+    mid_rt_free(rt);
+}
+
 int main(void)
 {
     RUN(test_multiget_batches_per_server);
@@ -368,5 +395,6 @@ int main(void)
     RUN(test_gat_lines_stay_short);
     RUN(test_late_keys_join_the_open_batch);
     RUN(test_queue_full_is_an_error);
+    RUN(test_free_list_drops_big_key_arrays);
     return unit_report("router");
 }
