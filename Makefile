@@ -7,6 +7,10 @@
 #                 the same with an ASan+UBSan build (clang); any sanitizer
 #                 report in a gateway's log fails the run
 #   make bench    gateway vs twemproxy vs direct memcached, side by side
+#   make install  the binary, the Lua library, the example config (only if
+#                 none is there yet) and a systemd unit; PREFIX (default
+#                 /usr/local) and DESTDIR as usual.  make uninstall undoes
+#                 it, the config excepted
 #   make fuzz     libFuzzer (clang, ASan+UBSan) on the request and reply
 #                 parsers and on the path client bytes -> backend bytes,
 #                 FUZZ_SECONDS (default 60) each, from a copy of the seeds
@@ -24,7 +28,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread -Ico
            $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null || echo -I/usr/include/lua5.4) \
            -MMD -MP
 LDLIBS  += $(shell pkg-config --libs $(LUA_PC) 2>/dev/null || echo -llua5.4) \
-           -lev -lxxhash -lm -pthread
+           -lev -lxxhash -lmicrohttpd -lm -pthread
 
 ifeq ($(SANITIZE),1)
 CC      := clang
@@ -48,7 +52,17 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all gateway deps run test layers unit spec bench fuzz clean
+.PHONY: all gateway deps run test layers unit spec bench fuzz clean install uninstall
+
+# Where make install puts things.  DATADIR is compiled into the binary (it
+# finds its Lua library there); the config is in /etc whatever the PREFIX,
+# where an administrator looks for it.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share/gateway
+SYSCONFDIR ?= /etc
+CONFDIR    ?= $(SYSCONFDIR)/gateway
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
 
 all: gateway
 
@@ -70,6 +84,15 @@ $(BUILD)/%.o: core/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# main.o bakes DATADIR in; the stamp changes only when DATADIR does, so
+# make install PREFIX=/opt/gw rebuilds it and an unchanged one does not.
+$(BUILD)/server/main.o: CFLAGS += -DGW_LUA_DIR='"$(DATADIR)"'
+$(BUILD)/server/main.o: $(BUILD)/lua-dir.stamp
+$(BUILD)/lua-dir.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(DATADIR)' | cmp -s - $@ || echo '$(DATADIR)' >$@
+FORCE:
+
 # Unit tests of the Lua host's parts (test_lua_*.c) need Lua: they link the
 # whole core.  (GNU make picks this rule over the next: its stem is shorter.)
 $(BUILD)/unit/test_lua_%: tests/unit/test_lua_%.c $(BUILD)/libgw.a | $(BUILD)/unit
@@ -84,10 +107,12 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libgw.a | $(BUILD)/tools
 $(BUILD) $(BUILD)/unit $(BUILD)/tools:
 	mkdir -p $@
 
+# systemd is there for systemd-analyze, which checks the installed unit
+# (tests/spec/install_spec.lua); a Debian host has it already.
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libev-dev \
-            libxxhash-dev lua-busted lua-socket memcached python3 \
+            libxxhash-dev libmicrohttpd-dev prometheus lua-busted lua-socket memcached python3 \
             python3-memcache python3-pymemcache libmemcached-tools nutcracker \
-            valgrind
+            valgrind systemd
 ifneq ($(filter 1,$(SANITIZE))$(filter fuzz,$(MAKECMDGOALS)),)
 DEB_PKGS += clang libclang-rt-dev
 endif
@@ -185,6 +210,40 @@ fuzz: deps $(FUZZ_BINS)
 	    echo "fuzz: $$t FAILED; the input is in $(FUZZ_DIR)/$$t-*" >&2; exit 1; \
 	  fi; \
 	done
+
+# The binary, lua/ as DATADIR (and scripts/*.lua as DATADIR/scripts, where
+# require looks next to the library, as in this tree), the example config
+# unless a config is already there, and the unit made from
+# scripts/gateway.service with this PREFIX's paths.  Modes are explicit,
+# not left to root's umask: the service's own user must read it all.
+# install(1) replaces the binary by a new file, so a running gateway is
+# not disturbed.
+install: gateway
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/scripts $(DESTDIR)$(CONFDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BUILD)/gateway $(DESTDIR)$(BINDIR)/gateway
+	for d in $$(cd lua && find . -type d); do install -d -m 0755 $(DESTDIR)$(DATADIR)/$$d; done
+	for f in $$(cd lua && find . -name '*.lua'); do install -m 0644 lua/$$f $(DESTDIR)$(DATADIR)/$$f; done
+	install -m 0644 scripts/*.lua $(DESTDIR)$(DATADIR)/scripts/
+	@if [ -e $(DESTDIR)$(CONFDIR)/gateway.lua ]; then \
+	  echo "install: keeping $(DESTDIR)$(CONFDIR)/gateway.lua"; \
+	else \
+	  echo "install -m 0644 gateway.lua.example $(DESTDIR)$(CONFDIR)/gateway.lua"; \
+	  install -m 0644 gateway.lua.example $(DESTDIR)$(CONFDIR)/gateway.lua; \
+	fi
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@CONFDIR@|$(CONFDIR)|g' scripts/gateway.service \
+	  >$(DESTDIR)$(UNITDIR)/gateway.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/gateway.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/gateway.service.tmp $(DESTDIR)$(UNITDIR)/gateway.service
+
+# Removes what install put there, file by file (DATADIR may be shared);
+# the config stays: it is the administrator's.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/gateway $(DESTDIR)$(UNITDIR)/gateway.service
+	for f in $$(cd lua && find . -name '*.lua'); do rm -f $(DESTDIR)$(DATADIR)/$$f; done
+	for f in $$(cd scripts && echo *.lua); do rm -f $(DESTDIR)$(DATADIR)/scripts/$$f; done
+	for d in $$(cd lua && find . -mindepth 1 -depth -type d) scripts; do \
+	  rmdir $(DESTDIR)$(DATADIR)/$$d 2>/dev/null || true; done
+	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true
 
 clean:
 	rm -rf build gateway

@@ -13,6 +13,7 @@
 
 #include "base/version.h"
 #include "proxy/req.h"
+#include "rt/metrics.h"
 #include "rt/rt.h"
 #include "rt/settings.h"
 
@@ -85,14 +86,146 @@ static void general_stats(struct sbuf *b)
     if (cs.last_error[0]) add(b, "STAT gw_last_reload_error %s\r\n", cs.last_error);
 }
 
+/* The value of label `key` in a series' labels (`a="x",b="y"`), unescaped
+ * enough for names and addresses. */
+static void label_value(const char *labels, const char *key, char *out, size_t outlen)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "%s=\"", key);
+    const char *p = strstr(labels, pat);
+    size_t n = 0;
+    if (p) {
+        for (p += strlen(pat); *p && *p != '"' && n + 1 < outlen; p++) {
+            if (*p == '\\' && p[1]) p++;
+            out[n++] = *p;
+        }
+    }
+    out[n] = 0;
+}
+
+struct listing {
+    struct sbuf *b;
+    const struct mset *set;
+};
+
+static void listener_line(void *ctx, const char *labels, double v, const struct histo *h)
+{
+    struct listing *l = ctx;
+    char addr[300], name[300];
+    label_value(labels, "addr", addr, sizeof addr);
+    label_value(labels, "name", name, sizeof name);
+    add(l->b, "STAT listen %s%s%s\r\n", addr, name[0] ? " " : "", name);
+}
+
 static void settings_stats(struct sbuf *b)
 {
-    add(b, "STAT maxconns %u\r\n", gw_settings.max_connections);
-    add(b, "STAT item_size_max %zu\r\n", gw_settings.max_value);
-    add(b, "STAT max_line %zu\r\n", gw_settings.max_line);
-    add(b, "STAT num_threads %d\r\n", gw_settings.threads);
-    const char *slash = strrchr(gw_settings.config_path, '/');
-    add(b, "STAT config %s\r\n", slash ? slash + 1 : gw_settings.config_path);
+    const struct gw_settings *s = &gw_settings;
+    add(b, "STAT maxconns %u\r\n", s->max_connections);
+    add(b, "STAT item_size_max %zu\r\n", s->max_value);
+    add(b, "STAT max_line %zu\r\n", s->max_line);
+    add(b, "STAT num_threads %d\r\n", s->threads);
+    const char *slash = strrchr(s->config_path, '/');
+    add(b, "STAT config %s\r\n", slash ? slash + 1 : s->config_path);
+    add(b, "STAT max_pending %u\r\n", s->max_pending);
+    add(b, "STAT max_output %zu\r\n", s->max_output);
+    add(b, "STAT max_client_memory %zu\r\n", s->max_client_memory);
+    add(b, "STAT binary_keys %s\r\n", s->binary_keys ? "yes" : "no");
+    add(b, "STAT shutdown_timeout %g\r\n", s->shutdown_timeout);
+    add(b, "STAT max_tasks %u\r\n", s->max_tasks);
+    add(b, "STAT lua_memory_limit %zu\r\n", s->lua_memory_limit);
+    struct mset *m = metrics_latest();
+    if (m) {
+        struct listing l = { b, m };
+        mset_each(m, "gateway_listener_info", listener_line, &l);
+        metrics_release(m);
+    }
+}
+
+static double value_or_zero(const struct mset *m, const char *name, const char *labels)
+{
+    double v = mset_get(m, name, labels);
+    return v == v ? v : 0;
+}
+
+/* Sum of a family over the kinds of one series: `labels,kind="..."`. */
+static double sum_kinds(const struct mset *m, const char *name, const char *labels)
+{
+    double total = 0;
+    for (int k = 0; k < BE_ERR_KINDS; k++) {
+        char lbl[1200];
+        snprintf(lbl, sizeof lbl, "%s,kind=\"%s\"", labels, be_error_names[k]);
+        double v = mset_get(m, name, lbl);
+        if (v == v) total += v;
+    }
+    return total;
+}
+
+struct latency {
+    const char *labels;
+    double us;
+};
+
+static void find_latency(void *ctx, const char *labels, double v, const struct histo *h)
+{
+    struct latency *l = ctx;
+    if (h && !strcmp(labels, l->labels) && h->count) l->us = h->sum / (double)h->count * 1e6;
+}
+
+static void server_line(void *ctx, const char *labels, double v, const struct histo *h)
+{
+    struct listing *l = ctx;
+    char pool[300], server[300];
+    label_value(labels, "pool", pool, sizeof pool);
+    label_value(labels, "server", server, sizeof server);
+    double up = mset_get(l->set, "gateway_server_up", labels);
+    double out = mset_get(l->set, "gateway_server_admin_down", labels);
+    struct latency lat = { labels, 0 };
+    mset_each(l->set, "gateway_server_rtt_seconds", find_latency, &lat);
+    add(l->b, "STAT %s pool:%s state:%s requests:%.0f errors:%.0f queue:%.0f avg_latency_us:%.1f\r\n",
+        server, pool, out == 1 ? "taken_out" : up == 1 ? "up" : up == 0 ? "down" : "unused", v,
+        sum_kinds(l->set, "gateway_server_errors_total", labels),
+        value_or_zero(l->set, "gateway_server_queue_depth", labels), lat.us);
+}
+
+static void pool_line(void *ctx, const char *labels, double v, const struct histo *h)
+{
+    struct listing *l = ctx;
+    char pool[300];
+    label_value(labels, "pool", pool, sizeof pool);
+    add(l->b, "STAT %s requests:%.0f errors:%.0f\r\n", pool, v,
+        sum_kinds(l->set, "gateway_pool_errors_total", labels));
+}
+
+static void file_line(void *ctx, const char *labels, double v, const struct histo *h)
+{
+    struct listing *l = ctx;
+    char file[300], hash[40];
+    label_value(labels, "file", file, sizeof file);
+    label_value(labels, "fnv1a64", hash, sizeof hash);
+    add(l->b, "STAT file %s %s\r\n", file, hash);
+}
+
+/* stats servers / pools / config: from the set the collector published
+ * (at most a second old), summed over every worker. */
+static void collected_stats(struct sbuf *b, const char *what)
+{
+    struct mset *m = metrics_latest();
+    if (!m) return;
+    struct listing l = { b, m };
+    if (!strcmp(what, "servers")) {
+        mset_each(m, "gateway_server_requests_total", server_line, &l);
+    } else if (!strcmp(what, "pools")) {
+        mset_each(m, "gateway_pool_requests_total", pool_line, &l);
+    } else {
+        struct rt_config_status cs;
+        rt_config_status(&cs);
+        add(b, "STAT generation %llu\r\n", (unsigned long long)cs.generation);
+        add(b, "STAT loaded_at %.0f\r\n", cs.last_ok_time);
+        add(b, "STAT last_reload_result %s\r\n", cs.last_result);
+        if (cs.last_error[0]) add(b, "STAT last_reload_error %s\r\n", cs.last_error);
+        mset_each(m, "gateway_config_file_info", file_line, &l);
+    }
+    metrics_release(m);
 }
 
 static bool args_are(const char *args, size_t len, const char *word)
@@ -110,14 +243,17 @@ static void stats_answer(struct gw_req *r)
         return;
     }
     bool general = alen == 0, settings = args_are(args, alen, "settings");
-    /* Per-server details live on the servers; the gateway has none. */
+    const char *collected = args_are(args, alen, "servers") ? "servers"
+                          : args_are(args, alen, "pools") ? "pools"
+                          : args_are(args, alen, "config") ? "config" : NULL;
+    /* Items, slabs and the like live on the servers; the gateway has none. */
     bool empty = args_are(args, alen, "items") || args_are(args, alen, "slabs") ||
                  args_are(args, alen, "sizes") || args_are(args, alen, "conns");
-    if (!general && !settings && !empty) {
+    if (!general && !settings && !empty && !collected) {
         req_reply_kind(r, RESP_ERROR);
         return;
     }
-    size_t cap = 8192;
+    size_t cap = collected ? 256 * 1024 : 8192;
     struct sbuf b = { req_alloc(r, cap), 0, cap };
     if (!b.p) {
         req_reply_static(r, "SERVER_ERROR out of memory\r\n");
@@ -125,6 +261,7 @@ static void stats_answer(struct gw_req *r)
     }
     if (general) general_stats(&b);
     else if (settings) settings_stats(&b);
+    else if (collected) collected_stats(&b, collected);
     add(&b, "END\r\n");
     r->rline = b.p;
     r->rlen = (uint32_t)b.len;

@@ -114,6 +114,7 @@ struct gw_req *client_request(struct client *c, const struct mc_request *mc, con
     }
     r->conn_id = c->id;
     r->listener = &c->listener->label;
+    r->started = metrics_now();
     /* What its reply may pin, at worst, until it is written. */
     r->charge = mc->total_len;
     if (mc_cmd_is_retrieval(mc->cmd)) r->charge += (size_t)mc->nkeys * gw_settings.max_value;
@@ -131,6 +132,7 @@ static bool keyless(enum mc_cmd cmd)
 
 void client_dispatch(struct client *c, struct gw_req *r)
 {
+    c->rt->metrics.commands[r->mc.cmd]++;
     if (!keyless(r->mc.cmd) && !admin_answers(r->mc.cmd)) {
         router_dispatch(r);
         return;
@@ -217,6 +219,8 @@ static int queue_replies(struct client *c)
         size_t before = c->out.bytes;
         if (mc_cmd_is_retrieval(r->mc.cmd) && !r->forced_reply && !req_retrieval_failed(r))
             req_count_retrieval(r);
+        if (r->nkeys > 0 && r->keys[0].route && r->started > 0)
+            histo_observe(&r->keys[0].route->duration, metrics_now() - r->started);
         if (!r->mc.noreply) {
             int rc = c->codec->encode(c, r);
             if (rc != GW_OK) return rc;

@@ -33,6 +33,7 @@ static bool same_opts(const struct backend_opts *a, const struct backend_opts *b
 }
 
 static void backend_on_probe(void *data, int events);
+static void probe_schedule(struct backend *b);
 
 static struct backend *backend_new(struct rt *rt, const char *name,
                                    const struct gw_addr *addr, const struct backend_opts *opts)
@@ -44,6 +45,7 @@ static struct backend *backend_new(struct rt *rt, const char *name,
     b->addr = *addr;
     b->opts = *opts;
     b->codec = &be_codec_text;
+    b->admin_down = rt_admin_down(name);
     b->conn.fd = -1;
     b->state = BE_IDLE;
     b->flushq.flush = backend_on_flush;
@@ -77,7 +79,15 @@ struct backend *backend_acquire(struct rt *rt, const char *name, const struct gw
 
 bool backend_is_up(const struct backend *b)
 {
-    return !b->down;
+    return !b->down && !b->admin_down;
+}
+
+void backend_set_admin_down(struct backend *b, bool down)
+{
+    if (b->admin_down == down) return;
+    b->admin_down = down;
+    LOG_WARN("backend %s: %s by the operator", b->name, down ? "taken out" : "put back");
+    if (!down && b->down) probe_schedule(b); /* probes stopped while it was out */
 }
 
 struct be_op *op_new(struct rt *rt, struct gw_req *r, const struct be_policy *policy,
@@ -88,6 +98,7 @@ struct be_op *op_new(struct rt *rt, struct gw_req *r, const struct be_policy *po
     op->next = NULL;
     op->req = r;
     op->policy = policy;
+    op->stats = NULL;
     op->cmd = cmd;
     op->first_key = op->last_key = op->cur_key = -1;
     op->batch_bytes = 0;
@@ -146,9 +157,11 @@ static void op_finish(struct backend *b, struct be_op *op)
 }
 
 /* Answer an op with an error: its keys fail, or its reply line is the error. */
-static void op_fail(struct backend *b, struct be_op *op, const char *reason)
+static void op_fail(struct backend *b, struct be_op *op, enum be_error_kind kind, const char *reason)
 {
     struct gw_req *r = op->req;
+    server_stats_error(op->stats, kind);
+    b->rt->metrics.errors[CERR_BACKEND]++;
     r->errors = true;
     if (op->policy && op->policy->multiget_error) r->fail_whole = true;
     if (mc_cmd_is_retrieval(op->cmd)) {
@@ -171,13 +184,13 @@ static void op_fail(struct backend *b, struct be_op *op, const char *reason)
 }
 
 static void fail_queue(struct backend *b, struct be_op **head, struct be_op **tail,
-                       const char *reason)
+                       enum be_error_kind kind, const char *reason)
 {
     struct be_op *op = *head;
     *head = *tail = NULL;
     while (op) {
         struct be_op *next = op->next;
-        op_fail(b, op, reason);
+        op_fail(b, op, kind, reason);
         op = next;
     }
 }
@@ -189,14 +202,16 @@ static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
 {
     struct gw_req *r = op->req;
     const struct be_policy *pol = op->policy;
+    struct server_stats *ns;
     if (!mc_cmd_is_retrieval(op->cmd)) {
-        struct backend *nb = pol->pick(pol, r->keys[0].bkey, r->keys[0].bklen);
+        struct backend *nb = pol->pick(pol, r->keys[0].bkey, r->keys[0].bklen, &ns);
         if (nb && nb != b) {
             op->queued = false;
             b->nqueued--;
+            op->stats = ns;
             backend_enqueue(nb, op);
         } else {
-            op_fail(b, op, reason);
+            op_fail(b, op, BE_ERR_DOWN, reason);
         }
         return;
     }
@@ -204,13 +219,14 @@ static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
         struct gw_key *key = &r->keys[k];
         next = key->next;
         key->next = -1;
-        struct backend *nb = pol->pick(pol, key->bkey, key->bklen);
+        struct backend *nb = pol->pick(pol, key->bkey, key->bklen, &ns);
         struct be_op *one = nb && nb != b ? op_new(b->rt, r, pol, op->cmd) : NULL;
         if (!one) {
             key->state = KEY_ERROR;
             r->errors = true;
             continue;
         }
+        one->stats = ns;
         op_first_key(one, (uint32_t)k);
         backend_enqueue(nb, one);
     }
@@ -257,24 +273,25 @@ static void count_failure(struct backend *b)
 /* Drop the connection; every op still queued or waiting fails (or, when
  * the server is down and the policy fails over, unsent ops go to another
  * server).  A failure counts toward failure_limit. */
-static void backend_reset(struct backend *b, const char *reason, bool failure)
+static void backend_reset(struct backend *b, enum be_error_kind kind, const char *reason,
+                          bool failure)
 {
     close_conn(b, reason);
     if (failure) count_failure(b);
     char msg[160];
     snprintf(msg, sizeof msg, "backend %s %s", b->name, reason);
-    fail_queue(b, &b->wait_head, &b->wait_tail, msg);
+    fail_queue(b, &b->wait_head, &b->wait_tail, kind, msg);
     if (b->down) {
         struct be_op *op = b->send_head;
         b->send_head = b->send_tail = NULL;
         while (op) {
             struct be_op *next = op->next;
             if (op->policy && op->policy->failover) op_reroute(b, op, msg);
-            else op_fail(b, op, msg);
+            else op_fail(b, op, kind, msg);
             op = next;
         }
     }
-    fail_queue(b, &b->send_head, &b->send_tail, msg);
+    fail_queue(b, &b->send_head, &b->send_tail, kind, msg);
 }
 
 /* Ops that may run twice with no harm: the server may have applied one
@@ -312,7 +329,7 @@ static void backend_resend(struct backend *b, const char *reason)
             else head = op;
             last = op;
         } else {
-            op_fail(b, op, msg);
+            op_fail(b, op, BE_ERR_CLOSED, msg);
         }
         op = next;
     }
@@ -332,7 +349,7 @@ void backend_release(struct backend *b)
     if (*pp) *pp = b->reg_next;
     rt_unmark(b->rt, &b->flushq, RT_FLUSH_BACKEND);
     b->closing = true;
-    backend_reset(b, "closed", false);
+    backend_reset(b, BE_ERR_OTHER, "closed", false);
     gw_timer_free(b->timer);
     gw_timer_free(b->probe_timer);
     oq_free(&b->out);
@@ -342,16 +359,22 @@ void backend_release(struct backend *b)
 
 void backend_enqueue(struct backend *b, struct be_op *op)
 {
-    if (b->down || (b->opts.max_queue && b->nqueued >= b->opts.max_queue)) {
+    bool down = b->down || b->admin_down;
+    if (down || (b->opts.max_queue && b->nqueued >= b->opts.max_queue)) {
         char msg[160];
-        snprintf(msg, sizeof msg, "backend %s %s", b->name, b->down ? "is down" : "queue is full");
-        if (!b->down) {
+        snprintf(msg, sizeof msg, "backend %s %s", b->name,
+                 b->admin_down ? "is taken out by the operator" : down ? "is down" : "queue is full");
+        if (!down) {
             /* The server is healthy: its keys are never answered as misses. */
             STAT_INC(&b->rt->stats, gw_backend_queue_full);
             op->req->fail_whole = true;
         }
-        op_fail(b, op, msg);
+        op_fail(b, op, down ? BE_ERR_DOWN : BE_ERR_QUEUE_FULL, msg);
         return;
+    }
+    if (op->stats) {
+        op->stats->requests++;
+        if (op->stats->pool_stats) op->stats->pool_stats->requests++;
     }
     op->queued = true;
     b->nqueued++;
@@ -388,16 +411,17 @@ static void backend_connect(struct backend *b)
     int fd;
     int rc = net_connect(&b->addr, &fd, err);
     STAT_INC(&b->rt->stats, gw_backend_connects);
+    b->connects++;
     if (rc == GW_ERROR) {
         STAT_INC(&b->rt->stats, gw_backend_conn_failures);
         LOG_WARN("backend %s: %s", b->name, err);
-        backend_reset(b, "connect failed", true);
+        backend_reset(b, BE_ERR_REFUSED, "connect failed", true);
         return;
     }
     conn_init_plain(&b->conn, fd);
     b->io = gw_io_new(b->rt->loop, fd, 0, backend_on_event, b);
     if (!b->io) {
-        backend_reset(b, "out of memory", false);
+        backend_reset(b, BE_ERR_OTHER, "out of memory", false);
         return;
     }
     b->state = rc == GW_OK ? BE_CONNECTED : BE_CONNECTING;
@@ -412,7 +436,7 @@ static void backend_write(struct backend *b)
     int rc = conn_writev(&b->conn, &b->out, &written);
     if (rc == GW_ERROR) {
         if (b->reused) backend_resend(b, "write failed on a connection that had been idle");
-        else backend_reset(b, "write failed", true);
+        else backend_reset(b, BE_ERR_CLOSED, "write failed", true);
         return;
     }
     backend_watch(b);
@@ -441,7 +465,7 @@ void backend_flush(struct backend *b)
         b->wait_tail = op;
         op->sent_at = now;
         if (b->codec->encode(op, &b->out) != GW_OK) {
-            backend_reset(b, "out of memory", false);
+            backend_reset(b, BE_ERR_OTHER, "out of memory", false);
             return;
         }
     }
@@ -457,6 +481,7 @@ static void wait_pop(struct backend *b)
     if (!b->wait_head) b->wait_tail = NULL;
     b->failures = 0;
     b->served = true;
+    if (op->stats) histo_observe(&op->stats->rtt, gw_loop_now(b->rt->loop) - op->sent_at);
     op_finish(b, op);
 }
 
@@ -468,7 +493,7 @@ static void backend_read(struct backend *b)
     if (rc != GW_OK) {
         const char *why = n == 0 && rc == GW_ERROR ? "closed the connection" : "read failed";
         if (b->reused && b->wait_head) backend_resend(b, why);
-        else backend_reset(b, why, b->wait_head != NULL);
+        else backend_reset(b, BE_ERR_CLOSED, why, b->wait_head != NULL);
         return;
     }
     b->reused = false;
@@ -476,7 +501,7 @@ static void backend_read(struct backend *b)
         struct be_op *op = b->wait_head;
         if (!op) {
             /* Bytes nobody asked for: the stream cannot be trusted. */
-            backend_reset(b, "sent an invalid reply", true);
+            backend_reset(b, BE_ERR_GARBAGE, "sent an invalid reply", true);
             return;
         }
         size_t need = 0;
@@ -487,7 +512,8 @@ static void backend_read(struct backend *b)
         }
         b->need = 0;
         if (d == BE_INVALID || d == BE_UNEXPECTED) {
-            backend_reset(b, d == BE_INVALID ? "sent an invalid reply" : "sent an unexpected reply",
+            backend_reset(b, BE_ERR_GARBAGE,
+                          d == BE_INVALID ? "sent an invalid reply" : "sent an unexpected reply",
                           true);
             return;
         }
@@ -504,7 +530,7 @@ static void backend_on_event(void *data, int events)
         if (net_connect_result(b->conn.fd, err) != GW_OK) {
             STAT_INC(&b->rt->stats, gw_backend_conn_failures);
             LOG_WARN("backend %s: %s", b->name, err);
-            backend_reset(b, "connect failed", true);
+            backend_reset(b, BE_ERR_REFUSED, "connect failed", true);
             return;
         }
         b->state = BE_CONNECTED;
@@ -535,7 +561,8 @@ static void backend_on_timer(void *data, int events)
         return;
     }
     STAT_INC(&b->rt->stats, gw_backend_timeouts);
-    backend_reset(b, b->state == BE_CONNECTING ? "connect timed out" : "timed out", true);
+    backend_reset(b, BE_ERR_TIMEOUT,
+                  b->state == BE_CONNECTING ? "connect timed out" : "timed out", true);
 }
 
 /* --- probing a server that is down ---------------------------------------- */
@@ -562,7 +589,7 @@ static void probe_done(struct gw_req *r)
 static void backend_on_probe(void *data, int events)
 {
     struct backend *b = data;
-    if (!b->down || b->closing) return;
+    if (!b->down || b->closing || b->admin_down) return;
     struct mc_request mc;
     memset(&mc, 0, sizeof mc);
     mc.cmd = MC_VERSION;
@@ -576,6 +603,7 @@ static void backend_on_probe(void *data, int events)
     r->on_done = probe_done;
     r->ctx = b;
     STAT_INC(&b->rt->stats, gw_backend_probes);
+    b->probes++;
     /* Queued past the down check, which is what keeps everyone else out. */
     op->queued = true;
     b->nqueued++;

@@ -50,9 +50,11 @@ struct gw_timer;
 /* What the owner of an op decides when its server fails. */
 struct be_policy {
     /* Ops never written to a server that just went down go to the server
-     * pick() names now (NULL: none is up; the op fails). */
+     * pick() names now (NULL: none is up; the op fails), whose stats block
+     * it sets. */
     bool failover;
-    struct backend *(*pick)(const struct be_policy *pol, const char *key, size_t len);
+    struct backend *(*pick)(const struct be_policy *pol, const char *key, size_t len,
+                            struct server_stats **stats);
     /* A failed key of a multi-get fails the whole request (else it is a
      * miss, python-memcached's get_multi). */
     bool multiget_error;
@@ -90,6 +92,7 @@ struct be_op {
     struct be_op *next;    /* first (the free list's link) */
     struct gw_req *req;
     const struct be_policy *policy;  /* who chose this server, or NULL */
+    struct server_stats *stats;      /* where it is counted (metrics.h), or NULL */
     enum mc_cmd cmd;
     bool queued;           /* counted in its backend's nqueued */
     uint8_t resent;        /* times sent again on a fresh connection */
@@ -138,6 +141,8 @@ struct backend {
     uint32_t nqueued;          /* ops in the send and wait queues */
     uint32_t failures;         /* consecutive */
     bool down;                 /* marked down: ops fail at once until a probe answers */
+    bool admin_down;           /* taken out by the operator: down, and never probed */
+    uint64_t connects, probes; /* for the metrics */
     bool reused;               /* the connection went idle and was reused, and has
                                 * not answered since: if it turns out dead, resend */
     bool served;               /* the connection has answered something */
@@ -154,6 +159,8 @@ struct backend *backend_acquire(struct rt *rt, const char *name, const struct gw
 void backend_release(struct backend *b);
 
 bool backend_is_up(const struct backend *b);
+/* The operator takes the server out (down, no probes) or puts it back. */
+void backend_set_admin_down(struct backend *b, bool down);
 
 /* An op for request r (from the thread's free list); it takes a reference
  * on r and counts as pending on it.  policy may be NULL (no failover). */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "rt/rt.h"
 #include "store/store.h"
 
 #define MAX_STORES 64
@@ -14,7 +15,8 @@
 static pthread_mutex_t stores_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct store *stores[MAX_STORES];
 
-static struct backend *policy_pick(const struct be_policy *pol, const char *key, size_t len);
+static struct backend *policy_pick(const struct be_policy *pol, const char *key, size_t len,
+                                   struct server_stats **stats);
 
 static struct pool *pool_alloc(struct rt *rt, const char *name, enum pool_kind kind)
 {
@@ -107,10 +109,15 @@ struct pool *pool_new_internal(struct rt *rt, int index, size_t max_bytes, char 
 int pool_bind(struct pool *p, struct rt *rt)
 {
     p->rt = rt;
-    if (p->kind == POOL_INTERNAL) store_set_limit(p->store, p->store_size);
+    if (p->kind == POOL_INTERNAL) {
+        store_set_limit(p->store, p->store_size);
+        return GW_OK;
+    }
+    if (!(p->stats = metrics_pool(&rt->metrics, p->name))) return GW_NOMEM;
     for (uint32_t i = 0; i < p->nservers; i++) {
         struct server *s = &p->servers[i];
         if (!s->be && !(s->be = backend_acquire(rt, s->name, &s->addr, &s->opts))) return GW_NOMEM;
+        if (!(s->stats = metrics_server(&rt->metrics, p->name, s->name))) return GW_NOMEM;
     }
     return GW_OK;
 }
@@ -159,17 +166,26 @@ static void hash_part(const struct pool *p, const char **key, size_t *len)
     *len = (size_t)(close - open - 1);
 }
 
-struct backend *pool_pick(struct pool *p, const char *key, size_t len)
+struct server *pool_pick_server(struct pool *p, const char *key, size_t len)
 {
     hash_part(p, &key, &len);
     uint32_t i = p->nservers == 1 ? 0 : hash_dist_pick(&p->dist, key, len);
-    struct backend *b = p->servers[i].be;
-    if (p->failover == FAILOVER_NONE || backend_is_up(b)) return b;
+    struct server *s = &p->servers[i];
+    if (p->failover == FAILOVER_NONE || backend_is_up(s->be)) return s;
     int32_t j = hash_dist_pick_up(&p->dist, key, len, server_up, p);
-    return j < 0 ? NULL : p->servers[j].be;
+    return j < 0 ? NULL : &p->servers[j];
 }
 
-static struct backend *policy_pick(const struct be_policy *pol, const char *key, size_t len)
+struct backend *pool_pick(struct pool *p, const char *key, size_t len)
 {
-    return pool_pick((struct pool *)pol, key, len);
+    struct server *s = pool_pick_server(p, key, len);
+    return s ? s->be : NULL;
+}
+
+static struct backend *policy_pick(const struct be_policy *pol, const char *key, size_t len,
+                                   struct server_stats **stats)
+{
+    struct server *s = pool_pick_server((struct pool *)pol, key, len);
+    *stats = s ? s->stats : NULL;
+    return s ? s->be : NULL;
 }

@@ -42,6 +42,7 @@ struct server {
     struct gw_addr addr;
     struct backend_opts opts;
     struct backend *be;        /* NULL until the pool is bound to a runtime */
+    struct server_stats *stats;/* where its requests are counted, once bound */
 };
 
 struct pool_spec {
@@ -67,6 +68,7 @@ struct pool {
     uint32_t nservers;
     enum failover failover;
     char hash_tag[2];          /* hash only what lies between these; 0: whole key */
+    struct pool_stats *stats;  /* once bound (POOL_SERVERS) */
     struct store *store;       /* POOL_INTERNAL */
     size_t store_size;         /* ... the size this config gives it */
 };
@@ -84,8 +86,9 @@ struct pool *pool_new_internal(struct rt *rt, int index, size_t max_bytes, char 
                                size_t errlen);
 void pool_free(struct pool *p);
 
-/* The backend for key, honouring the failover policy; NULL if the policy
- * finds no server up. */
+/* The server for key, honouring the failover policy; NULL if the policy
+ * finds no server up.  pool_pick is its backend. */
+struct server *pool_pick_server(struct pool *p, const char *key, size_t len);
 struct backend *pool_pick(struct pool *p, const char *key, size_t len);
 
 /* Free the process-wide embedded stores (at exit). */

@@ -79,6 +79,7 @@ struct gw_req *req_new(struct rt *rt, struct gw_buf *in, const char *base,
     r->rline_buf = NULL;
     r->out_left = 0;
     r->charge = 0;
+    r->started = 0;
     r->nkeys = 0;
     r->keys = r->keys_inline;
     return r;
@@ -109,6 +110,7 @@ void req_key_init(struct gw_req *r, uint32_t i, const char *key, uint32_t len)
     k->next = -1;
     k->vbuf = NULL;
     k->vdata = NULL;
+    k->route = NULL;
 }
 
 void req_unref(struct gw_req *r)
@@ -228,7 +230,12 @@ void req_count_retrieval(const struct gw_req *r)
     STAT_ADD(st, cmd_get, r->nkeys);
     if (r->mc.cmd == MC_GAT || r->mc.cmd == MC_GATS) STAT_ADD(st, cmd_touch, r->nkeys);
     uint32_t hits = 0;
-    for (uint32_t i = 0; i < r->nkeys; i++) hits += r->keys[i].state == KEY_HIT;
+    for (uint32_t i = 0; i < r->nkeys; i++) {
+        const struct gw_key *k = &r->keys[i];
+        hits += k->state == KEY_HIT;
+        if (k->route && k->state == KEY_HIT) k->route->hits++;
+        else if (k->route) k->route->misses++;
+    }
     STAT_ADD(st, get_hits, hits);
     STAT_ADD(st, get_misses, r->nkeys - hits);
 }

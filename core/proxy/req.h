@@ -48,6 +48,7 @@ struct gw_key {
     uint64_t cas;
     struct gw_buf *vbuf;       /* hit: buffer holding the value (ref) */
     const char *vdata;         /* hit: value bytes followed by "\r\n" */
+    struct route_stats *route; /* the route that routed it, for the metrics, or NULL */
 };
 
 /* An arena for small per-request strings (rewritten keys, reply headers).
@@ -97,6 +98,7 @@ struct gw_req {
     struct gw_buf *rline_buf;
     uint32_t out_left;         /* bytes of this reply not yet written */
     size_t charge;             /* bytes its client counts it as pinning while in flight */
+    double started;            /* monotonic seconds it was read (metrics_now), or 0 */
 
     uint32_t nkeys;
     struct gw_key *keys;       /* keys_inline, or keys_heap */

@@ -11,6 +11,8 @@
 static void send_failed(struct pool *p, struct gw_req *r, uint32_t k, const char *why)
 {
     if (p->policy.multiget_error) r->fail_whole = true;
+    if (p->stats) p->stats->errors[BE_ERR_DOWN]++;
+    r->rt->metrics.errors[CERR_BACKEND]++;
     req_fail_key(r, k, why);
 }
 
@@ -23,11 +25,12 @@ void router_send(struct pool *p, struct gw_req *r, uint32_t k)
         else internal_single(p, r);
         return;
     }
-    struct backend *b = pool_pick(p, key->bkey, key->bklen);
-    if (!b) {
+    struct server *s = pool_pick_server(p, key->bkey, key->bklen);
+    if (!s) {
         send_failed(p, r, k, "no server available");
         return;
     }
+    struct backend *b = s->be;
     if (retrieval) {
         struct be_op *open = backend_open_batch(b, r, &p->policy);
         if (open && op_add_key(b, open, k)) return;
@@ -37,6 +40,7 @@ void router_send(struct pool *p, struct gw_req *r, uint32_t k)
         req_fail_key(r, k, "out of memory");
         return;
     }
+    op->stats = s->stats;
     if (retrieval) op_first_key(op, k);
     backend_enqueue(b, op);
 }
@@ -68,11 +72,12 @@ static void batch_send(struct batch *bt)
     bt->n = 0;
 }
 
-/* Add key k of r to the op bound for backend b, starting one if need be
+/* Add key k of r to the op bound for server s, starting one if need be
  * (also when the op's line is full: that one is sent as it is). */
 static void batch_add(struct batch *bt, struct gw_req *r, uint32_t k, struct pool *p,
-                      struct backend *b)
+                      struct server *srv)
 {
+    struct backend *b = srv->be;
     int s = 0;
     while (s < bt->n && !(bt->be[s] == b && bt->op[s]->policy == &p->policy)) s++;
     if (s < bt->n && op_add_key(b, bt->op[s], k)) return;
@@ -81,6 +86,7 @@ static void batch_add(struct batch *bt, struct gw_req *r, uint32_t k, struct poo
         req_fail_key(r, k, "out of memory");
         return;
     }
+    op->stats = srv->stats;
     op_first_key(op, k);
     if (s < bt->n) {
         backend_enqueue(bt->be[s], bt->op[s]);
@@ -115,8 +121,8 @@ static void dispatch_retrieval(struct gw_req *r)
             internal_get(p, r, k);
             continue;
         }
-        struct backend *b = pool_pick(p, r->keys[k].bkey, r->keys[k].bklen);
-        if (b) batch_add(&bt, r, k, p, b);
+        struct server *s = pool_pick_server(p, r->keys[k].bkey, r->keys[k].bklen);
+        if (s) batch_add(&bt, r, k, p, s);
         else send_failed(p, r, k, "no server available");
     }
     batch_send(&bt);

@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
@@ -35,6 +36,7 @@ int rt_init(struct rt *rt, int id, struct gw_loop *loop)
 
 void rt_destroy(struct rt *rt)
 {
+    metrics_free(&rt->metrics);
     pthread_mutex_lock(&all_lock);
     for (int i = 0; i < nall; i++) {
         if (all[i] == rt) {
@@ -136,6 +138,13 @@ void rt_config_status(struct rt_config_status *out)
     pthread_mutex_unlock(&status_lock);
 }
 
+void rt_config_started(void)
+{
+    pthread_mutex_lock(&status_lock);
+    status.last_ok_time = unix_now();
+    pthread_mutex_unlock(&status_lock);
+}
+
 void rt_config_record(bool ok, const char *err)
 {
     pthread_mutex_lock(&status_lock);
@@ -144,6 +153,7 @@ void rt_config_record(bool ok, const char *err)
     if (ok) {
         status.generation++;
         status.reloads++;
+        status.last_ok_time = status.last_time;
         status.last_error[0] = 0;   /* the config serving now has no error */
     } else {
         status.failures++;
@@ -153,4 +163,53 @@ void rt_config_record(bool ok, const char *err)
         log_strip_dirs(status.last_error);         /* clients read stats */
     }
     pthread_mutex_unlock(&status_lock);
+}
+
+/* --- the operator's servers and the shutdown flag ----------------------------- */
+
+static pthread_mutex_t down_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **down_servers;
+static int ndown;
+
+void rt_set_admin_down(const char *server, bool down)
+{
+    pthread_mutex_lock(&down_lock);
+    int i = 0;
+    while (i < ndown && strcmp(down_servers[i], server) != 0) i++;
+    if (down && i == ndown) {
+        char **n = realloc(down_servers, (size_t)(ndown + 1) * sizeof *n);
+        char *copy = strdup(server);
+        if (n && copy) {
+            down_servers = n;
+            down_servers[ndown++] = copy;
+        } else {
+            if (n) down_servers = n;
+            free(copy);
+        }
+    } else if (!down && i < ndown) {
+        free(down_servers[i]);
+        down_servers[i] = down_servers[--ndown];
+    }
+    pthread_mutex_unlock(&down_lock);
+}
+
+bool rt_admin_down(const char *server)
+{
+    pthread_mutex_lock(&down_lock);
+    bool found = false;
+    for (int i = 0; i < ndown && !found; i++) found = !strcmp(down_servers[i], server);
+    pthread_mutex_unlock(&down_lock);
+    return found;
+}
+
+static bool stopping;
+
+void rt_set_stopping(void)
+{
+    __atomic_store_n(&stopping, true, __ATOMIC_RELAXED);
+}
+
+bool rt_stopping(void)
+{
+    return __atomic_load_n(&stopping, __ATOMIC_RELAXED);
 }

@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "counters.h"
+#include "metrics.h"
 
 struct gw_loop;
 struct backend;     /* proxy/backend.h: the registry's entries */
@@ -60,6 +61,7 @@ struct rt {
     int id;                        /* worker number, 0.. */
     struct gw_loop *loop;
     struct gw_stats stats;
+    struct rt_metrics metrics;     /* stats blocks by label (metrics.h) */
     struct rt_cache reqs;          /* proxy/req.c */
     struct rt_cache ops;           /* proxy/backend.c */
     struct rt_flushable *flush[RT_FLUSH_CLASSES];
@@ -122,13 +124,26 @@ struct rt_config_status {
     uint64_t reloads;          /* successful */
     uint64_t failures;
     double last_time;          /* unix time of the last attempt, 0: none */
+    double last_ok_time;       /* unix time the serving config was loaded */
     const char *last_result;   /* "none", "ok" or "failed" */
     char last_error[512];      /* of the last failure, "" after a success; file
                                 * names without their directories */
 };
 
 void rt_config_status(struct rt_config_status *out);
+/* At start-up: the first config is serving. */
+void rt_config_started(void);
 /* Record a reload attempt: ok, or failed with err (one line is kept). */
 void rt_config_record(bool ok, const char *err);
+
+/* Servers the operator took out ("host:port"), for the whole process: a
+ * backend made later (a reload that changes the server's options) starts
+ * out too.  Any thread. */
+void rt_set_admin_down(const char *server, bool down);
+bool rt_admin_down(const char *server);
+
+/* The process is shutting down (set by the main thread on SIGTERM). */
+void rt_set_stopping(void);
+bool rt_stopping(void);
 
 #endif

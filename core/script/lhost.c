@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/net.h"
 #include "codec/proto.h"
 #include "lmatch.h"
 #include "place/hash.h"
@@ -362,6 +363,22 @@ static int core_listen(lua_State *L)
     return 0;
 }
 
+/* core.admin(addr): the admin listener's address (validated by the
+ * prelude; a host that does not resolve is an error here). */
+static int core_admin(lua_State *L)
+{
+    struct lhost *h = host_of(L);
+    const char *addr = luaL_checkstring(L, 1);
+    struct gw_addr a;
+    char host[256], err[GW_NET_ERRLEN];
+    uint16_t port;
+    if (net_parse_addr(addr, &a, host, sizeof host, &port, err) != GW_OK)
+        return luaL_error(L, "gateway.admin: %s", err);
+    free(h->cfg.admin);
+    h->cfg.admin = dupstr(L, addr);
+    return 0;
+}
+
 /* core.keyless(fn): the hook for commands with no key. */
 static int core_keyless(lua_State *L)
 {
@@ -569,6 +586,7 @@ static const luaL_Reg core_funcs[] = {
     { "route", core_route },
     { "listen", core_listen },
     { "keyless", core_keyless },
+    { "admin", core_admin },
     { "settings", core_settings },
     { "defaults", core_defaults },
     { "hashes", core_hashes },
@@ -755,6 +773,7 @@ void lhost_free(struct lhost *h)
         free(h->policies[i].pools);
     }
     free(h->policies);
+    free(h->cfg.admin);
     free(h->cfg.listen);
     free(h->cfg.listen_names);
     for (int i = 0; i < h->cfg.nfiles; i++) {
@@ -772,6 +791,10 @@ int lhost_bind(struct lhost *h, struct rt *rt)
 {
     for (int i = 0; i < h->npools; i++)
         if (pool_bind(h->pools[i], rt) != GW_OK) return GW_NOMEM;
+    for (int i = 0; i < h->nroutes; i++)
+        if (!(h->routes[i].stats = metrics_route(&rt->metrics, h->routes[i].prefix))) return GW_NOMEM;
+    if (h->has_default && !(h->deflt.stats = metrics_route(&rt->metrics, "default")))
+        return GW_NOMEM;
     h->rt = rt;
     STAT_ADD(&rt->stats, gw_lua_memory, h->mem);
     return GW_OK;
@@ -800,8 +823,13 @@ static enum route_result host_route(struct resolver *rs, struct gw_req *r, uint3
     const struct gw_key *key = &r->keys[k];
     const struct route *rt = route_match(h, key->ckey, key->cklen);
     if (!rt) {
+        h->rt->metrics.errors[CERR_NO_ROUTE]++;
         req_fail_key(r, k, "no route for key");
         return ROUTE_FAILED;
+    }
+    if (rt->stats) {
+        rt->stats->requests++;
+        r->keys[k].route = rt->stats;
     }
     if (rt->pool) {
         *pool = rt->pool;
@@ -836,12 +864,14 @@ static enum keyless_verdict host_keyless(struct resolver *rs, struct gw_req *r,
     if (r->mc.cmd == MC_STATS && p) {
         bool reset = args_are(r, "reset");
         if (p->stats == STATS_DENY || (p->stats == STATS_READ && reset)) {
+            h->rt->metrics.errors[CERR_DENIED]++;
             req_reply_static(r, reset ? "CLIENT_ERROR stats reset not allowed\r\n"
                                       : "CLIENT_ERROR stats not allowed\r\n");
             return KEYLESS_ANSWERED;
         }
     } else if (r->mc.cmd == MC_FLUSH_ALL && p) {
         if (p->flush == FLUSH_DENY) {
+            h->rt->metrics.errors[CERR_DENIED]++;
             req_reply_static(r, "CLIENT_ERROR flush_all not allowed\r\n");
             return KEYLESS_ANSWERED;
         }
@@ -852,6 +882,47 @@ static enum keyless_verdict host_keyless(struct resolver *rs, struct gw_req *r,
     }
     if (h->keyless_ref != LUA_NOREF) return ltask_keyless(h, r, pools, npools);
     return KEYLESS_ALLOWED;
+}
+
+static void view_of(const struct route *rt, const char *prefix, struct route_view *out)
+{
+    out->prefix = prefix;
+    out->function = rt->pool == NULL;
+    out->pool = rt->pool;
+}
+
+int lhost_routes(const struct lhost *h, struct route_view *out, int max)
+{
+    int n = 0;
+    for (int i = 0; i < h->nroutes; i++, n++)
+        if (n < max) view_of(&h->routes[i], h->routes[i].prefix, &out[n]);
+    if (h->has_default) {
+        if (n < max) view_of(&h->deflt, NULL, &out[n]);
+        n++;
+    }
+    return n;
+}
+
+bool lhost_match(const struct lhost *h, const char *key, size_t len, struct route_view *out)
+{
+    const struct route *rt = route_match(h, key, len);
+    if (!rt) return false;
+    view_of(rt, rt == &h->deflt ? NULL : rt->prefix, out);
+    return true;
+}
+
+void lhost_fences(const struct lhost *h, int i, const char **flush, const char **stats)
+{
+    static const char *const flushes[] = { "all", "deny", "pools" };
+    static const char *const statses[] = { "all", "read", "deny" };
+    *flush = i < h->npolicies ? flushes[h->policies[i].flush] : "all";
+    *stats = i < h->npolicies ? statses[h->policies[i].stats] : "all";
+}
+
+int lhost_pools(const struct lhost *h, struct pool ***pools)
+{
+    *pools = h->pools;
+    return h->npools;
 }
 
 static int host_pools(struct resolver *rs, struct pool ***pools)

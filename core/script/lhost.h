@@ -47,6 +47,7 @@ struct lhost_config {
     char **listen;             /* addresses from gateway.listen */
     char **listen_names;       /* optional names (NULL entries) */
     int nlisten;
+    char *admin;               /* gateway.admin's address, or NULL */
     struct gw_settings settings;   /* the defaults, and what gateway.settings set */
     /* The config file and every Lua file it required, with their text and
      * what stat(2) said just before the text was read (st_nlink 0: taken
@@ -76,6 +77,24 @@ struct resolver *lhost_resolver(struct lhost *h);
 
 /* Bytes the Lua state holds. */
 size_t lhost_memory(const struct lhost *h);
+
+/* For the operator (the admin listener, on the host's thread): a route as
+ * the config wrote it.  prefix NULL: the default. */
+struct route_view {
+    const char *prefix;
+    bool function;             /* a route function (its pools are unknown) */
+    struct pool *pool;         /* else its pool */
+};
+/* The routes, longest prefix first, then the default; up to max of them.
+ * Returns how many there are. */
+int lhost_routes(const struct lhost *h, struct route_view *out, int max);
+/* The route key would take (without running a function); false if none. */
+bool lhost_match(const struct lhost *h, const char *key, size_t len, struct route_view *out);
+/* Listener i's fences, as gateway.listen's flush and stats words ("all",
+ * "deny", "pools", "read"). */
+void lhost_fences(const struct lhost *h, int i, const char **flush, const char **stats);
+/* The pools the config made (count returned). */
+int lhost_pools(const struct lhost *h, struct pool ***pools);
 
 /* A config lives while requests it routed are unfinished: each holds it
  * (through the resolver).  After a reload the worker retires the old

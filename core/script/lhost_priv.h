@@ -99,6 +99,7 @@ struct route {
     size_t len;
     struct pool *pool;   /* a pool target ... */
     int fref;            /* ... or a function (registry ref) */
+    struct route_stats *stats;  /* the worker's counters for it, once bound */
 };
 
 /* Small blocks are recycled per size class, so the garbage a request

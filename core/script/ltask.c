@@ -108,9 +108,7 @@ static void thread_drop(struct lhost *h, lua_State *co)
 
 double ltask_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return metrics_now();
 }
 
 static void quota_on_timer(void *data, int events);

@@ -13,6 +13,7 @@
 #include "base/buf.h"
 #include "base/log.h"
 #include "base/loop.h"
+#include "admin_http.h"
 #include "base/net.h"
 #include "rt/rt.h"
 #include "rt/settings.h"
@@ -30,6 +31,7 @@ struct listen_entry {
 
 static struct listen_entry *cur;     /* what the workers listen on */
 static int ncur;
+static char *cur_admin;              /* the admin listener's address, or NULL */
 static const char *override;         /* -l: fixed for the process's life */
 
 static struct gw_loop *main_loop;
@@ -113,6 +115,41 @@ static int bind_addr(const char *addr, int *fds, char *err, size_t errlen)
     return GW_OK;
 }
 
+/* The admin listener's one socket (not shared: one thread pool serves it). */
+static int bind_admin(const char *addr, int *fd, char *err, size_t errlen)
+{
+    struct gw_addr a;
+    char host[256], nerr[GW_NET_ERRLEN];
+    uint16_t port;
+    if (net_parse_addr(addr, &a, host, sizeof host, &port, nerr) != GW_OK ||
+        net_check_free(&a, nerr) != GW_OK || net_listen(&a, false, 128, fd, nerr) != GW_OK) {
+        snprintf(err, errlen, "admin %s: %s", addr, nerr);
+        return GW_ERROR;
+    }
+    return GW_OK;
+}
+
+static bool same_addr(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* Serve the admin listener on fd (bound for addr), or stop it (addr NULL). */
+static void admin_switch(const char *addr, int fd)
+{
+    char err[300];
+    admin_http_stop();
+    free(cur_admin);
+    cur_admin = NULL;
+    if (!addr) return;
+    if (admin_http_start(fd, err, sizeof err) != GW_OK) {
+        LOG_ERROR("%s", err);
+        return;
+    }
+    cur_admin = strdup(addr);
+    LOG_INFO("admin listener on http://%s/", addr);
+}
+
 static void entry_set(struct listen_entry *e, const char *addr, const char *name)
 {
     e->addr = strdup(addr);
@@ -154,6 +191,16 @@ int reload_start(const struct lhost_config *cfg, const char *listen_override)
         LOG_INFO("listening on %s", addrs[i]);
     }
     free(fds);
+    if (cfg->admin) {
+        char err[300];
+        int fd;
+        if (bind_admin(cfg->admin, &fd, err, sizeof err) != GW_OK) {
+            LOG_ERROR("%s", err);
+            return GW_ERROR;
+        }
+        admin_switch(cfg->admin, fd);
+        if (!cur_admin) return GW_ERROR;
+    }
     return GW_OK;
 }
 
@@ -300,6 +347,16 @@ static int switch_to(const struct lhost_config *cfg, char *err, size_t errlen)
             goto out;
         }
     }
+    bool admin_moves = !same_addr(cfg->admin, cur_admin);
+    int admin_fd = -1;
+    if (admin_moves && cfg->admin) {
+        /* A new address may be the old one's port on another host: the
+         * old socket is closed first only when the new one is bound. */
+        if (bind_admin(cfg->admin, &admin_fd, err, errlen) != GW_OK) {
+            close_new_fds(&j);
+            goto out;
+        }
+    }
     build_states(&j);
     for (int w = 0; w < gw_nworkers && !j.bind_failed; w++)
         if (!j.hosts[w]) j.bind_failed = true;
@@ -309,10 +366,12 @@ static int switch_to(const struct lhost_config *cfg, char *err, size_t errlen)
             snprintf(err, errlen, "worker %d: %s", w, j.errs[w]);
             on_all_workers(job_abort, &j);
             close_new_fds(&j);
+            if (admin_fd >= 0) close(admin_fd);
             goto out;
         }
     }
     on_all_workers(job_commit, &j);
+    if (admin_moves) admin_switch(cfg->admin, admin_fd);
     struct listen_entry *next = calloc((size_t)j.naddrs, sizeof *next);
     if (next) {
         for (int i = 0; i < ncur; i++) entry_clear(&cur[i]);
@@ -445,6 +504,8 @@ int reload_watch(struct gw_loop *loop, const struct lhost_config *cfg)
 
 void reload_stop(void)
 {
+    free(cur_admin);
+    cur_admin = NULL;
     unwatch_files();
     gw_signal_free(hup);
     gw_timer_free(debounce);

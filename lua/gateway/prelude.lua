@@ -490,6 +490,23 @@ function M.boot(core, config_path, lua_dir, live, sources)
     return pools
   end
 
+  local admin_where = nil
+  -- gateway.admin "host:port", or a port on loopback: the HTTP admin
+  -- listener (metrics, health, config, route lookup, reload, servers).
+  function gateway.admin(spec)
+    config_only("gateway.admin")
+    local addr = math.type(spec) == "integer" and ("127.0.0.1:" .. spec) or spec
+    if not valid_addr(addr) then
+      config_error("gateway.admin: address must be \"host:port\" or a port (1 to 65535), got %s",
+        tostring(spec))
+    end
+    if admin_where then
+      config_error("gateway.admin: already given at %s", admin_where)
+    end
+    admin_where = (where():gsub(": $", ""))
+    call_core(core.admin, addr)
+  end
+
   function memcache.keyless(fn)
     config_only("memcache.keyless")
     if type(fn) ~= "function" then

@@ -164,10 +164,12 @@ struct fixed_policy {
     int picks;
 };
 
-static struct backend *fixed_pick(const struct be_policy *pol, const char *key, size_t len)
+static struct backend *fixed_pick(const struct be_policy *pol, const char *key, size_t len,
+                                  struct server_stats **stats)
 {
     struct fixed_policy *f = (struct fixed_policy *)pol;
     f->picks++;
+    *stats = NULL;
     return f->to;
 }
 

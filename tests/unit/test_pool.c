@@ -94,7 +94,9 @@ static void test_failover_policies(void)
             uint32_t home = hash_dist_pick(&p->dist, key, (size_t)n);
             struct backend *b = pool_pick(p, key, (size_t)n);
             /* The policy, as the backends see it, answers the same. */
-            CHECK(p->policy.pick(&p->policy, key, (size_t)n) == b);
+            struct server_stats *ss;
+            CHECK(p->policy.pick(&p->policy, key, (size_t)n, &ss) == b);
+            CHECK(b == NULL ? ss == NULL : ss == p->servers[index_of(p, b)].stats);
             if (home != 1) {
                 CHECK_EQ_INT(index_of(p, b), home); /* keys of healthy servers stay */
             } else if (fos[f] == FAILOVER_NONE) {
