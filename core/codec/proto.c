@@ -289,7 +289,7 @@ static inline void set_key(struct mc_request *req, const struct tok *t)
 
 /* ---- commands ---------------------------------------------------------- */
 
-static enum mc_cmd lookup(const char *s, size_t n)
+enum mc_cmd mc_cmd_lookup(const char *s, size_t n)
 {
 #define IS(lit) (memcmp(s, lit, sizeof(lit) - 1) == 0)
     switch (n) {
@@ -464,7 +464,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
     size_t i = skip_sp(buf, 0, end), cs = i;
     while (i < end && buf[i] != ' ')
         i++;
-    enum mc_cmd cmd = lookup(buf + cs, i - cs);
+    enum mc_cmd cmd = mc_cmd_lookup(buf + cs, i - cs);
     req->cmd = cmd;
 
     switch (cmd) {

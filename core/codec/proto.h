@@ -116,6 +116,9 @@ enum mc_cmd {
 /* Name of a command as the client spells it ("get", "set", ...). */
 const char *mc_cmd_name(enum mc_cmd cmd);
 
+/* The command a client spells s[0..n), or MC_NONE. */
+enum mc_cmd mc_cmd_lookup(const char *s, size_t n);
+
 /* True for set/add/replace/append/prepend/cas (they carry a data block). */
 bool mc_cmd_is_storage(enum mc_cmd cmd);
 /* True for get/gets/gat/gats (they may carry many keys). */

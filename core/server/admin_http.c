@@ -12,10 +12,12 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/loop.h"
+#include "codec/proto.h"
 #include "collect.h"
 #include "reload.h"
 #include "rt/metrics.h"
 #include "rt/rt.h"
+#include "rt/settings.h"
 
 #define ADMIN_THREADS 2
 #define ADMIN_TIMEOUT_SECONDS 10
@@ -200,13 +202,28 @@ static enum MHD_Result on_main(struct MHD_Connection *c, void (*fn)(void *), str
     return reply_json(c, status, t->text, t->len);
 }
 
+/* Commands a client sends with a key: the ones a route sees. */
+static bool command_has_key(const char *name)
+{
+    switch (mc_cmd_lookup(name, strlen(name))) {
+    case MC_NONE: case MC_FLUSH_ALL: case MC_VERSION: case MC_VERBOSITY: case MC_STATS: case MC_QUIT:
+        return false;
+    default:
+        return true;
+    }
+}
+
 static enum MHD_Result get_route(struct MHD_Connection *c)
 {
     const char *key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key");
     const char *cmd = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "command");
-    if (!key || !*key || strlen(key) > 250)
-        return reply_text(c, 400, "want /route?key=K (1 to 250 bytes)[&command=get]\n");
-    struct text_call t = { .key = key, .command = cmd ? cmd : "get" };
+    if (!key || !mc_key_allowed(key, strlen(key), gw_settings.binary_keys))
+        return reply_text(c, 400, "want /route?key=K, a memcached key (1 to 250 bytes, "
+                                  "no space or control character)[&command=get]\n");
+    if (!cmd) cmd = "get";
+    if (!command_has_key(cmd))
+        return reply_text(c, 400, "command: want one that takes a key, as get, set or delete\n");
+    struct text_call t = { .key = key, .command = cmd };
     return on_main(c, route_call, &t, 200);
 }
 
