@@ -5,20 +5,22 @@
 #
 # Two memcached servers; twemproxy (Debian's nutcracker: md5 + ketama) over
 # both; the gateway over the same two (hash = "ketama", with a route
-# *function* called on every request).  memcaslap drives each target in
+# *function* called on every request); gw_admin, the same gateway with its
+# admin listener on and a real Prometheus scraping /metrics every second.  memcaslap drives each target in
 # interleaved rounds: 32 connections, 90% get / 10% set, 32-byte keys,
 # 100-byte values.  "direct" is one of the two memcached servers.
 #
 # Printed: ops/s, mean latency (memcaslap's), the proxy's own CPU time per op
 # (utime+stime from /proc/PID/stat over the run, divided by the ops), the
 # get/set commands the memcached servers saw per client op (about 1.00: the
-# target really forwarded), and the ratios gateway/twemproxy and
-# gateway/direct.
+# target really forwarded), the ratios gateway/twemproxy, gateway/direct
+# and gw_admin/gateway, and how many scrapes Prometheus made.
 #
 # Knobs (environment):
 #   BENCH_ROUNDS=3  BENCH_SECONDS=8  BENCH_WARMUP=2  BENCH_CONC=32
 #   BENCH_THREADS=1 (memcaslap -T)  BENCH_GW_THREADS=1 (gateway threads)
-#   BENCH_TARGETS="direct twemproxy gateway"  GATEWAY_BIN=./gateway
+#   BENCH_TARGETS="direct twemproxy gateway gw_admin"  GATEWAY_BIN=./gateway
+#   BENCH_BASELINE=path/to/other/gateway adds it as the target "baseline"
 #   BENCH_KEEP=1 keeps the work directory (logs, configs, raw output)
 # The machine has 2 cores: memcaslap takes about one, the target the other.
 set -eu
@@ -33,7 +35,7 @@ WARMUP=${BENCH_WARMUP:-2}
 CONC=${BENCH_CONC:-32}
 THREADS=${BENCH_THREADS:-1}
 GW_THREADS=${BENCH_GW_THREADS:-1}
-TARGETS=${BENCH_TARGETS:-"direct twemproxy gateway"}
+TARGETS=${BENCH_TARGETS:-"direct twemproxy gateway gw_admin"}
 
 for tool in memcached nutcracker memcaslap; do
     command -v $tool >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin
@@ -104,13 +106,8 @@ EOF
         -s "$NC_STATS" -a 127.0.0.1 -o "$WORK/nutcracker.out"
 esac
 
-case " $TARGETS " in *" gateway "*)
-    if [ ! -x "$GATEWAY" ]; then
-        echo "bench: $GATEWAY not built (make gateway)" >&2
-        exit 1
-    fi
-    PORT_gateway=$($UTIL port)
-    cat >"$WORK/gateway.lua" <<EOF
+# The gateway's config, for every gateway target.
+cat >"$WORK/gateway.lua" <<EOF
 -- memcaslap's keys start with binary bytes; memcached and twemproxy take
 -- them, so the gateway is told to as well.
 gateway.settings { threads = $GW_THREADS, binary_keys = true }
@@ -122,7 +119,51 @@ local pool = memcache.pool {
 -- a Lua function on every request
 memcache.route { default = function(req) return pool end }
 EOF
-    start gateway "$PORT_gateway" "$GATEWAY" -l "127.0.0.1:$PORT_gateway" "$WORK/gateway.lua"
+
+# start_gateway TARGET BINARY CONFIG
+start_gateway() {
+    if [ ! -x "$2" ]; then
+        echo "bench: $2 not built (make gateway)" >&2
+        exit 1
+    fi
+    eval "PORT_$1=\$(\$UTIL port)"
+    eval "start $1 \$PORT_$1 \"$2\" -l \"127.0.0.1:\$PORT_$1\" \"$3\""
+}
+
+case " $TARGETS " in *" gateway "*)
+    start_gateway gateway "$GATEWAY" "$WORK/gateway.lua"
+esac
+
+# baseline: another build of the gateway (BENCH_BASELINE=path to its
+# binary, with its own lua/ next to it), e.g. the last release, on the
+# same config: gateway/baseline is what a change cost or gained.
+if [ -n "${BENCH_BASELINE:-}" ]; then
+    TARGETS="$TARGETS baseline"
+    start_gateway baseline "$BENCH_BASELINE" "$WORK/gateway.lua"
+fi
+
+# gw_admin: the same gateway with its admin listener on, scraped by a real
+# Prometheus every second (15 s is usual).  Prometheus runs through every
+# round, so the CPU it takes is shared by all targets alike; gw_admin vs
+# gateway is then the cost of the metrics themselves.
+PROM=""
+case " $TARGETS " in *" gw_admin "*)
+    ADMIN=$($UTIL port)
+    sed "s/^gateway.settings.*/&\ngateway.admin \"127.0.0.1:$ADMIN\"/" \
+        "$WORK/gateway.lua" >"$WORK/gw_admin.lua"
+    start_gateway gw_admin "$GATEWAY" "$WORK/gw_admin.lua"
+    command -v prometheus >/dev/null 2>&1 || { echo "bench: prometheus not found (make deps)" >&2; exit 1; }
+    PROM=$($UTIL port)
+    cat >"$WORK/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: gateway
+    static_configs:
+      - targets: ["127.0.0.1:$ADMIN"]
+EOF
+    start prometheus "$PROM" prometheus --config.file="$WORK/prometheus.yml" \
+        --storage.tsdb.path="$WORK/prometheus" --web.listen-address="127.0.0.1:$PROM"
 esac
 
 cat >"$WORK/memcaslap.cnf" <<EOF
@@ -180,4 +221,5 @@ while [ $r -le "$ROUNDS" ]; do
     r=$((r + 1))
 done
 
+[ -n "$PROM" ] && $UTIL scrapes "$PROM"
 $UTIL report "$RESULTS"

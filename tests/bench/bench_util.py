@@ -7,6 +7,7 @@
     bench_util.py backend_ops PORT...      sum of cmd_get + cmd_set over servers
     bench_util.py probe NAME PORT          warn if NAME rejects memcaslap-style keys
     bench_util.py parse MEMCASLAP_OUTPUT   "ops runtime_s tps avg_us get_misses"
+    bench_util.py scrapes PROM_PORT        how often Prometheus scraped gw_admin
     bench_util.py report RESULTS           the summary table
 
 RESULTS has one line per run: "target round ops runtime_s tps avg_us
@@ -101,6 +102,27 @@ def parse(path):
     print("%d %.2f %d %.1f %s" % (ops, runtime, tps, avg, misses[-1] if misses else "-"))
 
 
+def scrapes(port):
+    """Proof the metrics were really read: the scrapes Prometheus made of
+    gw_admin's /metrics, the samples in the last one, and whether it was up."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    def query(q):
+        url = "http://127.0.0.1:%d/api/v1/query?%s" % (
+            port, urllib.parse.urlencode({"query": q}))
+        with urllib.request.urlopen(url, timeout=5) as r:
+            res = json.load(r)["data"]["result"]
+        return float(res[0]["value"][1]) if res else 0.0
+
+    n = query('count_over_time(up{job="gateway"}[1h])')
+    up = query('up{job="gateway"}')
+    samples = query('scrape_samples_scraped{job="gateway"}')
+    print("prometheus: %d scrapes of gw_admin's /metrics (every 1 s), the last "
+          "one %s with %d samples" % (n, "up" if up == 1 else "DOWN", samples))
+
+
 def fmt(v, spec):
     return "n/a" if v is None else format(v, spec)
 
@@ -159,13 +181,12 @@ def report(path):
     invalid = [t for t in order if summary[t]["fwd"] < 0.95]
 
     print()
-    for other in ("twemproxy", "direct"):
-        if "gateway" not in summary or other not in summary:
-            continue
-        print("gateway/%-9s ops/s %s   mean latency %s   proxy CPU/op %s" % (
-            other, fmt(ratio("gateway", other, "tps"), ".2f"),
-            fmt(ratio("gateway", other, "avg"), ".2f"),
-            fmt(ratio("gateway", other, "cpu"), ".2f")))
+    for a, b in (("gateway", "twemproxy"), ("gateway", "direct"),
+                 ("gateway", "baseline"), ("gw_admin", "gateway")):
+        if a in summary and b in summary:
+            print("%-18s ops/s %s   mean latency %s   proxy CPU/op %s" % (
+                a + "/" + b, fmt(ratio(a, b, "tps"), ".2f"),
+                fmt(ratio(a, b, "avg"), ".2f"), fmt(ratio(a, b, "cpu"), ".2f")))
     for t in invalid:
         print("INVALID: %s: the memcached servers saw %.2f get/set commands per "
               "client op (expected about 1.00); it answered memcaslap without "
@@ -188,6 +209,8 @@ def main():
         probe(sys.argv[2], int(sys.argv[3]))
     elif cmd == "parse":
         parse(sys.argv[2])
+    elif cmd == "scrapes":
+        scrapes(int(sys.argv[2]))
     elif cmd == "report":
         sys.exit(report(sys.argv[2]))
     else:
