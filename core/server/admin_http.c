@@ -296,12 +296,72 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     LOG_VERBOSE("admin: %s", msg);
 }
 
+/* --- the daemon's life ----------------------------------------------------------- */
+
+/* A daemon replaced by a reload (admin address moved, or removed) is
+ * stopped on a thread of its own: MHD_stop_daemon joins its threads, and
+ * one of them may be waiting in main_call for the very main thread that
+ * runs the reload.  It stops accepting at once, answers what it has (the
+ * reply to the POST /reload that moved it among them) for up to the
+ * connection timeout, or until the process stops, then stops. */
+struct retired {
+    struct MHD_Daemon *daemon;
+    pthread_t thread;
+    struct retired *next;
+};
+static struct retired *retired;   /* main thread only */
+
+static bool is_quiesced(void)
+{
+    pthread_mutex_lock(&slot_lock);
+    bool q = quiesced;
+    pthread_mutex_unlock(&slot_lock);
+    return q;
+}
+
+static unsigned daemon_connections(struct MHD_Daemon *d)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info ? info->num_connections : 0;
+}
+
+static void *retire_thread(void *arg)
+{
+    struct MHD_Daemon *d = arg;
+    MHD_socket fd = MHD_quiesce_daemon(d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+    /* libmicrohttpd has no wait-for-idle: poll, a background thread's
+     * few wake-ups a second for at most the timeout. */
+    for (int i = 0; i < ADMIN_TIMEOUT_SECONDS * 50 && daemon_connections(d) > 0 && !is_quiesced();
+         i++)
+        usleep(20000);
+    MHD_stop_daemon(d);
+    return NULL;
+}
+
+static void retire(struct MHD_Daemon *d)
+{
+    struct retired *r = calloc(1, sizeof *r);
+    if (r && pthread_create(&r->thread, NULL, retire_thread, d) == 0) {
+        r->daemon = d;
+        r->next = retired;
+        retired = r;
+        return;
+    }
+    free(r);
+    /* No thread: stop it here; only a request waiting on this thread can
+     * hold that up, and quiesced bridge calls do not wait. */
+    LOG_WARN("admin: stopping the old listener inline (no thread)");
+    MHD_stop_daemon(d);
+}
+
 int admin_http_start(int fd, char *err, size_t errlen)
 {
     admin_http_stop();
+    /* MHD_USE_ITC: a daemon with a thread pool can be quiesced (retire). */
     daemon_ = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0,
+        NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)ADMIN_THREADS, MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_TIMEOUT_SECONDS,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_HEADER_MEMORY,
@@ -317,14 +377,21 @@ int admin_http_start(int fd, char *err, size_t errlen)
 void admin_http_stop(void)
 {
     if (!daemon_) return;
-    MHD_stop_daemon(daemon_);   /* closes the listening socket */
+    retire(daemon_);
     daemon_ = NULL;
 }
 
 void admin_http_free(void)
 {
     admin_http_quiesce();
-    admin_http_stop();
+    if (daemon_) MHD_stop_daemon(daemon_);   /* closes the listening socket */
+    daemon_ = NULL;
+    while (retired) {
+        struct retired *r = retired;
+        retired = r->next;
+        pthread_join(r->thread, NULL);
+        free(r);
+    }
     gw_async_free(wake);
     wake = NULL;
 }
