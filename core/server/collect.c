@@ -139,6 +139,18 @@ static void gather_pools(struct mset *s, const struct rt *rt)
     }
 }
 
+/* Say pool is down, once however many workers find it so. */
+static void health_add_down(struct gather *g, const char *pool)
+{
+    char what[300];
+    snprintf(what, sizeof what, "pool %s: every server is down", pool);
+    size_t len = strlen(g->down);
+    for (const char *p = g->down; (p = strstr(p, what)) != NULL; p += strlen(what))
+        if ((p == g->down || p[-1] == ' ') && (p[strlen(what)] == ';' || p[strlen(what)] == 0))
+            return;
+    snprintf(g->down + len, sizeof g->down - len, "%s%s", len ? "; " : "", what);
+}
+
 /* What the config's servers are doing now: state, queue, connects. */
 static void gather_servers(struct gather *g, struct rt *rt)
 {
@@ -167,11 +179,7 @@ static void gather_servers(struct gather *g, struct rt *rt)
                         (double)b->probes);
             up += backend_is_up(b);
         }
-        if (up == 0 && p->failover == FAILOVER_NONE && !strstr(g->down, p->name)) {
-            size_t len = strlen(g->down);
-            snprintf(g->down + len, sizeof g->down - len, "%spool %s: every server is down",
-                     len ? "; " : "", p->name);
-        }
+        if (up == 0 && p->failover == FAILOVER_NONE) health_add_down(g, p->name);
     }
 }
 
