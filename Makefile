@@ -110,7 +110,7 @@ $(BUILD) $(BUILD)/unit $(BUILD)/tools:
 # systemd is there for systemd-analyze, which checks the installed unit
 # (tests/spec/install_spec.lua); a Debian host has it already.
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libev-dev \
-            libxxhash-dev libmicrohttpd-dev prometheus lua-busted lua-socket memcached python3 \
+            libxxhash-dev libmicrohttpd-dev prometheus lua-busted lua-dkjson lua-socket memcached python3 \
             python3-memcache python3-pymemcache libmemcached-tools nutcracker \
             valgrind systemd
 ifneq ($(filter 1,$(SANITIZE))$(filter fuzz,$(MAKECMDGOALS)),)

@@ -57,6 +57,19 @@ void json_key(struct json *j, const char *key)
     j->need_comma = false;
 }
 
+/* The length of the well-formed UTF-8 sequence at s (at most n bytes), or
+ * 0: no overlong form, surrogate or code point past U+10FFFF. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (len == 0 || len > n || s[0] > 0xf4) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if (len == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f))) return 0;
+    if (len == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))) return 0;
+    return len;
+}
+
 void json_strn(struct json *j, const char *s, size_t n)
 {
     item(j);
@@ -70,8 +83,18 @@ void json_strn(struct json *j, const char *s, size_t n)
             char e[8];
             snprintf(e, sizeof e, "\\u%04x", c);
             put(j, e, 6);
-        } else {
+        } else if (c < 0x80) {
             put(j, (const char *)&s[i], 1);
+        } else {
+            size_t len = utf8_len((const unsigned char *)s + i, n - i);
+            if (len) {
+                put(j, s + i, len);
+                i += len - 1;
+            } else {   /* not UTF-8: the byte as the code point of its value */
+                char e[8];
+                snprintf(e, sizeof e, "\\u%04x", c);
+                put(j, e, 6);
+            }
         }
     }
     put(j, "\"", 1);

@@ -27,6 +27,9 @@ void json_open(struct json *j, char bracket);     /* '{' or '[' */
 void json_close(struct json *j, char bracket);    /* '}' or ']' */
 void json_key(struct json *j, const char *key);
 void json_str(struct json *j, const char *s);
+/* s[0..n) as a JSON string: UTF-8 kept, control characters escaped, and a
+ * byte that is not UTF-8 (memcached keys are bytes) as \u00XX, so the
+ * document stays valid JSON. */
 void json_strn(struct json *j, const char *s, size_t n);
 void json_num(struct json *j, double v);
 void json_bool(struct json *j, bool v);

@@ -22,6 +22,7 @@
 #define ADMIN_THREADS 2
 #define ADMIN_TIMEOUT_SECONDS 10
 #define ADMIN_HEADER_MEMORY (32 * 1024)
+#define ADMIN_DRAIN_SECONDS 2    /* a retired daemon's replies in flight */
 
 static struct MHD_Daemon *daemon_;
 
@@ -34,6 +35,8 @@ static pthread_cond_t slot_cond = PTHREAD_COND_INITIALIZER;
 static void (*slot_fn)(void *);
 static void *slot_arg;
 static bool slot_done, quiesced;
+static int retiring;             /* daemons being stopped off the main thread */
+static int inflight;             /* requests begun and not ended (__atomic) */
 
 static void on_wake(void *data, int events)
 {
@@ -277,6 +280,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     static int started;
     if (*state == NULL) {
         *state = &started;
+        __atomic_add_fetch(&inflight, 1, __ATOMIC_SEQ_CST);   /* on_completed ends it */
         return MHD_YES;
     }
     if (*upload_size) {
@@ -288,6 +292,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return dispatch(c, url, get, post);
 }
 
+/* A request's end (its reply sent, or its connection gone): called for
+ * every request on_request saw. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **state,
+                         enum MHD_RequestTerminationCode why)
+{
+    if (*state) __atomic_sub_fetch(&inflight, 1, __ATOMIC_SEQ_CST);
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
@@ -296,75 +308,18 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     LOG_VERBOSE("admin: %s", msg);
 }
 
-/* --- the daemon's life ----------------------------------------------------------- */
-
-/* A daemon replaced by a reload (admin address moved, or removed) is
- * stopped on a thread of its own: MHD_stop_daemon joins its threads, and
- * one of them may be waiting in main_call for the very main thread that
- * runs the reload.  It stops accepting at once, answers what it has (the
- * reply to the POST /reload that moved it among them) for up to the
- * connection timeout, or until the process stops, then stops. */
-struct retired {
-    struct MHD_Daemon *daemon;
-    pthread_t thread;
-    struct retired *next;
-};
-static struct retired *retired;   /* main thread only */
-
-static bool is_quiesced(void)
-{
-    pthread_mutex_lock(&slot_lock);
-    bool q = quiesced;
-    pthread_mutex_unlock(&slot_lock);
-    return q;
-}
-
-static unsigned daemon_connections(struct MHD_Daemon *d)
-{
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    return info ? info->num_connections : 0;
-}
-
-static void *retire_thread(void *arg)
-{
-    struct MHD_Daemon *d = arg;
-    MHD_socket fd = MHD_quiesce_daemon(d);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
-    /* libmicrohttpd has no wait-for-idle: poll, a background thread's
-     * few wake-ups a second for at most the timeout. */
-    for (int i = 0; i < ADMIN_TIMEOUT_SECONDS * 50 && daemon_connections(d) > 0 && !is_quiesced();
-         i++)
-        usleep(20000);
-    MHD_stop_daemon(d);
-    return NULL;
-}
-
-static void retire(struct MHD_Daemon *d)
-{
-    struct retired *r = calloc(1, sizeof *r);
-    if (r && pthread_create(&r->thread, NULL, retire_thread, d) == 0) {
-        r->daemon = d;
-        r->next = retired;
-        retired = r;
-        return;
-    }
-    free(r);
-    /* No thread: stop it here; only a request waiting on this thread can
-     * hold that up, and quiesced bridge calls do not wait. */
-    LOG_WARN("admin: stopping the old listener inline (no thread)");
-    MHD_stop_daemon(d);
-}
-
 int admin_http_start(int fd, char *err, size_t errlen)
 {
     admin_http_stop();
-    /* MHD_USE_ITC: a daemon with a thread pool can be quiesced (retire). */
+    /* MHD_USE_ITC: MHD_quiesce_daemon needs it with a thread pool (retire). */
     daemon_ = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0,
-        NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+        NULL, NULL,
+        on_request, NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)ADMIN_THREADS, MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_TIMEOUT_SECONDS,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_HEADER_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
     if (!daemon_) {
         snprintf(err, errlen, "the admin listener could not start (libmicrohttpd)");
@@ -374,24 +329,70 @@ int admin_http_start(int fd, char *err, size_t errlen)
     return GW_OK;
 }
 
+/* A daemon a reload moved or dropped is stopped on a thread of its own, not
+ * on the main thread: MHD_stop_daemon waits for the daemon's requests, and
+ * one of them may be waiting on the main thread (main_call) -- the very
+ * POST /reload that is running the reload.  Stopping it there waited for
+ * itself for ever.  This thread stops accepting at once, lets the requests
+ * in flight end (their replies sent; up to ADMIN_DRAIN_SECONDS, and not at
+ * all when shutting down, when main_call refuses anyway), then stops it.
+ * Until then the old port stays bound: a reload that binds it again in
+ * the meantime fails ("address in use") and changes nothing. */
+static void *retire_main(void *arg)
+{
+    struct MHD_Daemon *d = arg;
+    MHD_socket fd = MHD_quiesce_daemon(d);
+    for (int i = 0; i < ADMIN_DRAIN_SECONDS * 100; i++) {
+        pthread_mutex_lock(&slot_lock);
+        bool stop = quiesced;
+        pthread_mutex_unlock(&slot_lock);
+        if (stop || __atomic_load_n(&inflight, __ATOMIC_SEQ_CST) == 0) break;
+        usleep(10 * 1000);
+    }
+    MHD_stop_daemon(d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);   /* quiesced: the socket is ours */
+    pthread_mutex_lock(&slot_lock);
+    retiring--;
+    pthread_cond_broadcast(&slot_cond);
+    pthread_mutex_unlock(&slot_lock);
+    return NULL;
+}
+
 void admin_http_stop(void)
 {
     if (!daemon_) return;
-    retire(daemon_);
+    struct MHD_Daemon *d = daemon_;
     daemon_ = NULL;
+    pthread_mutex_lock(&slot_lock);
+    retiring++;
+    pthread_mutex_unlock(&slot_lock);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, retire_main, d);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        /* No thread: leave it running, but accepting nothing (its socket
+         * stays open until exit).  Never stop it here (see retire_main). */
+        LOG_ERROR("admin: no thread to stop the old listener; it stops accepting");
+        MHD_quiesce_daemon(d);
+        pthread_mutex_lock(&slot_lock);
+        retiring--;
+        pthread_mutex_unlock(&slot_lock);
+    }
 }
 
 void admin_http_free(void)
 {
     admin_http_quiesce();
+    /* Quiesced, nothing waits on the main thread: stop the current daemon
+     * here, and wait for the ones being retired. */
     if (daemon_) MHD_stop_daemon(daemon_);   /* closes the listening socket */
     daemon_ = NULL;
-    while (retired) {
-        struct retired *r = retired;
-        retired = r->next;
-        pthread_join(r->thread, NULL);
-        free(r);
-    }
+    pthread_mutex_lock(&slot_lock);
+    while (retiring > 0) pthread_cond_wait(&slot_cond, &slot_lock);
+    pthread_mutex_unlock(&slot_lock);
     gw_async_free(wake);
     wake = NULL;
 }

@@ -31,16 +31,15 @@ struct gw_loop;
 
 /* The bridge to the main loop (before the first start). */
 int admin_http_init(struct gw_loop *main_loop);
-/* Serve on the listening socket fd (the daemon owns it from now on); a
- * daemon already serving is retired (stop). */
+/* Serve on the listening socket fd (the daemon owns it from now on). */
 int admin_http_start(int fd, char *err, size_t errlen);
-/* Stop accepting now; the replies in progress are finished on a thread of
- * the daemon's own (it may be the main thread they wait on). */
+/* Stop serving.  Returns at once: the old daemon stops accepting and is
+ * stopped on a thread of its own once its replies are out, since one of
+ * its requests may be what the main thread is running (POST /reload). */
 void admin_http_stop(void);
 /* Shutting down: requests that need the main thread are refused from now
  * on, so none waits on a loop that no longer runs. */
 void admin_http_quiesce(void);
-/* Quiesce, stop every daemon and wait for them. */
 void admin_http_free(void);
 
 #endif

@@ -139,16 +139,15 @@ static void gather_pools(struct mset *s, const struct rt *rt)
     }
 }
 
-/* Say pool is down, once however many workers find it so. */
-static void health_add_down(struct gather *g, const char *pool)
+/* Is entry one of the "; "-separated entries of list? */
+static bool has_entry(const char *list, const char *entry)
 {
-    char what[300];
-    snprintf(what, sizeof what, "pool %s: every server is down", pool);
-    size_t len = strlen(g->down);
-    for (const char *p = g->down; (p = strstr(p, what)) != NULL; p += strlen(what))
-        if ((p == g->down || p[-1] == ' ') && (p[strlen(what)] == ';' || p[strlen(what)] == 0))
-            return;
-    snprintf(g->down + len, sizeof g->down - len, "%s%s", len ? "; " : "", what);
+    size_t n = strlen(entry);
+    for (const char *p = list; (p = strstr(p, entry)) != NULL; p += n)
+        if ((p == list || (p >= list + 2 && p[-2] == ';' && p[-1] == ' ')) &&
+            (p[n] == 0 || p[n] == ';'))
+            return true;
+    return false;
 }
 
 /* What the config's servers are doing now: state, queue, connects. */
@@ -179,7 +178,15 @@ static void gather_servers(struct gather *g, struct rt *rt)
                         (double)b->probes);
             up += backend_is_up(b);
         }
-        if (up == 0 && p->failover == FAILOVER_NONE) health_add_down(g, p->name);
+        /* Once per pool, though every worker finds it: matched as "pool
+         * NAME:", since a bare strstr of the name skipped pool "a" after
+         * "pool main: ..." (and any name inside the words). */
+        char entry[300];
+        snprintf(entry, sizeof entry, "pool %s: every server is down", p->name);
+        if (up == 0 && p->failover == FAILOVER_NONE && !has_entry(g->down, entry)) {
+            size_t len = strlen(g->down);
+            snprintf(g->down + len, sizeof g->down - len, "%s%s", len ? "; " : "", entry);
+        }
     }
 }
 
@@ -249,8 +256,13 @@ void collect_now(void)
     struct gather g = { .set = mset_new() };
     if (!g.set) return;
     gather_process(g.set);
-    for (int i = 0; i < gw_nworkers; i++) worker_post(&gw_workers[i], gather_worker, &g);
-    for (int i = 0; i < gw_nworkers; i++) worker_wait(&gw_workers[i]);
+    /* One worker at a time: every worker adds to the one set (and to
+     * g.down), which has no lock.  Posting to all before waiting on any
+     * let them grow its table at once, and corrupted the heap. */
+    for (int i = 0; i < gw_nworkers; i++) {
+        worker_post(&gw_workers[i], gather_worker, &g);
+        worker_wait(&gw_workers[i]);
+    }
     metrics_publish(g.set);
     pthread_mutex_lock(&health_lock);
     snprintf(health_why, sizeof health_why, "%s", g.down);
@@ -392,6 +404,33 @@ static void json_waiting(struct json *j, const struct gw_settings *want)
     json_close(j, ']');
 }
 
+/* The addresses the workers listen on now, which are the config's only
+ * without -l: with -l (or no gateway.listen) the config's list is not what
+ * is served.  A listener's fences are those of the config's entry with its
+ * label (name, else address), as a request on it finds them. */
+static void json_listeners(struct json *j, struct worker *w, const struct lhost_config *cfg)
+{
+    json_key(j, "listeners");
+    json_open(j, '[');
+    for (const struct listener *l = w->listeners; l; l = l->next) {
+        const char *flush = "all", *stats = "all";
+        for (int i = 0; i < cfg->nlisten; i++) {
+            const char *label = cfg->listen_names[i] ? cfg->listen_names[i] : cfg->listen[i];
+            if (!strcmp(label, l->label)) {
+                lhost_fences(w->lua, i, &flush, &stats);
+                break;
+            }
+        }
+        json_open(j, '{');
+        json_kstr(j, "addr", l->addr);
+        json_kstr(j, "name", l->name);
+        json_kstr(j, "flush", flush);
+        json_kstr(j, "stats", stats);
+        json_close(j, '}');
+    }
+    json_close(j, ']');
+}
+
 struct text_job {
     char *text;
     size_t len;
@@ -414,19 +453,7 @@ static void config_job(struct worker *w, void *arg)
     if (cs.last_error[0]) json_kstr(&j, "last_reload_error", cs.last_error);
     json_kstr(&j, "config", gw_settings.config_path);
     json_files(&j, cfg);
-    json_key(&j, "listeners");
-    json_open(&j, '[');
-    for (int i = 0; i < cfg->nlisten; i++) {
-        const char *flush, *stats;
-        lhost_fences(w->lua, i, &flush, &stats);
-        json_open(&j, '{');
-        json_kstr(&j, "addr", cfg->listen[i]);
-        json_kstr(&j, "name", cfg->listen_names[i]);
-        json_kstr(&j, "flush", flush);
-        json_kstr(&j, "stats", stats);
-        json_close(&j, '}');
-    }
-    json_close(&j, ']');
+    json_listeners(&j, w, cfg);
     json_kstr(&j, "admin", cfg->admin);
     struct pool **pools;
     int n = lhost_pools(w->lua, &pools);

@@ -391,6 +391,7 @@ out:
 void reload_now(void)
 {
     char err[512];
+    gw_timer_stop(debounce);   /* a save waiting to reload is loaded by this one */
     LOG_INFO("reload: loading %s", gw_settings.config_path);
     struct lhost *check = lhost_new(NULL, gw_settings.config_path, gw_settings.lua_dir, NULL,
                                     err, sizeof err);
@@ -418,7 +419,6 @@ static void on_debounced(void *data, int events)
 
 static void on_hup(void *data, int events)
 {
-    gw_timer_stop(debounce);
     reload_now();
 }
 

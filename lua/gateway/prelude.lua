@@ -495,7 +495,11 @@ function M.boot(core, config_path, lua_dir, live, sources)
   -- listener (metrics, health, config, route lookup, reload, servers).
   function gateway.admin(spec)
     config_only("gateway.admin")
-    local addr = math.type(spec) == "integer" and ("127.0.0.1:" .. spec) or spec
+    -- a port alone, as a number or as a string of digits ("9100"), is on
+    -- loopback; anything else must be "host:port"
+    local port_only = math.type(spec) == "integer"
+      or (type(spec) == "string" and spec:match("^%d+$") ~= nil)
+    local addr = port_only and ("127.0.0.1:" .. spec) or spec
     if not valid_addr(addr) then
       config_error("gateway.admin: address must be \"host:port\" or a port (1 to 65535), got %s",
         tostring(spec))

@@ -331,6 +331,151 @@ function Conn:close()
   self.sock:close()
 end
 
+-- HTTP/1.1, for the admin listener ------------------------------------------
+
+-- Percent-encode s for a URL's query or path: every byte but A-Z a-z 0-9
+-- - . _ ~ (so "+" and "/" arrive as themselves).
+function H.urlencode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+-- Send one HTTP request on this connection (kept alive unless opts.close)
+-- and read its response: status (a number), headers (lower-case names)
+-- and body.  opts.headers adds headers ({ name = value }), opts.body a
+-- body (with its Content-Length).  The whole response must come within
+-- the connection's timeout.  A body is read by its Content-Length, or to
+-- the end of the connection when there is none (a HEAD response has none).
+function Conn:http(method, path, opts)
+  opts = opts or {}
+  local head = { string.format("%s %s HTTP/1.1", method, path), "Host: 127.0.0.1:" .. self.port }
+  for k, v in pairs(opts.headers or {}) do head[#head + 1] = k .. ": " .. v end
+  if opts.close then head[#head + 1] = "Connection: close" end
+  local body = opts.body or ""
+  if #body > 0 or method == "POST" or method == "PUT" then
+    head[#head + 1] = "Content-Length: " .. #body
+  end
+  self:send(table.concat(head, "\r\n") .. "\r\n\r\n" .. body)
+  return self:http_response(method == "HEAD")
+end
+
+-- Read one HTTP response (see Conn:http); raises on EOF or timeout.
+function Conn:http_response(no_body, deadline)
+  deadline = deadline or socket.gettime() + self.timeout
+  local status_line, err = self:line(deadline)
+  if not status_line then self:fail(err, " waiting for an HTTP status line") end
+  local status = tonumber(status_line:match("^HTTP/1%.%d (%d%d%d)"))
+  if not status then error("not an HTTP status line: " .. H.show(status_line), 2) end
+  local headers = {}
+  while true do
+    local l, err2 = self:line(deadline)
+    if not l then self:fail(err2, " in the headers after " .. status_line) end
+    if l == "" then break end
+    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
+    if k then headers[k:lower()] = v end
+  end
+  if no_body then return status, headers, "" end
+  local n = tonumber(headers["content-length"])
+  if n then
+    local body, err3 = self:bytes(n, deadline)
+    if not body then self:fail(err3, string.format(" in a %d-byte body", n)) end
+    return status, headers, body
+  end
+  assert(not headers["transfer-encoding"], "chunked bodies are not read here")
+  while true do
+    local ok, err4 = self:fill(deadline)
+    if not ok then
+      if err4 ~= "closed" then self:fail(err4, " in a body read to the end") end
+      break
+    end
+  end
+  local body = self.buf
+  self.buf = ""
+  return status, headers, body
+end
+
+-- One HTTP request on a fresh connection: status, headers, body.
+-- timeout as for H.connect; opts as for Conn:http.
+function H.http(port, method, path, opts, timeout)
+  local c = H.connect(port, timeout)
+  opts = opts or {}
+  opts.close = true
+  local status, headers, body = c:http(method, path, opts)
+  c:close()
+  return status, headers, body
+end
+
+-- JSON (lua-dkjson, which busted itself needs): the decoded value, or an
+-- error naming the text.
+function H.json(text)
+  local v, _, err = require("dkjson").decode(text, 1, nil)
+  if err then error("bad JSON (" .. err .. "): " .. H.show(text), 2) end
+  return v
+end
+
+-- A real Prometheus (Debian's prometheus) on a free port, scraping each
+-- of targets ("host:port") at /metrics every opts.interval (default
+-- "1s"), its data in a folder of its own under tests/tmp.  Waited for
+-- until ready (30 s).  Returns { port, pid, query, targets, stop, ... }:
+--   query(expr)  the result of an instant query (data.result, a list);
+--                raises if the API answers an error;
+--   targets()    the active targets (data.activeTargets).
+-- stop() ends it and removes its folder (the log stays).
+function H.start_prometheus(targets, opts)
+  opts = opts or {}
+  local port = H.free_port()
+  local dir = string.format("%s/prometheus-%d", H.tmpdir, port)
+  os.execute("rm -rf " .. shell_quote(dir) .. " && mkdir -p " .. shell_quote(dir .. "/data"))
+  local list = {}
+  for i, t in ipairs(targets) do list[i] = string.format("%q", t) end
+  local interval = opts.interval or "1s"
+  local conf = H.write_config(table.concat({
+    "global:",
+    "  scrape_interval: " .. interval,
+    "  scrape_timeout: " .. interval,
+    "  evaluation_interval: 1m",
+    "scrape_configs:",
+    "  - job_name: gateway",
+    "    static_configs:",
+    "      - targets: [" .. table.concat(list, ", ") .. "]",
+  }, "\n") .. "\n", "prometheus-" .. port .. ".yml")
+  local cmd = string.format("prometheus --config.file=%s --web.listen-address=127.0.0.1:%d "
+    .. "--storage.tsdb.path=%s --storage.tsdb.retention.time=1h --log.level=warn",
+    shell_quote(conf), port, shell_quote(dir .. "/data"))
+  local p = start_listener("prometheus", cmd, port,
+    string.format("%s/prometheus-%d.log", H.tmpdir, port))
+  local http = require "socket.http"
+  http.TIMEOUT = 5
+  local function get(path)
+    local body, code = http.request(string.format("http://127.0.0.1:%d%s", port, path))
+    return body, code
+  end
+  local function api(path)
+    local body, code = get(path)
+    if not body then error("prometheus " .. path .. ": " .. tostring(code), 3) end
+    local v = H.json(body)
+    if v.status ~= "success" then
+      error(string.format("prometheus %s: %s %s", path, tostring(v.errorType), tostring(v.error)), 3)
+    end
+    return v.data
+  end
+  H.wait_until(function()
+    local _, code = get("/-/ready")
+    return code == 200
+  end, 30, "prometheus ready on port " .. port)
+  function p.query(expr)
+    return api("/api/v1/query?query=" .. H.urlencode(expr)).result
+  end
+  function p.targets()
+    return api("/api/v1/targets").activeTargets
+  end
+  local stop = p.stop
+  function p.stop()
+    stop()
+    os.execute("rm -rf " .. shell_quote(dir))
+  end
+  return p
+end
+
 -- Is the peer's side of the connection closed: EOF, with nothing unread,
 -- within timeout seconds (default 1)?  Bytes that arrive instead stay in
 -- the buffer.
