@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -104,12 +105,44 @@ static void set_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-int net_accept(int lfd, int *fd, char *err)
+static void peer_from(const struct sockaddr_storage *ss, struct gw_peer *peer)
+{
+    memset(peer, 0, sizeof *peer);
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        memcpy(peer->ip, &in->sin_addr, 4);
+        peer->port = ntohs(in->sin_port);
+        peer->family = AF_INET;
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        memcpy(peer->ip, &in6->sin6_addr, 16);
+        peer->port = ntohs(in6->sin6_port);
+        peer->family = AF_INET6;
+    }
+}
+
+const char *net_peer_format(const struct gw_peer *p, char *out, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (!p || !p->family || !inet_ntop(p->family, p->ip, ip, sizeof ip))
+        snprintf(out, len, "-");
+    else if (p->family == AF_INET6)
+        snprintf(out, len, "[%s]:%u", ip, p->port);
+    else
+        snprintf(out, len, "%s:%u", ip, p->port);
+    return out;
+}
+
+int net_accept(int lfd, int *fd, struct gw_peer *peer, char *err)
 {
     for (;;) {
-        int s = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof ss;
+        ss.ss_family = AF_UNSPEC;
+        int s = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (s >= 0) {
             set_nodelay(s);
+            peer_from(&ss, peer);
             *fd = s;
             return GW_OK;
         }

@@ -8,6 +8,7 @@
 #define GW_NET_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -19,6 +20,18 @@ struct gw_addr {
     struct sockaddr_storage sa;
     socklen_t len;
 };
+
+/* A connected peer's address, compact (20 bytes) so that every request can
+ * carry its client's for a log line; formatted only when one is written. */
+struct gw_peer {
+    uint8_t ip[16];            /* IPv4: the first 4 bytes */
+    uint16_t port;             /* host order */
+    uint8_t family;            /* AF_INET, AF_INET6; 0: unknown */
+};
+
+/* "ip:port" or "[ipv6]:port" ("-" when unknown) into out; returns out. */
+#define GW_PEER_STRLEN 56
+const char *net_peer_format(const struct gw_peer *p, char *out, size_t len);
 
 /* Split "host:port" (or "[v6]:port") into host and port; resolves
  * numerically or through getaddrinfo. */
@@ -36,10 +49,11 @@ int net_listen(const struct gw_addr *addr, bool reuseport, int backlog, int *fd,
  * otherwise join silently.  Call it just before binding those. */
 int net_check_free(const struct gw_addr *addr, char *err);
 
-/* Accept one connection.  GW_AGAIN when none is pending; GW_NOMEM when
- * the process or system is out of descriptors or memory (the connection
- * stays pending: accepting again at once would fail again). */
-int net_accept(int lfd, int *fd, char *err);
+/* Accept one connection, and its peer's address into *peer.  GW_AGAIN when
+ * none is pending; GW_NOMEM when the process or system is out of
+ * descriptors or memory (the connection stays pending: accepting again at
+ * once would fail again). */
+int net_accept(int lfd, int *fd, struct gw_peer *peer, char *err);
 
 /* Start a non-blocking connect.  GW_OK: connected at once; GW_AGAIN: in
  * progress (wait for writability, then call net_connect_result). */

@@ -23,7 +23,7 @@ static void mark(struct client *c)
     rt_mark(c->rt, &c->flushq, RT_FLUSH_CLIENT);
 }
 
-void client_new(struct rt *rt, const struct listener *l, int fd)
+void client_new(struct rt *rt, const struct listener *l, int fd, const struct gw_peer *peer)
 {
     struct client *c = calloc(1, sizeof *c);
     if (!c) {
@@ -33,6 +33,7 @@ void client_new(struct rt *rt, const struct listener *l, int fd)
     c->rt = rt;
     c->listener = l;
     c->id = rt_conn_id(rt);
+    c->peer = *peer;
     conn_init_plain(&c->conn, fd);
     c->codec = &codec_text;
     mc_parser_init(&c->cs.parser, gw_settings.max_line, gw_settings.max_value);
@@ -113,6 +114,7 @@ struct gw_req *client_request(struct client *c, const struct mc_request *mc, con
         return NULL;
     }
     r->conn_id = c->id;
+    r->peer = c->peer;
     r->listener = &c->listener->label;
     r->started = metrics_now();
     /* What its reply may pin, at worst, until it is written. */

@@ -16,7 +16,8 @@
  * Ownership: the client owns its requests until their replies are written;
  * when it closes, requests still at a backend are orphaned (on_done
  * cleared) and freed when their backends answer.  A client is identified
- * to the layers above by its id (req->conn_id), never by pointer.
+ * to the layers above by its id (req->conn_id), never by pointer, and each
+ * request carries a copy of its address (req->peer) for the log.
  */
 #ifndef GW_CLIENT_H
 #define GW_CLIENT_H
@@ -26,6 +27,7 @@
 
 #include "base/buf.h"
 #include "base/conn.h"
+#include "base/net.h"
 #include "codec.h"
 #include "rt/rt.h"
 
@@ -37,6 +39,7 @@ struct client {
     struct rt *rt;
     const struct listener *listener;
     uint64_t id;
+    struct gw_peer peer;         /* its address: each request copies it, for the log */
     struct gw_conn conn;
     struct gw_io *io;
     const struct codec *codec;
@@ -55,8 +58,8 @@ struct client {
     struct client *prev, *next;  /* the thread's open clients (rt->clients) */
 };
 
-/* Take over an accepted socket. */
-void client_new(struct rt *rt, const struct listener *l, int fd);
+/* Take over an accepted socket, whose peer is at *peer. */
+void client_new(struct rt *rt, const struct listener *l, int fd, const struct gw_peer *peer);
 void client_close(struct client *c);
 
 /* Every open client of the thread: stop reading and close each once the

@@ -51,8 +51,9 @@ static void listener_on_accept(void *data, int events)
     struct listener *l = data;
     for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
         int fd;
+        struct gw_peer peer;
         char err[GW_NET_ERRLEN];
-        int rc = net_accept(l->fd, &fd, err);
+        int rc = net_accept(l->fd, &fd, &peer, err);
         if (rc == GW_AGAIN) return;
         if (rc == GW_NOMEM) {
             pause_accepting(l, err);
@@ -69,7 +70,7 @@ static void listener_on_accept(void *data, int events)
         if (gw_settings.max_connections && rt_connections() >= gw_settings.max_connections)
             refuse(l, fd);
         else
-            client_new(l->rt, l, fd);
+            client_new(l->rt, l, fd, &peer);
     }
 }
 

@@ -35,6 +35,58 @@ static bool same_opts(const struct backend_opts *a, const struct backend_opts *b
 static void backend_on_probe(void *data, int events);
 static void probe_schedule(struct backend *b);
 
+/* --- who names it, for the log ------------------------------------------- */
+
+/* b's label from its owners: "pool a,b server host:port" ("server
+ * host:port" with none).  Out of memory, the old label stays. */
+static void label_update(struct backend *b)
+{
+    size_t n = strlen(b->name) + 16;
+    for (uint32_t i = 0; i < b->nowners; i++) n += strlen(b->owners[i].pool) + 1;
+    char *l = malloc(n);
+    if (!l) return;
+    size_t o = 0;
+    if (b->nowners) o += (size_t)snprintf(l, n, "pool ");
+    for (uint32_t i = 0; i < b->nowners; i++)
+        o += (size_t)snprintf(l + o, n - o, "%s%s", i ? "," : "", b->owners[i].pool);
+    snprintf(l + o, n - o, "%sserver %s", b->nowners ? " " : "", b->name);
+    free(b->label);
+    b->label = l;
+}
+
+/* Pool `pool` takes a reference.  Best effort: out of memory, the label
+ * just does not name it. */
+static void owner_add(struct backend *b, const char *pool)
+{
+    if (!pool) return;
+    for (uint32_t i = 0; i < b->nowners; i++) {
+        if (!strcmp(b->owners[i].pool, pool)) {
+            b->owners[i].refs++;
+            return;
+        }
+    }
+    struct be_owner *o = realloc(b->owners, (b->nowners + 1) * sizeof *o);
+    if (!o) return;
+    b->owners = o;
+    if (!(o[b->nowners].pool = strdup(pool))) return;
+    o[b->nowners++].refs = 1;
+    label_update(b);
+}
+
+static void owner_drop(struct backend *b, const char *pool)
+{
+    for (uint32_t i = 0; pool && i < b->nowners; i++) {
+        if (strcmp(b->owners[i].pool, pool) != 0) continue;
+        if (--b->owners[i].refs > 0) return;
+        free(b->owners[i].pool);
+        b->owners[i] = b->owners[--b->nowners];
+        label_update(b);
+        return;
+    }
+}
+
+/* --- the registry ----------------------------------------------------------- */
+
 static struct backend *backend_new(struct rt *rt, const char *name,
                                    const struct gw_addr *addr, const struct backend_opts *opts)
 {
@@ -42,6 +94,7 @@ static struct backend *backend_new(struct rt *rt, const char *name,
     if (!b) return NULL;
     b->rt = rt;
     b->name = strdup(name);
+    if (b->name) label_update(b);
     b->addr = *addr;
     b->opts = *opts;
     b->codec = &be_codec_text;
@@ -51,18 +104,19 @@ static struct backend *backend_new(struct rt *rt, const char *name,
     b->flushq.flush = backend_on_flush;
     b->timer = gw_timer_new(rt->loop, backend_on_timer, b);
     b->probe_timer = gw_timer_new(rt->loop, backend_on_probe, b);
-    if (!b->timer || !b->probe_timer || !b->name) {
+    if (!b->timer || !b->probe_timer || !b->name || !b->label) {
         gw_timer_free(b->timer);
         gw_timer_free(b->probe_timer);
         free(b->name);
+        free(b->label);
         free(b);
         return NULL;
     }
     return b;
 }
 
-struct backend *backend_acquire(struct rt *rt, const char *name, const struct gw_addr *addr,
-                                const struct backend_opts *opts)
+struct backend *backend_acquire(struct rt *rt, const char *pool, const char *name,
+                                const struct gw_addr *addr, const struct backend_opts *opts)
 {
     struct backend *b;
     for (b = rt->backends; b; b = b->reg_next)
@@ -74,6 +128,7 @@ struct backend *backend_acquire(struct rt *rt, const char *name, const struct gw
         rt->backends = b;
     }
     b->refs++;
+    owner_add(b, pool);
     return b;
 }
 
@@ -86,7 +141,7 @@ void backend_set_admin_down(struct backend *b, bool down)
 {
     if (b->admin_down == down) return;
     b->admin_down = down;
-    LOG_WARN("backend %s: %s by the operator", b->name, down ? "taken out" : "put back");
+    LOG_WARN("%s: %s by the operator", b->label, down ? "taken out" : "put back");
     if (!down && b->down) probe_schedule(b); /* probes stopped while it was out */
 }
 
@@ -237,7 +292,7 @@ static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
 static void close_conn(struct backend *b, const char *reason)
 {
     if (b->conn.fd >= 0) {
-        LOG_VERBOSE("backend %s: %s", b->name, reason);
+        LOG_VERBOSE("%s: %s", b->label, reason);
         gw_io_free(b->io);
         b->io = NULL;
         conn_close(&b->conn);
@@ -265,7 +320,7 @@ static void count_failure(struct backend *b)
     b->down = true;
     b->probe_delay = b->opts.retry_timeout > 0 ? b->opts.retry_timeout : 0.1;
     STAT_INC(&b->rt->stats, gw_backend_marked_down);
-    LOG_WARN("backend %s: marked down after %u failure%s", b->name, b->failures,
+    LOG_WARN("%s: marked down after %u failure%s in a row", b->label, b->failures,
              b->failures == 1 ? "" : "s");
     probe_schedule(b);
 }
@@ -292,6 +347,17 @@ static void backend_reset(struct backend *b, enum be_error_kind kind, const char
         }
     }
     fail_queue(b, &b->send_head, &b->send_tail, kind, msg);
+}
+
+/* The connection failed (refused, timed out, closed mid-reply, garbage):
+ * logged, rate limited per server and reason, then reset; it counts toward
+ * failure_limit.  detail, if any, says more than reason (the errno). */
+static void backend_fail(struct backend *b, enum be_error_kind kind, const char *reason,
+                         const char *detail)
+{
+    LOG_WARN_LIMIT(NULL, "%s: %s%s%s%s", b->label, reason, detail ? " (" : "",
+                   detail ? detail : "", detail ? ")" : "");
+    backend_reset(b, kind, reason, true);
 }
 
 /* Ops that may run twice with no harm: the server may have applied one
@@ -341,9 +407,11 @@ static void backend_resend(struct backend *b, const char *reason)
     }
 }
 
-void backend_release(struct backend *b)
+void backend_release(struct backend *b, const char *pool)
 {
-    if (!b || --b->refs > 0) return;
+    if (!b) return;
+    owner_drop(b, pool);
+    if (--b->refs > 0) return;
     struct backend **pp = &b->rt->backends;
     while (*pp && *pp != b) pp = &(*pp)->reg_next;
     if (*pp) *pp = b->reg_next;
@@ -353,17 +421,55 @@ void backend_release(struct backend *b)
     gw_timer_free(b->timer);
     gw_timer_free(b->probe_timer);
     oq_free(&b->out);
+    for (uint32_t i = 0; i < b->nowners; i++) free(b->owners[i].pool);
+    free(b->owners);
+    free(b->label);
     free(b->name);
     free(b);
+}
+
+/* An op failed at once (the server is down or its queue full): logged,
+ * rate limited per server and reason (one call site each), with the first
+ * key and the client as an example (formatted only when logged). */
+#define LOG_REFUSED(b, op, why, what)                                              \
+    LOG_WARN_LIMIT((b)->label, "%s " why ": %s failed (%s)", (b)->label,           \
+                   mc_cmd_name((op)->cmd),                                         \
+                   req_describe((op)->req, op_key(op), what, sizeof what))
+
+static uint32_t op_key(const struct be_op *op)
+{
+    return op->first_key >= 0 ? (uint32_t)op->first_key : 0;
+}
+
+static void log_refused(const struct backend *b, const struct be_op *op)
+{
+    char what[REQ_DESCRIBE_LEN];
+    if (b->admin_down) LOG_REFUSED(b, op, "is taken out by the operator", what);
+    else if (b->down) LOG_REFUSED(b, op, "is down", what);
+    else LOG_REFUSED(b, op, "queue is full", what);
+}
+
+void backends_abort(struct rt *rt)
+{
+    for (struct backend *b = rt->backends; b; b = b->reg_next) {
+        b->closing = true;
+        close_conn(b, "closed at exit");
+        char msg[160];
+        snprintf(msg, sizeof msg, "backend %s closed", b->name);
+        fail_queue(b, &b->wait_head, &b->wait_tail, BE_ERR_OTHER, msg);
+        fail_queue(b, &b->send_head, &b->send_tail, BE_ERR_OTHER, msg);
+    }
 }
 
 void backend_enqueue(struct backend *b, struct be_op *op)
 {
     bool down = b->down || b->admin_down;
     if (down || (b->opts.max_queue && b->nqueued >= b->opts.max_queue)) {
+        const char *why = b->admin_down ? "is taken out by the operator"
+                        : down ? "is down" : "queue is full";
         char msg[160];
-        snprintf(msg, sizeof msg, "backend %s %s", b->name,
-                 b->admin_down ? "is taken out by the operator" : down ? "is down" : "queue is full");
+        snprintf(msg, sizeof msg, "backend %s %s", b->name, why);
+        log_refused(b, op);
         if (!down) {
             /* The server is healthy: its keys are never answered as misses. */
             STAT_INC(&b->rt->stats, gw_backend_queue_full);
@@ -405,6 +511,12 @@ static void backend_arm_timer(struct backend *b)
     if (!gw_timer_active(b->timer) && t > 0) gw_timer_start(b->timer, t);
 }
 
+static void connect_failed(struct backend *b, const char *err)
+{
+    STAT_INC(&b->rt->stats, gw_backend_conn_failures);
+    backend_fail(b, BE_ERR_REFUSED, "connect failed", err);
+}
+
 static void backend_connect(struct backend *b)
 {
     char err[GW_NET_ERRLEN];
@@ -413,9 +525,7 @@ static void backend_connect(struct backend *b)
     STAT_INC(&b->rt->stats, gw_backend_connects);
     b->connects++;
     if (rc == GW_ERROR) {
-        STAT_INC(&b->rt->stats, gw_backend_conn_failures);
-        LOG_WARN("backend %s: %s", b->name, err);
-        backend_reset(b, BE_ERR_REFUSED, "connect failed", true);
+        connect_failed(b, err);
         return;
     }
     conn_init_plain(&b->conn, fd);
@@ -436,7 +546,7 @@ static void backend_write(struct backend *b)
     int rc = conn_writev(&b->conn, &b->out, &written);
     if (rc == GW_ERROR) {
         if (b->reused) backend_resend(b, "write failed on a connection that had been idle");
-        else backend_reset(b, BE_ERR_CLOSED, "write failed", true);
+        else backend_fail(b, BE_ERR_CLOSED, "write failed", NULL);
         return;
     }
     backend_watch(b);
@@ -493,7 +603,8 @@ static void backend_read(struct backend *b)
     if (rc != GW_OK) {
         const char *why = n == 0 && rc == GW_ERROR ? "closed the connection" : "read failed";
         if (b->reused && b->wait_head) backend_resend(b, why);
-        else backend_reset(b, BE_ERR_CLOSED, why, b->wait_head != NULL);
+        else if (b->wait_head) backend_fail(b, BE_ERR_CLOSED, why, "with requests waiting");
+        else backend_reset(b, BE_ERR_CLOSED, why, false);
         return;
     }
     b->reused = false;
@@ -501,7 +612,7 @@ static void backend_read(struct backend *b)
         struct be_op *op = b->wait_head;
         if (!op) {
             /* Bytes nobody asked for: the stream cannot be trusted. */
-            backend_reset(b, BE_ERR_GARBAGE, "sent an invalid reply", true);
+            backend_fail(b, BE_ERR_GARBAGE, "sent an invalid reply", "bytes nobody asked for");
             return;
         }
         size_t need = 0;
@@ -512,9 +623,10 @@ static void backend_read(struct backend *b)
         }
         b->need = 0;
         if (d == BE_INVALID || d == BE_UNEXPECTED) {
-            backend_reset(b, BE_ERR_GARBAGE,
-                          d == BE_INVALID ? "sent an invalid reply" : "sent an unexpected reply",
-                          true);
+            char to[40];
+            snprintf(to, sizeof to, "to a %s", mc_cmd_name(op->cmd));
+            const char *what = d == BE_INVALID ? "sent an invalid reply" : "sent an unexpected reply";
+            backend_fail(b, BE_ERR_GARBAGE, what, to);
             return;
         }
         if (d == BE_DONE) wait_pop(b);
@@ -528,9 +640,7 @@ static void backend_on_event(void *data, int events)
     if (b->state == BE_CONNECTING && (events & GW_EV_WRITE)) {
         char err[GW_NET_ERRLEN];
         if (net_connect_result(b->conn.fd, err) != GW_OK) {
-            STAT_INC(&b->rt->stats, gw_backend_conn_failures);
-            LOG_WARN("backend %s: %s", b->name, err);
-            backend_reset(b, BE_ERR_REFUSED, "connect failed", true);
+            connect_failed(b, err);
             return;
         }
         b->state = BE_CONNECTED;
@@ -561,8 +671,11 @@ static void backend_on_timer(void *data, int events)
         return;
     }
     STAT_INC(&b->rt->stats, gw_backend_timeouts);
-    backend_reset(b, BE_ERR_TIMEOUT,
-                  b->state == BE_CONNECTING ? "connect timed out" : "timed out", true);
+    bool connecting = b->state == BE_CONNECTING;
+    char after[48];
+    snprintf(after, sizeof after, "no %s within %g s", connecting ? "connect" : "whole reply",
+             current_timeout(b));
+    backend_fail(b, BE_ERR_TIMEOUT, connecting ? "connect timed out" : "timed out", after);
 }
 
 /* --- probing a server that is down ---------------------------------------- */
@@ -576,7 +689,7 @@ static void probe_done(struct gw_req *r)
     if (ok) {
         b->down = false;
         b->failures = 0;
-        LOG_WARN("backend %s: answers again, back in service", b->name);
+        LOG_WARN("%s: answers again, back in service", b->label);
         return;
     }
     double max = b->opts.retry_timeout > PROBE_MAX_DELAY ? b->opts.retry_timeout : PROBE_MAX_DELAY;

@@ -24,6 +24,13 @@
  * reference on the same backend.  So a reload that keeps a server keeps its
  * connection, its marked-down state and its queue.
  *
+ * Logs name the server with every pool that names it ("pool main server
+ * 10.0.0.1:11211: ...").  State changes (marked down, back in service,
+ * taken out) are logged each time, per worker; failures (a connect
+ * refused, a timeout, garbage) and the requests failed at once while it is
+ * down or its queue is full are rate limited per server and reason
+ * (log.h).
+ *
  * Ownership: a be_op holds a reference on its request until it is
  * answered, and names the policy that routed it (which outlives it: a
  * config lives until its last request is done).  backend_release frees a
@@ -120,11 +127,20 @@ struct backend_opts {
 /* The defaults of a pool's backend options (memcache.pool's). */
 extern const struct backend_opts backend_opts_default;
 
+/* A pool naming a backend (by the pool's name), and how many times. */
+struct be_owner {
+    char *pool;
+    uint32_t refs;
+};
+
 struct backend {
     struct rt *rt;
     struct backend *reg_next;  /* the thread's registry */
     uint32_t refs;             /* pools naming it */
     char *name;                /* "host:port" */
+    char *label;               /* "pool a,b server host:port", for the log */
+    struct be_owner *owners;   /* the pools (by name) that hold the references */
+    uint32_t nowners;
     struct gw_addr addr;
     struct backend_opts opts;
     const struct be_codec *codec;
@@ -152,11 +168,13 @@ struct backend {
     struct rt_flushable flushq;
 };
 
-/* The thread's backend for this server and options (a new reference),
- * made if none exists yet.  NULL when out of memory. */
-struct backend *backend_acquire(struct rt *rt, const char *name, const struct gw_addr *addr,
-                                const struct backend_opts *opts);
-void backend_release(struct backend *b);
+/* The thread's backend for this server and options (a new reference, on
+ * behalf of the pool named `pool`, which its log lines then name; NULL:
+ * none), made if none exists yet.  NULL when out of memory. */
+struct backend *backend_acquire(struct rt *rt, const char *pool, const char *name,
+                                const struct gw_addr *addr, const struct backend_opts *opts);
+/* Drop the reference backend_acquire took for `pool`. */
+void backend_release(struct backend *b, const char *pool);
 
 bool backend_is_up(const struct backend *b);
 /* The operator takes the server out (down, no probes) or puts it back. */
@@ -184,5 +202,11 @@ struct be_op *backend_open_batch(struct backend *b, const struct gw_req *r,
 void backend_enqueue(struct backend *b, struct be_op *op);
 /* Write what is queued (connecting first if need be). */
 void backend_flush(struct backend *b);
+/* At thread exit, before any config is freed: fail every op still queued
+ * or waiting on the thread's backends (none is sent elsewhere).  A backend
+ * shared by several configs holds ops routed by the pools of each, so they
+ * must all end while every pool is alive.  Whoever waits on them must no
+ * longer start anything (the Lua hosts are closing). */
+void backends_abort(struct rt *rt);
 
 #endif

@@ -116,7 +116,8 @@ int pool_bind(struct pool *p, struct rt *rt)
     if (!(p->stats = metrics_pool(&rt->metrics, p->name))) return GW_NOMEM;
     for (uint32_t i = 0; i < p->nservers; i++) {
         struct server *s = &p->servers[i];
-        if (!s->be && !(s->be = backend_acquire(rt, s->name, &s->addr, &s->opts))) return GW_NOMEM;
+        if (!s->be && !(s->be = backend_acquire(rt, p->name, s->name, &s->addr, &s->opts)))
+            return GW_NOMEM;
         if (!(s->stats = metrics_server(&rt->metrics, p->name, s->name))) return GW_NOMEM;
     }
     return GW_OK;
@@ -136,7 +137,7 @@ void pool_free(struct pool *p)
 {
     if (!p) return;
     for (uint32_t i = 0; p->servers && i < p->nservers; i++) {
-        backend_release(p->servers[i].be);
+        backend_release(p->servers[i].be, p->name);
         free(p->servers[i].name);
     }
     free(p->servers);

@@ -61,6 +61,7 @@ struct gw_req *req_new(struct rt *rt, struct gw_buf *in, const char *base,
     r->on_done = NULL;
     r->ctx = NULL;
     r->conn_id = 0;
+    r->peer.family = 0;
     r->listener = NULL;
     r->mc = *mc;
     r->base = base;
@@ -143,6 +144,32 @@ void req_cache_drain(struct rt *rt)
         free(r->keys_heap);
         free(r);
     }
+}
+
+/* The key's bytes, printable: \xNN for what is not plain ASCII text. */
+static size_t escape_key(const char *k, size_t n, char *out, size_t len)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 5 < len; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (c > 32 && c < 127 && c != '"' && c != '\\') out[o++] = (char)c;
+        else o += (size_t)snprintf(out + o, len - o, "\\x%02x", c);
+    }
+    out[o] = 0;
+    return o;
+}
+
+const char *req_describe(const struct gw_req *r, uint32_t k, char *out, size_t len)
+{
+    char peer[GW_PEER_STRLEN], key[4 * 250 + 8];
+    net_peer_format(&r->peer, peer, sizeof peer);
+    if (k < r->nkeys) {
+        escape_key(r->keys[k].ckey, r->keys[k].cklen, key, sizeof key);
+        snprintf(out, len, "key \"%s\" client %s", key, peer);
+    } else {
+        snprintf(out, len, "client %s", peer);
+    }
+    return out;
 }
 
 void req_reply_static(struct gw_req *r, const char *line)

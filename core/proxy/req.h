@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/net.h"
 #include "codec/proto.h"
 #include "codec/reply.h"
 #include "rt/counters.h"
@@ -76,6 +77,7 @@ struct gw_req {
     void (*on_done)(struct gw_req *r);
     void *ctx;
     uint64_t conn_id;          /* the client connection that sent it; 0: none */
+    struct gw_peer peer;       /* ... and its address (family 0: none), for the log */
     const char *const *listener; /* its listener's label, read where it lives (the
                                   * listener outlives its requests); NULL: none */
 
@@ -123,6 +125,14 @@ int req_reserve_keys(struct gw_req *r, uint32_t n);
 void req_key_init(struct gw_req *r, uint32_t i, const char *key, uint32_t len);
 /* n bytes from the request's arena, or NULL. */
 char *req_alloc(struct gw_req *r, size_t n);
+
+/* For a log line: `key "k" client ip:port` for key k of r (k UINT32_MAX:
+ * no key; client "-": a request with none, such as a route's own backend
+ * call), into out (REQ_DESCRIBE_LEN bytes).  Key bytes a log line must not
+ * carry raw (control characters, quotes, backslashes, non-ASCII) are written
+ * \xNN.  Returns out. */
+#define REQ_DESCRIBE_LEN 1100
+const char *req_describe(const struct gw_req *r, uint32_t k, char *out, size_t len);
 
 /* Set a single-line reply: a static string (with "\r\n"). */
 void req_reply_static(struct gw_req *r, const char *line);

@@ -2,14 +2,20 @@
 #include "router.h"
 
 #include "backend.h"
+#include "base/log.h"
 #include "internal.h"
 #include "pool.h"
 #include "req.h"
 #include "resolver.h"
 #include "rt/rt.h"
 
+/* Key k of r found no server in pool p: logged (rate limited per pool) and
+ * failed. */
 static void send_failed(struct pool *p, struct gw_req *r, uint32_t k, const char *why)
 {
+    char what[REQ_DESCRIBE_LEN];
+    LOG_WARN_LIMIT(p->name, "pool %s: %s, %s failed (%s)", p->name, why, mc_cmd_name(r->mc.cmd),
+                   req_describe(r, k, what, sizeof what));
     if (p->policy.multiget_error) r->fail_whole = true;
     if (p->stats) p->stats->errors[BE_ERR_DOWN]++;
     r->rt->metrics.errors[CERR_BACKEND]++;

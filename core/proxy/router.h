@@ -8,6 +8,9 @@
  * the request is either done or waiting on backend ops (or on routes
  * suspended in backend calls of their own).
  *
+ * A key whose pool finds no server up (failover found none) fails with
+ * SERVER_ERROR and is logged, rate limited per pool.
+ *
  * The router only routes: the gateway's own commands (version, verbosity,
  * stats) are answered by the front (front/admin.h), and the wire format
  * toward a server is the backend's codec.

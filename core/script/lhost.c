@@ -787,6 +787,11 @@ void lhost_free(struct lhost *h)
     free(h);
 }
 
+void lhost_closing(struct lhost *h)
+{
+    if (h) h->closing = true;
+}
+
 int lhost_bind(struct lhost *h, struct rt *rt)
 {
     for (int i = 0; i < h->npools; i++)
@@ -816,6 +821,15 @@ static const struct route *route_match(const struct lhost *h, const char *key, s
     return h->has_default ? &h->deflt : NULL;
 }
 
+/* A key no route takes: logged, rate limited per listener. */
+static void log_no_route(const struct gw_req *r, uint32_t k)
+{
+    char what[REQ_DESCRIBE_LEN];
+    const char *listener = r->listener ? *r->listener : "";
+    LOG_WARN_LIMIT(listener, "route none %s: no route for key (no prefix matches it and the "
+                   "config has no default route)", req_describe(r, k, what, sizeof what));
+}
+
 static enum route_result host_route(struct resolver *rs, struct gw_req *r, uint32_t k,
                                     struct pool **pool)
 {
@@ -824,6 +838,7 @@ static enum route_result host_route(struct resolver *rs, struct gw_req *r, uint3
     const struct route *rt = route_match(h, key->ckey, key->cklen);
     if (!rt) {
         h->rt->metrics.errors[CERR_NO_ROUTE]++;
+        log_no_route(r, k);
         req_fail_key(r, k, "no route for key");
         return ROUTE_FAILED;
     }
@@ -836,7 +851,7 @@ static enum route_result host_route(struct resolver *rs, struct gw_req *r, uint3
         return ROUTE_POOL;
     }
     STAT_INC(&h->rt->stats, gw_route_calls);
-    return ltask_route(h, rt->fref, r, k, pool);
+    return ltask_route(h, rt->fref, rt->prefix ? rt->prefix : "default", r, k, pool);
 }
 
 /* The policy of the listener r came in on; NULL: the defaults (all). */

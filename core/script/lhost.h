@@ -22,7 +22,10 @@
  * a response it made or got from a backend call, and it may suspend in
  * backend calls (pool:get, ..., memcache.wait) while the worker serves
  * others; see ltask.c.  A Lua error is logged with its traceback and
- * answers SERVER_ERROR for that key only; the state stays usable.
+ * answers SERVER_ERROR for that key only; the state stays usable.  Route
+ * failures (a Lua error, a limit, a timeout, no pool or response, no route
+ * at all) are logged rate limited (base/log.h) per route and error, each
+ * line naming the route (prefix or "default"), the key and the client.
  * Per-connection tables (req.conn) are kept by connection id and dropped
  * when the resolver hears the connection closed.
  *
@@ -72,6 +75,9 @@ struct lhost *lhost_new(struct rt *rt, const char *config_path, const char *lua_
  * is then only fit for lhost_free, on rt's thread). */
 int lhost_bind(struct lhost *h, struct rt *rt);
 void lhost_free(struct lhost *h);
+/* The thread is exiting: from now on a backend call that finishes wakes no
+ * task (lhost_free does this first too). */
+void lhost_closing(struct lhost *h);
 const struct lhost_config *lhost_config(const struct lhost *h);
 struct resolver *lhost_resolver(struct lhost *h);
 

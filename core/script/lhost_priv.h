@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/net.h"
 #include "lhost.h"
 #include "proxy/resolver.h"
 #include "rt/settings.h"
@@ -55,6 +56,10 @@ struct quota {
     const char *timeout_why;    /* the message past the deadline */
     struct task *route;         /* its route task, while a request waits on it */
     struct gw_timer *timer;     /* at the deadline, while a task waits */
+    const char *route_name;     /* the route's prefix or "default" (the host's), for
+                                 * the log; NULL: the keyless hook */
+    struct gw_peer peer;        /* the client of the request it routes, which its
+                                 * backend calls carry (for the log) */
 };
 
 struct task {
@@ -192,9 +197,10 @@ void ltask_push_api(lua_State *L);
  * resolver's keyless). */
 enum keyless_verdict ltask_keyless(struct lhost *h, struct gw_req *r, struct pool ***pools,
                                    int *npools);
-/* Run route function fref for key k of r (the resolver's route). */
-enum route_result ltask_route(struct lhost *h, int fref, struct gw_req *r, uint32_t k,
-                              struct pool **pool);
+/* Run route function fref for key k of r (the resolver's route); route
+ * names it in the log (the prefix, or "default": a string the host keeps). */
+enum route_result ltask_route(struct lhost *h, int fref, const char *route, struct gw_req *r,
+                              uint32_t k, struct pool **pool);
 /* At teardown: release what suspended tasks hold, and free every task. */
 void ltask_free_all(struct lhost *h);
 /* The hook that counts a quota's instructions and checks its deadline,

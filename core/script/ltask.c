@@ -135,6 +135,8 @@ static struct quota *quota_new(struct lhost *h)
     q->why = NULL;
     q->timeout_why = "route timed out";
     q->route = NULL;
+    q->route_name = NULL;
+    q->peer.family = 0;
     return q;
 }
 
@@ -266,17 +268,80 @@ static void task_free(struct task *t, bool errored)
     h->free_tasks = t;
 }
 
-/* Log an error with its traceback; returns the message (on co's stack). */
+/* --- errors, for the log ----------------------------------------------------- */
+
+#define CONTEXT_LEN (REQ_DESCRIBE_LEN + 300)
+
+/* Whom an error of t concerns: `route "p" key "k" client ip:port` while its
+ * request is alive, else its route alone.  Into out (CONTEXT_LEN bytes). */
+static const char *task_context(const struct task *t, char *out, size_t len)
+{
+    const char *route = t->q->route_name;
+    /* A route task's request, unless it was answered without it (its
+     * deadline passed while it waited). */
+    bool has_req = t->kind == TASK_ROUTE && t->lreq && (!t->async || t->holds_req);
+    const struct gw_req *r = has_req ? t->lreq->r : NULL;
+    char what[REQ_DESCRIBE_LEN];
+    if (r && route)
+        snprintf(out, len, "route \"%s\" %s", route,
+                 req_describe(r, t->lreq->k, what, sizeof what));
+    else if (r)
+        snprintf(out, len, "keyless hook (%s) %s", mc_cmd_name(r->mc.cmd),
+                 req_describe(r, UINT32_MAX, what, sizeof what));
+    else if (route)
+        snprintf(out, len, "route \"%s\" (a task it started)", route);
+    else
+        snprintf(out, len, "keyless hook");
+    return out;
+}
+
+/* Where a Lua error was raised, as its message starts ("routes.lua:12:"):
+ * its length, or 0 if it names no place. */
+static int error_site_len(const char *msg)
+{
+    const char *colon = strchr(msg, ':');
+    if (!colon || colon == msg || memchr(msg, '\n', (size_t)(colon - msg))) return 0;
+    const char *p = colon + 1;
+    if (*p < '0' || *p > '9') return 0;
+    while (*p >= '0' && *p <= '9') p++;
+    return *p == ':' ? (int)(p + 1 - msg) : 0;
+}
+
+/* msg with t's traceback, pushed on the host's stack. */
+static const char *traceback(struct task *t, const char *msg)
+{
+    luaL_traceback(t->h->L, t->co, msg, 0);
+    return lua_tostring(t->h->L, -1);
+}
+
+/* Log t's error (the top of its stack) with its traceback, rate limited
+ * per route and per place in the script it was raised at; returns the
+ * message (on t's stack). */
 static const char *task_error(struct task *t)
 {
     struct lhost *h = t->h;
     const char *msg = lua_tostring(t->co, -1);
     if (!msg) msg = "error object is not a string";
-    luaL_traceback(h->L, t->co, msg, 0);
-    LOG_ERROR("lua error: %s", lua_tostring(h->L, -1));
-    lua_pop(h->L, 1);
+    char topic[300], ctx[CONTEXT_LEN];
+    snprintf(topic, sizeof topic, "%s|%.*s", t->q->route_name ? t->q->route_name : "",
+             error_site_len(msg), msg);
+    int top = lua_gettop(h->L);
+    LOG_ERROR_LIMIT(topic, "%s: lua error: %s", task_context(t, ctx, sizeof ctx),
+                    traceback(t, msg));
+    lua_settop(h->L, top);
     STAT_INC(&h->rt->stats, gw_lua_errors);
     return msg;
+}
+
+/* Key k of r fails with why, from route `route`: logged (rate limited per
+ * route and why), and answered SERVER_ERROR why. */
+static void route_fail(const char *route, struct gw_req *r, uint32_t k, const char *why)
+{
+    char topic[300], what[REQ_DESCRIBE_LEN];
+    snprintf(topic, sizeof topic, "%s|%s", route ? route : "", why);
+    LOG_ERROR_LIMIT(topic, "route \"%s\" %s: %s", route ? route : "?",
+                    req_describe(r, k, what, sizeof what), why);
+    req_fail_key(r, k, why);
 }
 
 /* Which task may make a backend call here; raises at config time.  `what`
@@ -471,8 +536,9 @@ static void push_call_response(lua_State *L, struct gw_req *c)
     }
 }
 
-/* Answer key k of r with response rs. */
-static enum route_result apply_response(struct gw_req *r, uint32_t k, const struct lresp *rs)
+/* Answer key k of r, routed by route, with response rs. */
+static enum route_result apply_response(const char *route, struct gw_req *r, uint32_t k,
+                                        const struct lresp *rs)
 {
     bool retrieval = mc_cmd_is_retrieval(r->mc.cmd);
     if (kind_is_error(rs->kind)) {
@@ -487,7 +553,7 @@ static enum route_result apply_response(struct gw_req *r, uint32_t k, const stru
         char why[96];
         snprintf(why, sizeof why, "route answered %s with %s", mc_cmd_name(r->mc.cmd),
                  value ? "a value" : reply_status(rs->kind));
-        req_fail_key(r, k, why);
+        route_fail(route, r, k, why);
         return ROUTE_FAILED;
     }
     if (retrieval) {
@@ -662,6 +728,7 @@ static int call_start(lua_State *L, struct task *t, struct pool *p, struct gw_re
     struct lhost *h = t->h;
     c->on_done = call_done;
     c->ctx = t;
+    c->peer = t->q->peer;
     c->pending = 1;
     t->call = c;
     STAT_INC(&h->rt->stats, gw_lua_calls);
@@ -1123,9 +1190,9 @@ static enum route_result route_outcome(struct task *t, int st, int nres)
             return ROUTE_POOL;
         }
         struct lresp *rs = luaL_testudata(t->co, -nres, RESPONSE_MT);
-        if (rs) return apply_response(r, t->k, rs);
+        if (rs) return apply_response(t->q->route_name, r, t->k, rs);
     }
-    req_fail_key(r, t->k, "route returned no pool or response");
+    route_fail(t->q->route_name, r, t->k, "route returned no pool or response");
     return ROUTE_FAILED;
 }
 
@@ -1134,7 +1201,7 @@ static void route_give_up(struct task *t, const char *why)
 {
     struct gw_req *r = t->req;
     if (!t->holds_req) return;
-    req_fail_key(r, t->k, why);
+    route_fail(t->q->route_name, r, t->k, why);
     t->holds_req = false;
     t->lreq->r = NULL;
     t->q->route = NULL;
@@ -1347,17 +1414,19 @@ enum keyless_verdict ltask_keyless(struct lhost *h, struct gw_req *r, struct poo
     return v;
 }
 
-enum route_result ltask_route(struct lhost *h, int fref, struct gw_req *r, uint32_t k,
-                              struct pool **pool)
+enum route_result ltask_route(struct lhost *h, int fref, const char *route, struct gw_req *r,
+                              uint32_t k, struct pool **pool)
 {
     struct quota *q = quota_new(h);
     const char *why = "out of memory";
     struct task *t = q ? task_new(h, TASK_ROUTE, q, &why) : NULL;
     if (!t) {
         if (q) quota_release(q);
-        req_fail_key(r, k, why);
+        route_fail(route, r, k, why);
         return ROUTE_FAILED;
     }
+    q->route_name = route;
+    q->peer = r->peer;
     t->req = r;
     t->k = k;
     lua_State *co = t->co;

@@ -5,7 +5,9 @@
  * listens.  It reads the config's files once; each worker then runs the
  * same texts in its own state, and the main thread only waits for signals
  * and reloads (reload.h).  Here too: where the Lua library is looked for
- * (find_lua_dir), and the pid file a service manager may ask for.
+ * (find_lua_dir), the pid file a service manager may ask for, the start-up
+ * log of the config (config_log.h), and the timer that writes the counts
+ * of repeated errors (log.h; all of them at exit).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +26,7 @@
 #include "proxy/pool.h"
 #include "admin_http.h"
 #include "collect.h"
+#include "config_log.h"
 #include "reload.h"
 #include "rt/rt.h"
 #include "rt/settings.h"
@@ -96,11 +99,13 @@ static void usage(FILE *f)
             "  GATEWAY_LUA_DIR         the Lua library's folder (the one holding gateway/prelude.lua).\n"
             "                          Unset: lua/ next to the binary, else %s\n"
             "                          (the install path), else ./lua.  This run: %s\n"
+            "  GATEWAY_LOG_WINDOW      seconds a repeated error is counted rather than logged\n"
+            "                          (default %g)\n"
             "\n"
             "signals:\n"
             "  HUP                     reload the config (as saving it does)\n"
             "  TERM, INT               stop accepting, answer what was read, exit\n",
-            GW_LUA_DIR, lua_dir ? lua_dir : "?");
+            GW_LUA_DIR, lua_dir ? lua_dir : "?", LOG_REPEAT_WINDOW);
     free(lua_dir);
 }
 
@@ -122,7 +127,7 @@ static int pidfile_write(const char *path)
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        fprintf(stderr, "gateway: --pidfile %s: name too long\n", path);
+        LOG_ERROR("--pidfile %s: name too long", path);
         return GW_ERROR;
     }
     FILE *f = fopen(tmp, "w");
@@ -130,7 +135,7 @@ static int pidfile_write(const char *path)
         bool ok = fprintf(f, "%ld\n", (long)getpid()) > 0;
         if (fclose(f) == 0 && ok && rename(tmp, path) == 0) return GW_OK;
     }
-    fprintf(stderr, "gateway: --pidfile %s: %s\n", path, strerror(errno));
+    LOG_ERROR("--pidfile %s: %s", path, strerror(errno));
     unlink(tmp);
     return GW_ERROR;
 }
@@ -157,6 +162,37 @@ static void on_stop_signal(void *data, int events)
 {
     LOG_INFO("shutting down");
     gw_loop_break(main_loop);
+}
+
+/* Counts of repeated errors are logged once their window is over (log.h):
+ * look a few times per window, at most a second apart. */
+static struct gw_timer *repeats_timer;
+
+static double repeats_period(void)
+{
+    double p = log_repeat_window() / 4;
+    return p < 1 ? p : 1;
+}
+
+static void on_repeats_timer(void *data, int events)
+{
+    log_flush_repeats(false);
+    gw_timer_start(repeats_timer, repeats_period());
+}
+
+/* GATEWAY_LOG_WINDOW, if set: the window of repeated errors (seconds). */
+static int set_log_window(void)
+{
+    const char *env = getenv("GATEWAY_LOG_WINDOW");
+    if (!env || !*env) return GW_OK;
+    char *end;
+    double w = strtod(env, &end);
+    if (*end || !(w > 0) || w > 86400) {
+        fprintf(stderr, "gateway: GATEWAY_LOG_WINDOW wants seconds, more than 0 (got '%s')\n", env);
+        return GW_ERROR;
+    }
+    log_set_repeat_window(w);
+    return GW_OK;
 }
 
 int main(int argc, char **argv)
@@ -209,6 +245,7 @@ int main(int argc, char **argv)
                 argv[check ? optind : optind + 1]);
         return 2;
     }
+    if (set_log_window() != GW_OK) return 2;
     const char *config = check ? check : optind < argc ? argv[optind] : "gateway.lua";
     char *lua_dir = find_lua_dir();
     char err[1024];
@@ -216,7 +253,8 @@ int main(int argc, char **argv)
 
     struct lhost *validate = lhost_new(NULL, config, lua_dir, NULL, err, sizeof err);
     if (!validate) {
-        fprintf(stderr, "%s\n", err);
+        if (check) fprintf(stderr, "%s\n", err);
+        else LOG_ERROR("%s", err);
         free(lua_dir);
         return 1;
     }
@@ -241,11 +279,12 @@ int main(int argc, char **argv)
     gw_nworkers = nworkers;
     for (int i = 0; i < nworkers; i++) {
         if (worker_init(&gw_workers[i], i, cfg, err, sizeof err) != GW_OK) {
-            fprintf(stderr, "%s\n", err);
+            LOG_ERROR("%s", err);
             return 1;
         }
     }
     main_loop = gw_loop_default();
+    config_log_start(validate, config);
     if (admin_http_init(main_loop) != GW_OK) return 1;
     if (reload_start(cfg, listen_override) != GW_OK) return 1;
     struct gw_signal *sigint = gw_signal_new(main_loop, SIGINT, on_stop_signal, NULL);
@@ -254,12 +293,15 @@ int main(int argc, char **argv)
     lhost_free(validate);
     for (int i = 0; i < nworkers; i++) {
         if (worker_start(&gw_workers[i]) != GW_OK) {
-            fprintf(stderr, "gateway: cannot start worker thread\n");
+            LOG_ERROR("cannot start worker thread %d", i);
             return 1;
         }
     }
     rt_config_started();
     if (collect_start(main_loop) != GW_OK) return 1;
+    repeats_timer = gw_timer_new(main_loop, on_repeats_timer, NULL);
+    if (!repeats_timer) return 1;
+    gw_timer_start(repeats_timer, repeats_period());
     /* Written once the listeners are bound and the workers serve, so its
      * appearance means the gateway answers; a pid file that cannot be
      * written stops the start (a service manager relies on it). */
@@ -285,11 +327,15 @@ int main(int argc, char **argv)
     for (int i = 0; i < nworkers; i++) {
         if (worker_join(&gw_workers[i], grace) != GW_OK) {
             LOG_ERROR("worker %d did not stop within %.1f s; exiting without it", i, grace);
+            log_flush_repeats(true);
             if (pidfile) pidfile_remove(pidfile);
             _exit(1);
         }
     }
+    log_flush_repeats(true);
     LOG_INFO("stopped");
+    gw_timer_free(repeats_timer);
+    config_log_free();
     gw_signal_free(sigint);
     gw_signal_free(sigterm);
     admin_http_free();

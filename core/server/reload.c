@@ -15,6 +15,7 @@
 #include "base/loop.h"
 #include "admin_http.h"
 #include "base/net.h"
+#include "config_log.h"
 #include "rt/rt.h"
 #include "rt/settings.h"
 #include "script/lhost.h"
@@ -51,16 +52,17 @@ static struct watch *watches;
 static int nwatches;
 static struct gw_timer *poll_timer;
 
-static void record(bool ok, const char *err)
+/* Publish and log a reload attempt; returns the generation serving. */
+static uint64_t record(bool ok, const char *err)
 {
     rt_config_record(ok, err);
-    if (ok) {
-        struct rt_config_status st;
-        rt_config_status(&st);
+    struct rt_config_status st;
+    rt_config_status(&st);
+    if (ok)
         LOG_INFO("reload: config generation %llu is serving", (unsigned long long)st.generation);
-    } else {
+    else
         LOG_ERROR("reload failed, the running config stays: %s", err);
-    }
+    return st.generation;
 }
 
 /* --- listen addresses ---------------------------------------------------- */
@@ -139,6 +141,7 @@ static void admin_switch(const char *addr, int fd)
 {
     char err[300];
     admin_http_stop();
+    if (cur_admin && !addr) LOG_INFO("admin listener on http://%s/ stopped", cur_admin);
     free(cur_admin);
     cur_admin = NULL;
     if (!addr) return;
@@ -160,6 +163,13 @@ static void entry_clear(struct listen_entry *e)
 {
     free(e->addr);
     free(e->name);
+}
+
+/* "listening on 127.0.0.1:11211 (name tenant1)", after `what`. */
+static void log_listening(const char *what, const char *addr, const char *name)
+{
+    LOG_INFO("%slistening on %s%s%s%s", what, addr, name ? " (name " : "", name ? name : "",
+             name ? ")" : "");
 }
 
 int reload_start(const struct lhost_config *cfg, const char *listen_override)
@@ -188,7 +198,7 @@ int reload_start(const struct lhost_config *cfg, const char *listen_override)
             }
         }
         entry_set(&cur[ncur++], addrs[i], names[i]);
-        LOG_INFO("listening on %s", addrs[i]);
+        log_listening("", addrs[i], names[i]);
     }
     free(fds);
     if (cfg->admin) {
@@ -324,6 +334,15 @@ static void warn_settings(const struct lhost_config *cfg)
 
 static void watch_files(const struct lhost_config *cfg);
 
+/* The listen addresses the switch to j added and dropped. */
+static void log_listen_changes(const struct job *j)
+{
+    for (int i = 0; i < j->naddrs; i++)
+        if (find_cur(j->addrs[i]) < 0) log_listening("reload: now ", j->addrs[i], j->names[i]);
+    for (int i = 0; i < ncur; i++)
+        if (!in_new_set(j, cur[i].addr)) LOG_INFO("reload: no longer listening on %s", cur[i].addr);
+}
+
 /* Steps 2-4 of reload.h for a config that validated as cfg.  Returns
  * GW_OK once every worker serves it. */
 static int switch_to(const struct lhost_config *cfg, char *err, size_t errlen)
@@ -371,6 +390,7 @@ static int switch_to(const struct lhost_config *cfg, char *err, size_t errlen)
         }
     }
     on_all_workers(job_commit, &j);
+    log_listen_changes(&j);
     if (admin_moves) admin_switch(cfg->admin, admin_fd);
     struct listen_entry *next = calloc((size_t)j.naddrs, sizeof *next);
     if (next) {
@@ -405,7 +425,7 @@ void reload_now(void)
     } else {
         warn_settings(cfg);
         watch_files(cfg);
-        record(true, NULL);
+        config_log_reload(check, record(true, NULL));
     }
     lhost_free(check);
 }

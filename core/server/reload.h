@@ -20,7 +20,8 @@
  * start-up values (a change is logged).
  *
  * Each attempt is published as the config status (rt.h), which `stats`
- * reads.  Main thread only.
+ * reads, and logged: the generation now serving, the listen addresses
+ * added and dropped, and what config_log.h says changed.  Main thread only.
  */
 #ifndef GW_RELOAD_H
 #define GW_RELOAD_H

@@ -213,6 +213,12 @@ void worker_destroy(struct worker *w)
         w->closed_listeners = l->next;
         listener_free(l);
     }
+    /* Every op still at a server ends while every config's pools are
+     * alive (a backend shared across a reload holds ops of both), and
+     * wakes no Lua task. */
+    for (int i = 0; i < w->nretired; i++) lhost_closing(w->retired[i]);
+    lhost_closing(w->lua);
+    backends_abort(&w->rt);
     for (int i = 0; i < w->nretired; i++) lhost_free(w->retired[i]);
     free(w->retired);
     w->nretired = 0;

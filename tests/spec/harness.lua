@@ -142,12 +142,16 @@ function H.write_config(text, name)
 end
 
 -- The gateway on a free port with the given config text.
--- opts.args adds command-line arguments.
+-- opts.args adds command-line arguments; opts.env ({ NAME = "value" })
+-- environment variables.
 function H.start_gateway(config_text, opts)
   opts = opts or {}
   local port = opts.port or H.free_port()
   local path = H.write_config(config_text, opts.config_name)
-  local cmd = string.format("%s -l 127.0.0.1:%d %s %s", H.gateway_bin, port,
+  local env = {}
+  for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
+  local cmd = string.format("%s%s -l 127.0.0.1:%d %s %s",
+    #env > 0 and "env " .. table.concat(env, " ") .. " " or "", H.gateway_bin, port,
     opts.args or "", shell_quote(path))
   local g = start_listener("gateway", cmd, port,
     string.format("%s/gateway-%d.log", H.tmpdir, port))

@@ -37,12 +37,12 @@ static void fx_up(struct fx *f, double timeout, uint32_t failure_limit)
     peer_listen(&f->p);
     struct backend_opts o = opts_with(timeout, failure_limit);
     o.retry_timeout = 60; /* no probe during a test */
-    f->b = backend_acquire(f->rt, f->p.addr, &f->p.gaddr, &o);
+    f->b = backend_acquire(f->rt, NULL, f->p.addr, &f->p.gaddr, &o);
 }
 
 static void fx_down(struct fx *f)
 {
-    backend_release(f->b);
+    backend_release(f->b, NULL);
     peer_close(&f->p);
     mid_rt_free(f->rt);
 }
@@ -182,8 +182,8 @@ static void test_failover_reroutes_unsent_ops(void)
     close(dead.lfd); /* connections to it are refused */
     struct backend_opts o = opts_with(2, 1);
     o.retry_timeout = 60;
-    struct backend *a = backend_acquire(rt, dead.addr, &dead.gaddr, &o);
-    struct backend *b = backend_acquire(rt, live.addr, &live.gaddr, &o);
+    struct backend *a = backend_acquire(rt, NULL, dead.addr, &dead.gaddr, &o);
+    struct backend *b = backend_acquire(rt, NULL, live.addr, &live.gaddr, &o);
     struct fixed_policy fp = { { .failover = true, .pick = fixed_pick }, b, 0 };
     int done1 = 0, done2 = 0;
     struct gw_req *r1 = mid_req(rt, "set k1 0 0 2\r\nv1\r\n", &done1);
@@ -203,8 +203,8 @@ static void test_failover_reroutes_unsent_ops(void)
     CHECK_EQ_INT(r2->keys[1].state, KEY_MISS);
     req_unref(r1);
     req_unref(r2);
-    backend_release(a);
-    backend_release(b);
+    backend_release(a, NULL);
+    backend_release(b, NULL);
     peer_close(&live);
     mid_rt_free(rt);
 }
@@ -216,7 +216,7 @@ static void test_multiget_error_policy(void)
     peer_listen(&dead);
     close(dead.lfd);
     struct backend_opts o = opts_with(2, 5);
-    struct backend *a = backend_acquire(rt, dead.addr, &dead.gaddr, &o);
+    struct backend *a = backend_acquire(rt, NULL, dead.addr, &dead.gaddr, &o);
     struct be_policy whole = { .failover = false, .multiget_error = true };
     struct be_policy miss = { .failover = false, .multiget_error = false };
     int d1 = 0, d2 = 0;
@@ -229,7 +229,7 @@ static void test_multiget_error_policy(void)
     CHECK(r2->errors && !r2->fail_whole && !req_retrieval_failed(r2));
     req_unref(r1);
     req_unref(r2);
-    backend_release(a);
+    backend_release(a, NULL);
     mid_rt_free(rt);
 }
 
@@ -238,16 +238,16 @@ static void test_shared_registry_and_release(void)
     struct fx f;
     fx_up(&f, 2, 2);
     struct backend_opts o = f.b->opts, o2 = opts_with(3, 2);
-    struct backend *b2 = backend_acquire(f.rt, f.p.addr, &f.p.gaddr, &o);
-    struct backend *b3 = backend_acquire(f.rt, f.p.addr, &f.p.gaddr, &o2);
+    struct backend *b2 = backend_acquire(f.rt, NULL, f.p.addr, &f.p.gaddr, &o);
+    struct backend *b3 = backend_acquire(f.rt, NULL, f.p.addr, &f.p.gaddr, &o2);
     CHECK(f.b == b2);  /* same address and options: one connection */
     CHECK(f.b != b3);  /* other options: another */
-    backend_release(b2);
-    backend_release(b3);
+    backend_release(b2, NULL);
+    backend_release(b3, NULL);
     int done = 0;
     struct gw_req *r = fx_send(&f, "delete k\r\n", &done);
     /* The last reference goes with an op still queued: it fails. */
-    backend_release(f.b);
+    backend_release(f.b, NULL);
     CHECK_EQ_INT(done, 1);
     CHECK_REPLY(r, fx_error(&f, "closed"));
     CHECK(f.rt->backends == NULL);
