@@ -50,6 +50,10 @@
 -- Run from the repo root:
 --   busted --lpath='./lua/?.lua;./lua/?/init.lua;./tests/spec/?.lua' tests/spec/admin_spec.lua
 local H = require "harness"
+local stopper = H.cleanups
+local wait_for = H.wait_for
+local parse_stats = H.parse_stats
+local write_file = H.write_file
 local F = require "fakes"
 local socket = require "socket"
 
@@ -58,42 +62,6 @@ local show = H.show
 
 local ADMIN_IDLE_TIMEOUT = 10   -- admin_http.c: a connection idle this long is closed
 local ADMIN_MAX_CONNECTIONS = 256
-
--- Each test stops what it started, in reverse order, even when it fails.
-local function stopper()
-  local list = {}
-  local function add(fn) list[#list + 1] = fn end
-  local function run()
-    for i = #list, 1, -1 do pcall(list[i]) end
-  end
-  return add, run
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-end
-
--- Wait until fn() returns a value; on a timeout, say what fn last saw
--- (its second result).
-local function wait_for(fn, timeout, what)
-  local seen
-  local ok, v = pcall(H.wait_until, function()
-    local r, detail = fn()
-    seen = detail
-    return r
-  end, timeout, what)
-  if not ok then error(tostring(v) .. "\nlast seen: " .. tostring(seen), 2) end
-  return v
-end
-
--- The STAT lines of a stats reply: name -> the rest of the line.
-local function parse_stats(rep)
-  local s = {}
-  for name, rest in rep:gmatch("STAT (%S+) ([^\r\n]*)\r\n") do s[name] = rest end
-  return s
-end
 
 -- FNV-1a 64 of a text, as /config and the metrics name a file's bytes.
 local function fnv1a64(s)

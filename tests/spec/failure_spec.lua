@@ -24,19 +24,14 @@
 -- Run from the repo root:
 --   busted --lpath='./lua/?.lua;./lua/?/init.lua;./tests/spec/?.lua' tests/spec/failure_spec.lua
 local H = require "harness"
+local stopper = H.cleanups
+local parse_stats = H.parse_stats
 local F = require "fakes"
 local socket = require "socket"
 
 local RAW = F.RAW
 local show = H.show
 local now = socket.gettime
-
--- "STAT name value" lines as a table of strings.
-local function parse_stats(text)
-  local t = {}
-  for k, v in text:gmatch("STAT (%S+) ([^\r\n]*)\r\n") do t[k] = v end
-  return t
-end
 
 local function stats(port)
   return parse_stats(H.request(port, "stats\r\n", RAW))
@@ -121,16 +116,6 @@ local function set_of(list)
   local t = {}
   for _, k in ipairs(list) do t[k] = true end
   return t
-end
-
--- Each test stops what it started, in reverse order, even when it fails.
-local function stopper()
-  local list = {}
-  local function add(fn) list[#list + 1] = fn end
-  local function run()
-    for i = #list, 1, -1 do pcall(list[i]) end
-  end
-  return add, run
 end
 
 -- Start a command in the background under sh, so that its exit status can

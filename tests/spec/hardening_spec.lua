@@ -9,6 +9,7 @@
 -- Run from the repo root:
 --   busted --lpath='./lua/?.lua;./lua/?/init.lua;./tests/spec/?.lua' tests/spec/hardening_spec.lua
 local H = require "harness"
+local parse_stats = H.parse_stats
 local F = require "fakes"
 local socket = require "socket"
 
@@ -40,13 +41,6 @@ local function conn(g)
   local c = H.connect(g.port, RAW)
   defer(function() c:close() end)
   return c
-end
-
--- The STAT lines of a stats reply, name -> value.
-local function parse_stats(rep)
-  local s = {}
-  for k, v in rep:gmatch("STAT (%S+) ([^\r\n]*)\r\n") do s[k] = v end
-  return s
 end
 
 local function stats(port)

@@ -39,6 +39,42 @@ function H.wait_until(fn, timeout, what)
   end
 end
 
+-- wait_until, and on a timeout say what fn last saw (its second result).
+function H.wait_for(fn, timeout, what)
+  local seen
+  local ok, v = pcall(H.wait_until, function()
+    local r, detail = fn()
+    seen = detail
+    return r
+  end, timeout, what)
+  if not ok then error(tostring(v) .. "\nlast seen: " .. tostring(seen), 2) end
+  return v
+end
+
+-- A list of things to stop, run in reverse order even when a test fails:
+-- local add, stop_all = H.cleanups(); finally(stop_all); add(g.stop).
+function H.cleanups()
+  local list = {}
+  local function add(fn) list[#list + 1] = fn end
+  local function run()
+    for i = #list, 1, -1 do pcall(list[i]) end
+  end
+  return add, run
+end
+
+-- The STAT lines of a stats reply: name -> the rest of the line.
+function H.parse_stats(rep)
+  local s = {}
+  for k, v in rep:gmatch("STAT (%S+) ([^\r\n]*)\r\n") do s[k] = v end
+  return s
+end
+
+function H.write_file(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
 function H.free_port()
   local s = assert(socket.bind("127.0.0.1", 0))
   local _, port = s:getsockname()

@@ -31,6 +31,8 @@
 -- Run from the repo root:
 --   busted --lpath='./lua/?.lua;./lua/?/init.lua;./tests/spec/?.lua' tests/spec/reload_spec.lua
 local H = require "harness"
+local write_file = H.write_file
+local wait_for = H.wait_for
 local socket = require "socket"
 
 local DEADLINE = 5        -- for any one reply
@@ -48,13 +50,6 @@ end
 
 local function value_reply(key, value, flags)
   return string.format("VALUE %s %d %d\r\n%s\r\nEND\r\n", key, flags or 0, #value, value)
-end
-
--- Save a file in place: open, truncate, write, close.
-local function write_file(path, text)
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
 end
 
 -- Save a file the way many editors do: write a new file beside it, then
@@ -158,19 +153,6 @@ local function start_gateway(text, opts)
   function g.hup() H.run("kill -HUP " .. pid) end
   function g.save(t) write_file(path, t) end
   return g
-end
-
--- Wait until fn() returns a value; on a timeout, say what fn last saw
--- (its second result).
-local function wait_for(fn, timeout, what)
-  local seen
-  local ok, v = pcall(H.wait_until, function()
-    local r, detail = fn()
-    seen = detail
-    return r
-  end, timeout, what)
-  if not ok then error(tostring(v) .. "\nlast seen: " .. tostring(seen), 2) end
-  return v
 end
 
 local function stats_line(s)
