@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "base/fmt.h"
 #include "codec.h"
 #include "proxy/req.h"
 
@@ -85,13 +86,16 @@ static int encode_values(struct client *c, struct gw_req *r)
     for (uint32_t i = 0; i < r->nkeys && rc == GW_OK; i++) {
         struct gw_key *k = &r->keys[i];
         if (k->state != KEY_HIT) continue;
-        char *h = req_alloc(r, k->cklen + 64);
+        char *h = req_alloc(r, k->cklen + 6 + 3 * (FMT_U64_MAX + 1) + 2);
         if (!h) return GW_NOMEM;
-        int n = sprintf(h, "VALUE %.*s %u %u", (int)k->cklen, k->ckey, k->flags, k->bytes);
-        if (with_cas) n += sprintf(h + n, " %llu", (unsigned long long)k->cas);
+        size_t n = fmt_mem(h, "VALUE ", 6);
+        n += fmt_mem(h + n, k->ckey, k->cklen);
+        n += fmt_sp_u64(h + n, k->flags);
+        n += fmt_sp_u64(h + n, k->bytes);
+        if (with_cas) n += fmt_sp_u64(h + n, k->cas);
         h[n++] = '\r';
         h[n++] = '\n';
-        rc = oq_push(q, h, (size_t)n);
+        rc = oq_push(q, h, n);
         if (rc == GW_OK) rc = oq_push(q, k->vdata, (size_t)k->bytes + 2);
     }
     if (rc == GW_OK) rc = oq_push(q, END, sizeof END - 1);

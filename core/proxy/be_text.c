@@ -6,54 +6,62 @@
  * them in the order asked, skipping misses, then END.  Every other op is
  * one line (plus a data block for storage commands) and one reply line.
  */
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "backend.h"
+#include "base/fmt.h"
 #include "codec/resp.h"
 #include "req.h"
 
 static const char CRLF[] = "\r\n";
 static const char SPACE[] = " ";
 
-/* The command line around the key: head "<cmd> " and tail " <args>\r\n". */
+/* "<name> " into op->head. */
+static void head_name(struct be_op *op, const char *name)
+{
+    size_t n = fmt_mem(op->head, name, strlen(name));
+    op->head[n++] = ' ';
+    op->head_len = (uint16_t)n;
+}
+
+/* The command line around the key: head "<cmd> " and tail " <args>\r\n"
+ * (sizes in backend.h's be_op). */
 static void format_single(struct be_op *op, const struct mc_request *m)
 {
-    op->head_len = (uint16_t)snprintf(op->head, sizeof op->head, "%s ", mc_cmd_name(op->cmd));
-    int n;
+    head_name(op, mc_cmd_name(op->cmd));
+    char *t = op->tail;
+    size_t n = 0;
     switch (op->cmd) {
-    case MC_CAS:
-        n = snprintf(op->tail, sizeof op->tail, " %u %" PRId64 " %u %" PRIu64 "\r\n", m->flags,
-                     m->exptime, m->bytes, m->cas);
-        break;
     case MC_INCR:
     case MC_DECR:
-        n = snprintf(op->tail, sizeof op->tail, " %" PRIu64 "\r\n", m->delta);
+        n += fmt_sp_u64(t + n, m->delta);
         break;
     case MC_TOUCH:
-        n = snprintf(op->tail, sizeof op->tail, " %" PRId64 "\r\n", m->exptime);
+        n += fmt_sp_i64(t + n, m->exptime);
         break;
     case MC_DELETE:
-        n = snprintf(op->tail, sizeof op->tail, "\r\n");
         break;
-    default: /* set, add, replace, append, prepend */
-        n = snprintf(op->tail, sizeof op->tail, " %u %" PRId64 " %u\r\n", m->flags, m->exptime,
-                     m->bytes);
+    default: /* set, add, replace, append, prepend; cas adds its unique */
+        n += fmt_sp_u64(t + n, m->flags);
+        n += fmt_sp_i64(t + n, m->exptime);
+        n += fmt_sp_u64(t + n, m->bytes);
+        if (op->cmd == MC_CAS) n += fmt_sp_u64(t + n, m->cas);
         break;
     }
+    t[n++] = '\r';
+    t[n++] = '\n';
     op->tail_len = (uint16_t)n;
 }
 
 static int encode_retrieval(struct be_op *op, struct gw_oq *q)
 {
     struct gw_req *r = op->req;
-    const char *name = mc_cmd_name(op->cmd);
-    if (op->cmd == MC_GAT || op->cmd == MC_GATS)
-        op->head_len = (uint16_t)snprintf(op->head, sizeof op->head, "%s %" PRId64 " ", name,
-                                          r->mc.exptime);
-    else
-        op->head_len = (uint16_t)snprintf(op->head, sizeof op->head, "%s ", name);
+    head_name(op, mc_cmd_name(op->cmd));
+    if (op->cmd == MC_GAT || op->cmd == MC_GATS) {
+        size_t n = op->head_len + fmt_i64(op->head + op->head_len, r->mc.exptime);
+        op->head[n++] = ' ';
+        op->head_len = (uint16_t)n;
+    }
     int rc = oq_push(q, op->head, op->head_len);
     for (int32_t k = op->first_key; k >= 0 && rc == GW_OK; k = r->keys[k].next) {
         if (k != op->first_key) rc = oq_push(q, SPACE, 1);
@@ -68,9 +76,10 @@ static int text_encode(struct be_op *op, struct gw_oq *q)
     struct gw_req *r = op->req;
     if (mc_cmd_is_retrieval(op->cmd)) return encode_retrieval(op, q);
     if (op->cmd == MC_FLUSH_ALL) {
-        op->head_len = (uint16_t)(r->mc.delay
-            ? snprintf(op->head, sizeof op->head, "flush_all %" PRId64 "\r\n", r->mc.delay)
-            : snprintf(op->head, sizeof op->head, "flush_all\r\n"));
+        size_t n = fmt_mem(op->head, "flush_all", 9);
+        if (r->mc.delay) n += fmt_sp_i64(op->head + n, r->mc.delay);
+        n += fmt_mem(op->head + n, CRLF, 2);
+        op->head_len = (uint16_t)n;
         return oq_push(q, op->head, op->head_len);
     }
     if (op->cmd == MC_VERSION) return oq_push(q, "version\r\n", 9);
