@@ -2,8 +2,8 @@
  *
  * Only the one-shot form is needed: ketama hashes short point names
  * ("host:port-i") and keys, so there is no streaming context.  The four
- * rounds are written as one loop over 64 steps with per-step constants,
- * which keeps the code small and easy to check against the RFC.
+ * rounds are written out step by step, as in the RFC's own reference
+ * code, so each line can be checked against section 3.4.
  */
 #include <string.h>
 
@@ -29,11 +29,6 @@ static const uint32_t md5_t[64] = {
     0xf7537e82u, 0xbd3af235u, 0x2ad7d2bbu, 0xeb86d391u,
 };
 
-/* Left-rotate amounts: four per round, repeated four times in each round. */
-static const unsigned char md5_s[16] = {
-    7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21,
-};
-
 static inline uint32_t rotl32(uint32_t x, unsigned n)
 {
     return (x << n) | (x >> (32 - n));
@@ -53,7 +48,20 @@ static inline void store_le32(unsigned char *p, uint32_t v)
     p[3] = (unsigned char)(v >> 24);
 }
 
-/* Fold one 64-byte block into state[4]. */
+/* The four auxiliary functions of RFC 1321 section 3.4 (F and G in the
+ * forms with one operation fewer). */
+#define MD5_F(x, y, z) ((z) ^ ((x) & ((y) ^ (z))))
+#define MD5_G(x, y, z) ((y) ^ ((z) & ((x) ^ (y))))
+#define MD5_H(x, y, z) ((x) ^ (y) ^ (z))
+#define MD5_I(x, y, z) ((y) ^ ((x) | ~(z)))
+
+/* One step: a = b + ((a + fn(b,c,d) + m[g] + T[i]) <<< s). */
+#define MD5_STEP(fn, a, b, c, d, g, i, s) \
+    (a) = (b) + rotl32((a) + fn((b), (c), (d)) + m[g] + md5_t[i], (s))
+
+/* Fold one 64-byte block into state[4].  The 64 steps are written out, four
+ * per line in the RFC's order (word index g, step i, shift s): a loop with
+ * a switch per step ran at half the speed, and ketama hashes every key. */
 static void md5_block(uint32_t state[4], const unsigned char *block)
 {
     uint32_t m[16];
@@ -62,22 +70,41 @@ static void md5_block(uint32_t state[4], const unsigned char *block)
     for (int i = 0; i < 16; i++)
         m[i] = load_le32(block + 4 * i);
 
-    for (int i = 0; i < 64; i++) {
-        uint32_t f;
-        int g;
+    MD5_STEP(MD5_F, a, b, c, d,  0,  0,  7); MD5_STEP(MD5_F, d, a, b, c,  1,  1, 12);
+    MD5_STEP(MD5_F, c, d, a, b,  2,  2, 17); MD5_STEP(MD5_F, b, c, d, a,  3,  3, 22);
+    MD5_STEP(MD5_F, a, b, c, d,  4,  4,  7); MD5_STEP(MD5_F, d, a, b, c,  5,  5, 12);
+    MD5_STEP(MD5_F, c, d, a, b,  6,  6, 17); MD5_STEP(MD5_F, b, c, d, a,  7,  7, 22);
+    MD5_STEP(MD5_F, a, b, c, d,  8,  8,  7); MD5_STEP(MD5_F, d, a, b, c,  9,  9, 12);
+    MD5_STEP(MD5_F, c, d, a, b, 10, 10, 17); MD5_STEP(MD5_F, b, c, d, a, 11, 11, 22);
+    MD5_STEP(MD5_F, a, b, c, d, 12, 12,  7); MD5_STEP(MD5_F, d, a, b, c, 13, 13, 12);
+    MD5_STEP(MD5_F, c, d, a, b, 14, 14, 17); MD5_STEP(MD5_F, b, c, d, a, 15, 15, 22);
 
-        switch (i >> 4) {
-        case 0:  f = (b & c) | (~b & d); g = i;                break;
-        case 1:  f = (d & b) | (~d & c); g = (5 * i + 1) & 15; break;
-        case 2:  f = b ^ c ^ d;          g = (3 * i + 5) & 15; break;
-        default: f = c ^ (b | ~d);       g = (7 * i) & 15;     break;
-        }
-        f += a + md5_t[i] + m[g];
-        a = d;
-        d = c;
-        c = b;
-        b += rotl32(f, md5_s[((i >> 4) << 2) | (i & 3)]);
-    }
+    MD5_STEP(MD5_G, a, b, c, d,  1, 16,  5); MD5_STEP(MD5_G, d, a, b, c,  6, 17,  9);
+    MD5_STEP(MD5_G, c, d, a, b, 11, 18, 14); MD5_STEP(MD5_G, b, c, d, a,  0, 19, 20);
+    MD5_STEP(MD5_G, a, b, c, d,  5, 20,  5); MD5_STEP(MD5_G, d, a, b, c, 10, 21,  9);
+    MD5_STEP(MD5_G, c, d, a, b, 15, 22, 14); MD5_STEP(MD5_G, b, c, d, a,  4, 23, 20);
+    MD5_STEP(MD5_G, a, b, c, d,  9, 24,  5); MD5_STEP(MD5_G, d, a, b, c, 14, 25,  9);
+    MD5_STEP(MD5_G, c, d, a, b,  3, 26, 14); MD5_STEP(MD5_G, b, c, d, a,  8, 27, 20);
+    MD5_STEP(MD5_G, a, b, c, d, 13, 28,  5); MD5_STEP(MD5_G, d, a, b, c,  2, 29,  9);
+    MD5_STEP(MD5_G, c, d, a, b,  7, 30, 14); MD5_STEP(MD5_G, b, c, d, a, 12, 31, 20);
+
+    MD5_STEP(MD5_H, a, b, c, d,  5, 32,  4); MD5_STEP(MD5_H, d, a, b, c,  8, 33, 11);
+    MD5_STEP(MD5_H, c, d, a, b, 11, 34, 16); MD5_STEP(MD5_H, b, c, d, a, 14, 35, 23);
+    MD5_STEP(MD5_H, a, b, c, d,  1, 36,  4); MD5_STEP(MD5_H, d, a, b, c,  4, 37, 11);
+    MD5_STEP(MD5_H, c, d, a, b,  7, 38, 16); MD5_STEP(MD5_H, b, c, d, a, 10, 39, 23);
+    MD5_STEP(MD5_H, a, b, c, d, 13, 40,  4); MD5_STEP(MD5_H, d, a, b, c,  0, 41, 11);
+    MD5_STEP(MD5_H, c, d, a, b,  3, 42, 16); MD5_STEP(MD5_H, b, c, d, a,  6, 43, 23);
+    MD5_STEP(MD5_H, a, b, c, d,  9, 44,  4); MD5_STEP(MD5_H, d, a, b, c, 12, 45, 11);
+    MD5_STEP(MD5_H, c, d, a, b, 15, 46, 16); MD5_STEP(MD5_H, b, c, d, a,  2, 47, 23);
+
+    MD5_STEP(MD5_I, a, b, c, d,  0, 48,  6); MD5_STEP(MD5_I, d, a, b, c,  7, 49, 10);
+    MD5_STEP(MD5_I, c, d, a, b, 14, 50, 15); MD5_STEP(MD5_I, b, c, d, a,  5, 51, 21);
+    MD5_STEP(MD5_I, a, b, c, d, 12, 52,  6); MD5_STEP(MD5_I, d, a, b, c,  3, 53, 10);
+    MD5_STEP(MD5_I, c, d, a, b, 10, 54, 15); MD5_STEP(MD5_I, b, c, d, a,  1, 55, 21);
+    MD5_STEP(MD5_I, a, b, c, d,  8, 56,  6); MD5_STEP(MD5_I, d, a, b, c, 15, 57, 10);
+    MD5_STEP(MD5_I, c, d, a, b,  6, 58, 15); MD5_STEP(MD5_I, b, c, d, a, 13, 59, 21);
+    MD5_STEP(MD5_I, a, b, c, d,  4, 60,  6); MD5_STEP(MD5_I, d, a, b, c, 11, 61, 10);
+    MD5_STEP(MD5_I, c, d, a, b,  2, 62, 15); MD5_STEP(MD5_I, b, c, d, a,  9, 63, 21);
 
     state[0] += a;
     state[1] += b;
