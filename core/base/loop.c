@@ -25,6 +25,7 @@ void gw_loop_once(struct gw_loop *loop, int wait)
 }
 void gw_loop_break(struct gw_loop *loop) { ev_break(EVL(loop), EVBREAK_ALL); }
 double gw_loop_now(struct gw_loop *loop) { return ev_now(EVL(loop)); }
+double gw_loop_clock(struct gw_loop *loop) { (void)loop; return ev_time(); }
 
 static void io_cb(struct ev_loop *l, ev_io *w, int revents)
 {

@@ -31,7 +31,10 @@ void gw_loop_run(struct gw_loop *loop);
  * (tests drive a loop step by step with it). */
 void gw_loop_once(struct gw_loop *loop, int wait);
 void gw_loop_break(struct gw_loop *loop);
+/* Seconds: the time the loop last woke (no system call; steady for one
+ * iteration), and the same clock read now. */
 double gw_loop_now(struct gw_loop *loop);
+double gw_loop_clock(struct gw_loop *loop);
 
 /* An I/O watcher on fd, started for the given events (0 = stopped). */
 struct gw_io *gw_io_new(struct gw_loop *loop, int fd, int events, gw_event_fn fn, void *data);

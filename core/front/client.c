@@ -116,7 +116,7 @@ struct gw_req *client_request(struct client *c, const struct mc_request *mc, con
     r->conn_id = c->id;
     r->peer = c->peer;
     r->listener = &c->listener->label;
-    r->started = metrics_now();
+    r->started = gw_loop_now(c->rt->loop); /* the loop's clock: no syscall */
     /* What its reply may pin, at worst, until it is written. */
     r->charge = mc->total_len;
     if (mc_cmd_is_retrieval(mc->cmd)) r->charge += (size_t)mc->nkeys * gw_settings.max_value;
@@ -222,7 +222,7 @@ static int queue_replies(struct client *c)
         if (mc_cmd_is_retrieval(r->mc.cmd) && !r->forced_reply && !req_retrieval_failed(r))
             req_count_retrieval(r);
         if (r->nkeys > 0 && r->keys[0].route && r->started > 0)
-            histo_observe(&r->keys[0].route->duration, metrics_now() - r->started);
+            histo_observe(&r->keys[0].route->duration, gw_loop_now(c->rt->loop) - r->started);
         if (!r->mc.noreply) {
             int rc = c->codec->encode(c, r);
             if (rc != GW_OK) return rc;

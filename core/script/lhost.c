@@ -677,7 +677,7 @@ static int boot(struct lhost *h, const char *config_path, const char *lua_dir,
     /* The top level runs against a deadline (it is not a request: it may
      * do more work than a route call's budget, but not forever). */
     h->config_quota = (struct quota){
-        .h = h, .instructions = INT64_MAX, .deadline = ltask_now() + CONFIG_TIMEOUT,
+        .h = h, .instructions = INT64_MAX, .deadline = ltask_now(h) + CONFIG_TIMEOUT,
         .timeout_why = "the config's top level took too long (more than 10 s)",
     };
     h->main_task.q = &h->config_quota;

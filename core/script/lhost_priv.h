@@ -208,7 +208,8 @@ void ltask_free_all(struct lhost *h);
 void ltask_set_hook(lua_State *L, const struct quota *q);
 /* lmatch's charge function: pattern-matching steps count as instructions. */
 bool ltask_charge(lua_State *L, unsigned long steps);
-/* Monotonic seconds. */
-double ltask_now(void);
+/* Seconds, read now: on a worker its loop's clock (gw_loop_clock, the base
+ * of every deadline), else the monotonic clock. */
+double ltask_now(const struct lhost *h);
 
 #endif

@@ -106,9 +106,18 @@ static void thread_drop(struct lhost *h, lua_State *co)
 
 /* --- quotas --------------------------------------------------------------- */
 
-double ltask_now(void)
+double ltask_now(const struct lhost *h)
 {
-    return metrics_now();
+    return h->rt ? gw_loop_clock(h->rt->loop) : metrics_now();
+}
+
+/* ltask_now as of when the worker's loop last woke, which costs no system
+ * call: what deadlines are set from and checked against between two runs
+ * of Lua.  Only code inside a long Lua call (the instruction hook, the
+ * pattern matcher) needs the clock itself. */
+static double loop_now(const struct lhost *h)
+{
+    return h->rt ? gw_loop_now(h->rt->loop) : metrics_now();
 }
 
 static void quota_on_timer(void *data, int events);
@@ -129,7 +138,7 @@ static struct quota *quota_new(struct lhost *h)
     const struct gw_settings *st = &h->cfg.settings;
     q->refs = 0;
     q->instructions = st->instruction_limit ? (int64_t)st->instruction_limit : INT64_MAX;
-    q->deadline = st->route_timeout > 0 ? ltask_now() + st->route_timeout : 0;
+    q->deadline = st->route_timeout > 0 ? loop_now(h) + st->route_timeout : 0;
     q->started = 0;
     q->expired = false;
     q->why = NULL;
@@ -149,8 +158,9 @@ static void quota_release(struct quota *q)
     q->h->free_quotas = q;
 }
 
-/* Draw n instructions from q; false, with q expired, past a limit. */
-static bool quota_draw(struct quota *q, int64_t n)
+/* Draw n instructions from q at time now; false, with q expired, past a
+ * limit. */
+static bool quota_draw(struct quota *q, int64_t n, double now)
 {
     if (q->expired) return false;
     if (q->instructions != INT64_MAX) {
@@ -161,7 +171,7 @@ static bool quota_draw(struct quota *q, int64_t n)
             return false;
         }
     }
-    if (q->deadline > 0 && ltask_now() > q->deadline) {
+    if (q->deadline > 0 && now > q->deadline) {
         q->expired = true;
         q->why = q->timeout_why;
         return false;
@@ -178,7 +188,7 @@ static int hook_period(const struct quota *q)
 static void quota_hook(lua_State *L, lua_Debug *ar)
 {
     struct quota *q = task_of(L)->q;
-    if (!quota_draw(q, HOOK_PERIOD)) luaL_error(L, "%s", q->why);
+    if (!quota_draw(q, HOOK_PERIOD, ltask_now(q->h))) luaL_error(L, "%s", q->why);
 }
 
 void ltask_set_hook(lua_State *L, const struct quota *q)
@@ -190,7 +200,7 @@ void ltask_set_hook(lua_State *L, const struct quota *q)
 bool ltask_charge(lua_State *L, unsigned long steps)
 {
     struct quota *q = task_of(L)->q;
-    if (!q || quota_draw(q, (int64_t)steps)) return true;
+    if (!q || quota_draw(q, (int64_t)steps, ltask_now(q->h))) return true;
     lua_pushstring(L, q->why);
     return false;
 }
@@ -201,7 +211,7 @@ static void quota_arm(struct quota *q)
     if (q->deadline == 0) return;
     if (!q->timer && !(q->timer = gw_timer_new(q->h->rt->loop, quota_on_timer, q))) return;
     if (gw_timer_active(q->timer)) return;
-    double left = q->deadline - ltask_now();
+    double left = q->deadline - loop_now(q->h);
     gw_timer_start(q->timer, left > 0.001 ? left : 0.001);
 }
 
@@ -222,7 +232,7 @@ static struct task *task_new(struct lhost *h, enum task_kind kind, struct quota 
         *why = "too many tasks for one route call (task_limit)";
         return NULL;
     }
-    if (!quota_draw(q, TASK_COST)) {
+    if (!quota_draw(q, TASK_COST, loop_now(h))) {
         *why = q->why;
         return NULL;
     }
@@ -429,7 +439,10 @@ static int resp_index(lua_State *L)
         lua_pushinteger(L, (lua_Integer)strtoull(rs->data, NULL, 10));
     else if (!strcmp(f, "error") && kind_is_error(rs->kind))
         push_error_text(L, rs->data, rs->len);
-    else lua_pushnil(L);
+    else if (strcmp(f, "value") && strcmp(f, "flags") && strcmp(f, "cas") && strcmp(f, "number") &&
+             strcmp(f, "error"))
+        return luaL_error(L, "res has no field '%s'", f);
+    else lua_pushnil(L); /* a field this kind of response does not have */
     return 1;
 }
 
@@ -615,14 +628,14 @@ static int req_index(lua_State *L)
     if (!strcmp(f, "key")) {
         if (keyed) lua_pushlstring(L, r->keys[q->k].bkey, r->keys[q->k].bklen);
         else lua_pushnil(L);
+    } else if (!strcmp(f, "command")) {
+        lua_pushstring(L, mc_cmd_name(m->cmd));
     } else if (!strcmp(f, "args")) {
         if (m->cmd == MC_STATS) lua_pushlstring(L, r->base + m->args_off, m->args_len);
         else lua_pushnil(L);
     } else if (!strcmp(f, "delay")) {
         if (m->cmd == MC_FLUSH_ALL) lua_pushinteger(L, m->delay);
         else lua_pushnil(L);
-    } else if (!strcmp(f, "command")) {
-        lua_pushstring(L, mc_cmd_name(m->cmd));
     } else if (!strcmp(f, "value")) {
         if (storage) lua_pushlstring(L, r->base + m->data_off, m->bytes);
         else lua_pushnil(L);
@@ -647,7 +660,8 @@ static int req_index(lua_State *L)
         if (r->listener) lua_pushstring(L, *r->listener);
         else lua_pushnil(L);
     } else {
-        lua_pushnil(L);
+        /* A misspelled field is a mistake to report, not a nil to route on. */
+        return luaL_error(L, "req has no field '%s'", f);
     }
     return 1;
 }
@@ -1269,7 +1283,7 @@ static void task_abandon(struct task *t)
 static void task_wake(struct task *t)
 {
     t->suspended = false;
-    if (!t->q->expired && t->q->deadline > 0 && ltask_now() > t->q->deadline) {
+    if (!t->q->expired && t->q->deadline > 0 && loop_now(t->h) > t->q->deadline) {
         t->q->expired = true;
         t->q->why = t->q->timeout_why;
     }
@@ -1283,7 +1297,7 @@ static void quota_on_timer(void *data, int events)
 {
     struct quota *q = data;
     if (q->expired || q->deadline == 0) return;
-    double left = q->deadline - ltask_now();
+    double left = q->deadline - loop_now(q->h);
     if (left > 0.0005) {
         gw_timer_start(q->timer, left);
         return;

@@ -692,3 +692,25 @@ memcache.route { default = memcache.pool { servers = { "%s" } } }
     assert.is_true(sent <= 70, sent .. " gets of 1 MB sent for a client that reads nothing")
   end)
 end)
+
+describe("14. a misspelled field is an error, not a nil to route on", function()
+  it("req and res raise on a name they do not have; absent fields they have read nil", function()
+    local m = memcached()
+    local g = gateway(string.format([[
+local main = memcache.pool { servers = { "%s" } }
+memcache.route {
+  ["typo/"] = function(req) if req.comand == "get" then return memcache.miss() end return main end,
+  ["rtypo/"] = function(req) local r = main:forward(req) return memcache.hit(tostring(r.vlaue)) end,
+  ["absent/"] = function(req)
+    local r = main:forward(req)
+    return memcache.hit(tostring(req.value) .. "," .. tostring(req.cas) .. "," .. tostring(r.value))
+  end,
+}
+]], m.addr))
+    local c = conn(g)
+    assert.matches("^SERVER_ERROR lua error: .*req has no field 'comand'", c:call("get typo/k\r\n"))
+    assert.matches("^SERVER_ERROR lua error: .*res has no field 'vlaue'", c:call("get rtypo/k\r\n"))
+    -- the connection goes on; a get has no value or cas, a miss no value
+    assert.are.equal(value_reply("absent/k", "nil,nil,nil"), c:call("get absent/k\r\n"))
+  end)
+end)
