@@ -45,8 +45,11 @@ struct lresp {
     uint8_t kind;              /* RESP_VALUE: hit; RESP_END: miss; else a line kind */
     uint32_t flags, bytes, len;
     uint64_t cas;
-    struct gw_buf *buf;        /* holds data when it is not static or inline (ref) */
-    const char *data;          /* hit: the value and "\r\n"; else: the line with "\r\n" */
+    struct gw_buf *buf;        /* holds data when it is not static, inline or a
+                                * Lua string (ref) */
+    const char *data;          /* hit: the value, then "\r\n" when it is in buf (a
+                                * memcache.hit's is its Lua string, the user
+                                * value); else: the line with "\r\n" */
     char inl[48];
 };
 
@@ -378,9 +381,11 @@ static bool kind_is_error(int kind)
     return reply_is_error((enum mc_resp_kind)kind);
 }
 
-static struct lresp *resp_new(lua_State *L, int kind)
+/* nuv: 1 for a response whose data is a Lua string, anchored as its user
+ * value. */
+static struct lresp *resp_new(lua_State *L, int kind, int nuv)
 {
-    struct lresp *rs = lua_newuserdatauv(L, sizeof *rs, 0);
+    struct lresp *rs = lua_newuserdatauv(L, sizeof *rs, nuv);
     memset(rs, 0, sizeof *rs);
     rs->kind = (uint8_t)kind;
     luaL_setmetatable(L, RESPONSE_MT);
@@ -459,7 +464,7 @@ static int resp_tostring(lua_State *L)
 
 static int resp_line_kind(lua_State *L, enum mc_resp_kind kind)
 {
-    struct lresp *rs = resp_new(L, kind);
+    struct lresp *rs = resp_new(L, kind, 0);
     rs->data = reply_line(kind);
     rs->len = (uint32_t)reply_line_len(kind);
     return 1;
@@ -473,20 +478,20 @@ static int mc_hit(lua_State *L)
     lua_Integer cas = luaL_optinteger(L, 3, 0);
     luaL_argcheck(L, flags >= 0 && flags <= UINT32_MAX, 2, "flags must fit in 32 bits");
     luaL_argcheck(L, n <= UINT32_MAX - 2, 1, "value too large");
-    struct lresp *rs = resp_new(L, RESP_VALUE);
-    rs->buf = buf_new(n + 2);
-    if (!rs->buf) return luaL_error(L, "out of memory");
-    memcpy(rs->buf->data, v, n);
-    rs->buf->data[n] = '\r';
-    rs->buf->data[n + 1] = '\n';
-    rs->data = rs->buf->data;
+    /* The value stays in its Lua string, anchored to the response, until
+     * apply_response copies it into the request.  A buffer here would be
+     * held until the garbage collector found the response. */
+    struct lresp *rs = resp_new(L, RESP_VALUE, 1);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    rs->data = v;
     rs->bytes = (uint32_t)n;
     rs->flags = (uint32_t)flags;
     rs->cas = (uint64_t)cas;
     return 1;
 }
 
-static int mc_miss(lua_State *L) { resp_new(L, RESP_END); return 1; }
+static int mc_miss(lua_State *L) { resp_new(L, RESP_END, 0); return 1; }
 static int mc_ok(lua_State *L) { return resp_line_kind(L, RESP_OK); }
 static int mc_stored(lua_State *L) { return resp_line_kind(L, RESP_STORED); }
 static int mc_not_stored(lua_State *L) { return resp_line_kind(L, RESP_NOT_STORED); }
@@ -501,7 +506,7 @@ static int mc_number(lua_State *L)
     luaL_argcheck(L, n >= 0, 1, "must be >= 0");
     char tmp[32];
     int len = snprintf(tmp, sizeof tmp, "%" PRIu64, (uint64_t)n);
-    resp_set_line(L, resp_new(L, RESP_NUMBER), tmp, (size_t)len);
+    resp_set_line(L, resp_new(L, RESP_NUMBER, 0), tmp, (size_t)len);
     return 1;
 }
 
@@ -515,7 +520,7 @@ static int mc_error(lua_State *L)
     int len = snprintf(tmp, sizeof tmp, "SERVER_ERROR %.*s", (int)(n < 900 ? n : 900), msg);
     for (int i = 0; i < len; i++)
         if (tmp[i] == '\r' || tmp[i] == '\n') tmp[i] = ' ';
-    resp_set_line(L, resp_new(L, RESP_SERVER_ERROR), tmp, (size_t)len);
+    resp_set_line(L, resp_new(L, RESP_SERVER_ERROR, 0), tmp, (size_t)len);
     return 1;
 }
 
@@ -524,7 +529,7 @@ static void push_call_response(lua_State *L, struct gw_req *c)
 {
     const struct gw_key *key = &c->keys[0];
     if (mc_cmd_is_retrieval(c->mc.cmd) && key->state != KEY_ERROR) {
-        struct lresp *rs = resp_new(L, key->state == KEY_HIT ? RESP_VALUE : RESP_END);
+        struct lresp *rs = resp_new(L, key->state == KEY_HIT ? RESP_VALUE : RESP_END, 0);
         if (key->state == KEY_HIT) {
             rs->buf = key->vbuf;
             buf_ref(rs->buf);
@@ -536,7 +541,7 @@ static void push_call_response(lua_State *L, struct gw_req *c)
         return;
     }
     int kind = c->rkind ? c->rkind : RESP_SERVER_ERROR;
-    struct lresp *rs = resp_new(L, kind);
+    struct lresp *rs = resp_new(L, kind, 0);
     if (!c->rline) {
         resp_set_line(L, rs, "SERVER_ERROR no reply", 21);
     } else if (c->rline_buf) {
@@ -575,13 +580,26 @@ static enum route_result apply_response(const char *route, struct gw_req *r, uin
             key->state = KEY_MISS;
             return ROUTE_ANSWERED;
         }
+        if (!rs->buf) {
+            /* memcache.hit's value: copied with its line end into r's
+             * arena, which lives until the reply is written. */
+            char *p = req_alloc(r, (size_t)rs->bytes + 2);
+            if (!p) {
+                route_fail(route, r, k, "out of memory");
+                return ROUTE_FAILED;
+            }
+            memcpy(p, rs->data, rs->bytes);
+            memcpy(p + rs->bytes, "\r\n", 2);
+            key->vdata = p;
+        } else {
+            key->vbuf = rs->buf;
+            buf_ref(key->vbuf);
+            key->vdata = rs->data;
+        }
         key->state = KEY_HIT;
         key->flags = rs->flags;
         key->bytes = rs->bytes;
         key->cas = rs->cas;
-        key->vbuf = rs->buf;
-        buf_ref(key->vbuf);
-        key->vdata = rs->data;
         return ROUTE_ANSWERED;
     }
     req_reply_fmt(r, "%.*s", (int)rs->len - 2, rs->data);
@@ -926,7 +944,7 @@ static int pool_forward(lua_State *L)
     const struct gw_key *key = &r->keys[q->k];
     struct gw_req *c = call_new(t->h, &r->mc, key->bkey, key->bklen);
     if (!c) {
-        resp_set_line(L, resp_new(L, RESP_SERVER_ERROR), "SERVER_ERROR out of memory", 26);
+        resp_set_line(L, resp_new(L, RESP_SERVER_ERROR, 0), "SERVER_ERROR out of memory", 26);
         lua_pushliteral(L, "out of memory");
         return 2;
     }
