@@ -6,7 +6,9 @@
 #   make test SANITIZE=1
 #                 the same with an ASan+UBSan build (clang); any sanitizer
 #                 report in a gateway's log fails the run
-#   make bench    gateway vs twemproxy vs direct memcached, side by side
+#   make bench    gateway vs twemproxy vs direct memcached, side by side,
+#                 and a table of the performance goals (BENCH_QUICK=1: a
+#                 smoke run; knobs at the top of tests/bench/bench.sh)
 #   make install  the binary, the Lua library, the example config (only if
 #                 none is there yet) and a systemd unit; PREFIX (default
 #                 /usr/local) and DESTDIR as usual.  make uninstall undoes
@@ -155,8 +157,16 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) spec
 
-bench: deps gateway
-	sh tests/bench/bench.sh
+# The bench's own load generator (open and closed loop, latency
+# percentiles; tests/bench/loadgen.c): always optimized and never
+# sanitized, whatever SANITIZE says, so it is not what limits a run.
+LOADGEN := build/bench/loadgen
+$(LOADGEN): tests/bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -o $@ $<
+
+bench: deps gateway $(LOADGEN)
+	LOADGEN=$(LOADGEN) sh tests/bench/bench.sh
 
 # Built with clang's libFuzzer.  The parsers alone: core/codec/<target>.c (and
 # the reply table) and tests/fuzz/fuzz_<target>.c.  forward (client bytes ->

@@ -5,15 +5,26 @@
     bench_util.py wait PORT SECONDS        wait until 127.0.0.1:PORT accepts
     bench_util.py cpu PID                  utime+stime of PID, in microseconds
     bench_util.py backend_ops PORT...      sum of cmd_get + cmd_set over servers
+                                           (memcached counts each key of a
+                                           multi-get in cmd_get)
     bench_util.py probe NAME PORT          warn if NAME rejects memcaslap-style keys
-    bench_util.py parse MEMCASLAP_OUTPUT   "ops runtime_s tps avg_us get_misses"
+    bench_util.py parse OUTPUT             memcaslap's or loadgen's output as
+                                           "ops=N secs=S mean_us=..."
+    bench_util.py show LINE                one RESULTS line, readable
+    bench_util.py idle NAME OUTPUT SETSIZE idle_memory.py's OUTPUT for NAME as a
+                                           RESULTS line
     bench_util.py scrapes PROM_PORT        how often Prometheus scraped gw_admin
-    bench_util.py report RESULTS           the summary table
+    bench_util.py report RESULTS           the tables and the goals; exit 1 if
+                                           a run is INVALID
 
-RESULTS has one line per run: "target round ops runtime_s tps avg_us
-get_misses cpu_us backend_ops" (cpu_us is "-" for the direct target;
-backend_ops is how many get/set commands the memcached servers saw, so a
-target that answered without asking them would show).
+RESULTS has one line per run: "workload target round name=value ...",
+with cpu (the target's utime+stime over the run, in µs; for direct,
+memcached's), bops (the get/set commands the memcached servers saw: a
+target that answered without asking them shows), ops (keys, for a
+multi-get), secs, and what the load generator reported.  Memory lines have
+round "-", n (connections), RSS in KB before and after each phase
+(PHASE_kb) and the bytes per connection idle_memory.py computed (PHASE_b).  "title WORKLOAD text" lines name a
+workload's table.
 """
 import os
 import re
@@ -89,17 +100,80 @@ def probe(name, port):
 
 
 def parse(path):
+    """One run's output, memcaslap's or loadgen's, as name=value pairs:
+    ops (keys, for a multi-get), secs, mean_us, errors and, from loadgen,
+    the percentiles."""
     text = open(path, errors="replace").read()
-    m = re.search(r"Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+)", text)
-    if not m:
-        raise SystemExit("no 'Run time: ... Ops: ... TPS:' line in %s" % path)
-    runtime, ops, tps = float(m.group(1)), int(m.group(2)), int(m.group(3))
-    # the final histogram block: "Total Statistics (N events)" ... "Avg: X"
-    blocks = re.findall(r"Total Statistics \(\d+ events\)\s*\n\s*Min:\s*\d+\s*\n"
-                        r"\s*Max:\s*\d+\s*\n\s*Avg:\s*([\d.]+)", text)
-    avg = float(blocks[-1]) if blocks else float("nan")
-    misses = re.findall(r"get_misses: (\d+)", text)
-    print("%d %.2f %d %.1f %s" % (ops, runtime, tps, avg, misses[-1] if misses else "-"))
+    m = re.search(r"^RESULT (.*)$", text, re.M)
+    if m:
+        r = dict(kv.split("=", 1) for kv in m.group(1).split())
+        out = {"ops": r["keys"], "reqs": r["requests"], "secs": r["seconds"]}
+        for k in ("errors", "dropped", "misses", "mean_us", "p50_us", "p99_us",
+                  "p999_us", "max_us", "lag_max_us"):
+            out[k] = r[k]
+    else:
+        m = re.search(r"Run time: ([\d.]+)s Ops: (\d+) TPS: (\d+)", text)
+        if not m:
+            raise SystemExit("no 'Run time: ... Ops: ... TPS:' line in %s" % path)
+        out = {"ops": m.group(2), "secs": m.group(1)}
+        # the final histogram block: "Total Statistics (N events)" ... "Avg: X"
+        blocks = re.findall(r"Total Statistics \(\d+ events\)\s*\n\s*Min:\s*\d+\s*\n"
+                            r"\s*Max:\s*\d+\s*\n\s*Avg:\s*([\d.]+)", text)
+        if blocks:
+            out["mean_us"] = blocks[-1]
+        misses = re.findall(r"get_misses: (\d+)", text)
+        if misses:
+            out["misses"] = misses[-1]
+    print(" ".join("%s=%s" % kv for kv in out.items()))
+
+
+def run_line(line):
+    """A RESULTS line, "workload target round name=value ...", as a dict."""
+    p = line.split()
+    d = {"w": p[0], "t": p[1], "r": p[2]}
+    for kv in p[3:]:
+        k, v = kv.split("=", 1)
+        d[k] = float(v)
+    return d
+
+
+def show(line):
+    d = run_line(line)
+    rate = d["ops"] / d["secs"] if d["secs"] else 0
+    extra = ""
+    if "p99_us" in d:
+        extra = "  p50 %.0f  p99 %.0f  p99.9 %.0f us" % (d["p50_us"], d["p99_us"], d["p999_us"])
+    elif "mean_us" in d:
+        extra = "  mean %.0f us" % d["mean_us"]
+    op = "key" if d["w"] == "multiget" else "op"
+    print("  %-8s round %-2s %-10s %9.0f %-6s  CPU %5.2f us/%-3s  backend %.2f/%-3s%s%s" % (
+        d["w"], d["r"], d["t"], rate, op + "s/s",
+        d["cpu"] / d["ops"] if d["ops"] else 0, op, d["bops"] / d["ops"] if d["ops"] else 0, op,
+        extra, "  ERRORS %d" % d["errors"] if d.get("errors") else ""))
+
+
+PHASES = ("connected", "version", "set", "closed")
+
+
+def idle(name, path, setsize):
+    """idle_memory.py's output for NAME (lines "phase bytes_per_conn rss_kb"
+    and "summary conns=N ...") as one RESULTS line: "memory NAME - n=N
+    setsize=S before_kb=.. PHASE_kb=.. PHASE_b=.. ..." with PHASE_b its
+    bytes per connection."""
+    out = {"setsize": setsize}
+    for line in open(path):
+        p = line.split()
+        if p and p[0] == "summary":
+            out["n"] = dict(kv.split("=", 1) for kv in p[1:])["conns"]
+        elif len(p) == 3 and p[0] in ("before",) + PHASES:
+            out[p[0] + "_kb"] = p[2]
+            if p[0] != "before":
+                out[p[0] + "_b"] = p[1]
+    missing = [k for k in ("n", "before_kb") + tuple(ph + "_kb" for ph in PHASES)
+               if k not in out]
+    if missing:
+        raise SystemExit("idle_memory output %s has no %s" % (path, ", ".join(missing)))
+    print("memory %s - %s" % (name, " ".join("%s=%s" % kv for kv in out.items())))
 
 
 def scrapes(port):
@@ -123,77 +197,225 @@ def scrapes(port):
           "one %s with %d samples" % (n, "up" if up == 1 else "DOWN", samples))
 
 
-def fmt(v, spec):
-    return "n/a" if v is None else format(v, spec)
+def fmt(v, spec, none="n/a"):
+    return none if v is None else format(v, spec)
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def rate(d):
+    return d["ops"] / d["secs"] if d["secs"] else None
+
+
+def cpu_op(d):
+    return d["cpu"] / d["ops"] if d["ops"] else None
+
+
+class Results:
+    def __init__(self, path):
+        self.runs = {}      # workload -> target -> round -> run
+        self.order = {}     # workload -> targets in order of appearance
+        self.titles = {}
+        self.memory = {}
+        for line in open(path):
+            p = line.split()
+            if not p:
+                continue
+            if p[0] == "title":
+                self.titles[p[1]] = " ".join(p[2:])
+                continue
+            d = run_line(line)
+            if d["w"] == "memory":
+                self.memory[d["t"]] = d
+                continue
+            ts = self.runs.setdefault(d["w"], {})
+            if d["t"] not in ts:
+                ts[d["t"]] = {}
+                self.order.setdefault(d["w"], []).append(d["t"])
+            ts[d["t"]][d["r"]] = d
+
+    def has(self, w, t):
+        return t in self.runs.get(w, {})
+
+    def stat(self, w, t, f):
+        """The median over rounds of f(run)."""
+        if not self.has(w, t):
+            return None
+        return median(f(d) for d in self.runs[w][t].values())
+
+    def paired(self, w, a, b, f):
+        """The median over rounds of f(a's run) / f(b's run) in that round."""
+        if not (self.has(w, a) and self.has(w, b)):
+            return None
+        ra, rb = self.runs[w][a], self.runs[w][b]
+        return median(f(ra[r]) / f(rb[r]) for r in ra
+                      if r in rb and f(ra[r]) is not None and f(rb[r]))
+
+    def fwd(self, w, t):
+        rs = self.runs[w][t].values()
+        ops = sum(d["ops"] for d in rs)
+        return sum(d["bops"] for d in rs) / ops if ops else 0
+
+    def errors(self, w, t):
+        return sum(int(d.get("errors", 0)) + int(d.get("dropped", 0))
+                   for d in self.runs[w][t].values())
+
+    def invalid(self, w, t):
+        """Why the numbers of t in w mean nothing, or None."""
+        if not self.has(w, t):
+            return None
+        ops = sum(d["ops"] for d in self.runs[w][t].values())
+        if self.fwd(w, t) < 0.95:
+            return ("the memcached servers saw %.2f get/set commands per client op "
+                    "(expected about 1.00): it answered without forwarding (error "
+                    "replies?)" % self.fwd(w, t))
+        if self.errors(w, t) > 0.01 * ops:
+            return "%d errors in %d ops" % (self.errors(w, t), ops)
+        return None
+
+
+def table(res, w):
+    ts = res.order[w]
+    op = "key" if w == "multiget" else "op"    # a multi-get counts its keys
+    unit = op + "s/s"
+    print()
+    print("== %s: %s" % (w, res.titles.get(w, "")))
+    vs = [("twemproxy", "× twemproxy"), ("direct", "× direct")]
+    if w == "yield":
+        vs = [("gateway", "× function route")]
+    if w == "latency":
+        print("%-10s %4s %9s %8s %8s %9s %9s %9s %7s %10s %10s %11s" % (
+            "target", "runs", "req/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs",
+            "lag max", "errors", "CPU µs/op", "backend/op", "p99 × twem"))
+        for t in ts:
+            rs = res.runs[w][t].values()
+            print("%-10s %4d %9.0f %8.1f %8.1f %9.1f %9.1f %9.1f %7d %10s %10.2f %11s" % (
+                t, len(rs), res.stat(w, t, rate), res.stat(w, t, lambda d: d["p50_us"]),
+                res.stat(w, t, lambda d: d["p99_us"]), res.stat(w, t, lambda d: d["p999_us"]),
+                max(d["max_us"] for d in rs), max(d["lag_max_us"] for d in rs),
+                res.errors(w, t), fmt(res.stat(w, t, cpu_op), ".2f"), res.fwd(w, t),
+                fmt(res.paired(w, t, "twemproxy", lambda d: d["p99_us"]), ".2f")))
+        print("(percentiles: medians over rounds, from each request's scheduled send "
+              "time; max and the generator's own lag max: the worst round)")
+        return
+    print("%-10s %4s %9s %17s %8s %10s %10s %7s" % (
+        "target", "runs", unit, "min..max", "mean µs", "CPU µs/" + op, "backend/" + op,
+        "errors") + "".join(" %16s" % h for _, h in vs) + " %16s" % ("CPU/%s × direct" % op))
+    for t in ts:
+        rs = res.runs[w][t].values()
+        rates = [rate(d) for d in rs]
+        print("%-10s %4d %9.0f %17s %8s %10s %10.2f %7s" % (
+            t, len(rs), res.stat(w, t, rate), "%.0f..%.0f" % (min(rates), max(rates)),
+            fmt(res.stat(w, t, lambda d: d.get("mean_us")), ".0f"),
+            fmt(res.stat(w, t, cpu_op), ".2f"), res.fwd(w, t),
+            "%d" % res.errors(w, t) if any("errors" in d for d in rs) else "-")
+            + "".join(" %16s" % ("" if b == t else fmt(res.paired(w, t, b, rate), ".2f", "-"))
+                      for b, _ in vs)
+            + " %16s" % ("" if t == "direct" else fmt(res.paired(w, t, "direct", cpu_op), ".2f", "-")))
+    for a, b in (("gw_admin", "gateway"), ("gateway", "baseline")):
+        if res.has(w, a) and res.has(w, b):
+            print("%s/%s: %s %.2f, CPU/op %.2f (medians of paired ratios)" % (
+                a, b, unit, res.paired(w, a, b, rate), res.paired(w, a, b, cpu_op)))
+
+
+def memory_table(res):
+    print()
+    print("== memory: idle connections (tests/bench/idle_memory.py; VmRSS of fresh "
+          "instances; per connection: RSS growth since before / connections)")
+    print("%-10s %6s %10s" % ("target", "conns", "before KB") + "".join(
+        " %12s" % ph for ph in PHASES) + " %10s %13s" % ("closed KB", "closed/before"))
+    for t, d in res.memory.items():
+        print("%-10s %6d %10d" % (t, d["n"], d["before_kb"]) + "".join(
+            " %10.0f B" % d[ph + "_b"] for ph in PHASES)
+            + " %10d %+12.1f%%" % (d["closed_kb"],
+                                   100 * (d["closed_kb"] - d["before_kb"]) / d["before_kb"]))
+    d = next(iter(res.memory.values()))
+    print("(version, set: after one `version`, then one %d-byte set to a key of its own, "
+          "on each connection, read some seconds later; a memcached stores the sets "
+          "itself, a proxy forwards them)" % d["setsize"])
+
+
+def goals(res):
+    rows = []
+
+    def ratio_goal(text, w, a, b, f, op, limit):
+        if not (res.has(w, a) and res.has(w, b)):
+            rows.append((text, "not run", "-"))
+            return
+        v = res.paired(w, a, b, f)
+        bad = res.invalid(w, a) or res.invalid(w, b)
+        ok = v is not None and (v >= limit if op == ">=" else v <= limit)
+        rows.append((text, "%s× (%s/%s)" % (fmt(v, ".2f"), a, b),
+                     "INVALID" if bad else "PASS" if ok else "MISS"))
+
+    ratio_goal("100 B mix, 1 thread: gateway ops/s ≥ 1.5× twemproxy",
+               "mix", "gateway", "twemproxy", rate, ">=", 1.5)
+    ratio_goal("100 B mix, 1 thread: gateway CPU/op ≤ 1.08× direct memcached's",
+               "mix", "gateway", "direct", cpu_op, "<=", 1.08)
+    ratio_goal("yielding route ≥ 0.95× the function route (same run)",
+               "yield", "gw_yield", "gateway", rate, ">=", 0.95)
+    ratio_goal("multi-get: gateway keys/s ≥ 1.5× twemproxy",
+               "multiget", "gateway", "twemproxy", rate, ">=", 1.5)
+    ratio_goal("100 KB values: gateway ops/s ≥ 1.5× twemproxy",
+               "large", "gateway", "twemproxy", rate, ">=", 1.5)
+    d = res.memory.get("gateway")
+    text = "idle memory ≤ 600 B per connection in every phase"
+    if d:
+        worst = max(PHASES, key=lambda ph: d[ph + "_b"])
+        v = d[worst + "_b"]
+        rows.append((text, "%.0f B at worst (%s; %d conns)" % (v, worst, d["n"]),
+                     "PASS" if v <= 600 else "MISS"))
+    else:
+        rows.append((text, "not run", "-"))
+    text = "RSS after all closed within 10% of before"
+    if d:
+        v = (d["closed_kb"] - d["before_kb"]) / d["before_kb"]
+        rows.append((text, "%+.1f%% (%d KB -> %d KB)" % (100 * v, d["before_kb"], d["closed_kb"]),
+                     "PASS" if abs(v) <= 0.10 else "MISS"))
+    else:
+        rows.append((text, "not run", "-"))
+    for b in ("direct", "twemproxy"):
+        text = "2 threads: gateway (2 threads) vs %s" % b
+        if res.has("threads", "gateway") and res.has("threads", b):
+            rows.append((text, "%.2f× ops/s, CPU/op %.2f×" % (
+                res.paired("threads", "gateway", b, rate),
+                res.paired("threads", "gateway", b, cpu_op)),
+                "INVALID" if res.invalid("threads", "gateway") else "report"))
+        else:
+            rows.append((text, "not run", "-"))
+    if res.has("latency", "gateway") and res.has("latency", "twemproxy"):
+        rows.append(("latency at a fixed rate: gateway p99 vs twemproxy",
+                     "%.0f µs vs %.0f µs" % (res.stat("latency", "gateway", lambda d: d["p99_us"]),
+                                             res.stat("latency", "twemproxy", lambda d: d["p99_us"])),
+                     "INVALID" if res.invalid("latency", "gateway") else "report"))
+    print()
+    print("== goals (ratios: medians of per-round paired ratios)")
+    width = max(len(r[0]) for r in rows)
+    for text, measured, verdict in rows:
+        print("%-*s  %-34s %s" % (width, text, measured, verdict))
 
 
 def report(path):
-    runs = {}
-    order = []
-    for line in open(path):
-        p = line.split()
-        if len(p) != 9:
-            continue
-        target, _rnd, ops, runtime, tps, avg, misses, cpu, bops = p
-        if target not in runs:
-            runs[target] = []
-            order.append(target)
-        runs[target].append({
-            "ops": int(ops), "runtime": float(runtime), "tps": int(tps),
-            "avg": float(avg), "misses": int(misses) if misses != "-" else 0,
-            "cpu": None if cpu == "-" else int(cpu), "bops": int(bops)})
-    summary = {}
-    for t in order:
-        rs = runs[t]
-        ops = sum(r["ops"] for r in rs)
-        secs = sum(r["runtime"] for r in rs)
-        # latency: mean over runs weighted by ops
-        avg = sum(r["avg"] * r["ops"] for r in rs) / ops if ops else None
-        cpu = None
-        if all(r["cpu"] is not None for r in rs) and ops:
-            cpu = sum(r["cpu"] for r in rs) / ops
-        summary[t] = {"tps": ops / secs if secs else 0, "avg": avg, "cpu": cpu,
-                      "misses": sum(r["misses"] for r in rs), "runs": len(rs),
-                      "min": min(r["tps"] for r in rs), "max": max(r["tps"] for r in rs),
-                      "fwd": sum(r["bops"] for r in rs) / ops if ops else 0}
-
-    print()
-    print("%-10s %4s %9s %17s %8s %16s %11s %16s" % (
-        "target", "runs", "ops/s", "min..max per run", "mean µs",
-        "proxy CPU µs/op", "get misses", "backend ops/op"))
-    for t in order:
-        s = summary[t]
-        print("%-10s %4d %9.0f %17s %8s %16s %11d %16.2f" % (
-            t, s["runs"], s["tps"], "%d..%d" % (s["min"], s["max"]),
-            fmt(s["avg"], ".1f"), fmt(s["cpu"], ".2f"), s["misses"], s["fwd"]))
-
-    def ratio(a, b, key):
-        if a not in summary or b not in summary:
-            return None
-        x, y = summary[a][key], summary[b][key]
-        if x is None or y is None or y == 0:
-            return None
-        return x / y
-
-    # memcaslap counts an error reply (CLIENT_ERROR, SERVER_ERROR) as a done
-    # op, so a target that rejects its requests looks fast.  The memcached
-    # servers' own counters tell: each client op must reach one of them.
-    invalid = [t for t in order if summary[t]["fwd"] < 0.95]
-
-    print()
-    for a, b in (("gateway", "twemproxy"), ("gateway", "direct"),
-                 ("gateway", "baseline"), ("gw_admin", "gateway")):
-        if a in summary and b in summary:
-            print("%-18s ops/s %s   mean latency %s   proxy CPU/op %s" % (
-                a + "/" + b, fmt(ratio(a, b, "tps"), ".2f"),
-                fmt(ratio(a, b, "avg"), ".2f"), fmt(ratio(a, b, "cpu"), ".2f")))
-    for t in invalid:
-        print("INVALID: %s: the memcached servers saw %.2f get/set commands per "
-              "client op (expected about 1.00); it answered memcaslap without "
-              "forwarding (error replies?), so its numbers mean nothing.  See "
-              "the raw output with BENCH_KEEP=1." % (t, summary[t]["fwd"]))
-    return 1 if invalid else 0
-
+    res = Results(path)
+    for w in res.order:
+        table(res, w)
+    if res.memory:
+        memory_table(res)
+    goals(res)
+    bad = [(w, t, res.invalid(w, t)) for w in res.order for t in res.order[w]
+           if res.invalid(w, t)]
+    if bad:
+        print()
+    for w, t, why in bad:
+        print("INVALID: %s, %s: %s; its numbers mean nothing.  See the raw output "
+              "with BENCH_KEEP=1." % (w, t, why))
+    return 1 if bad else 0
 
 def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -209,6 +431,10 @@ def main():
         probe(sys.argv[2], int(sys.argv[3]))
     elif cmd == "parse":
         parse(sys.argv[2])
+    elif cmd == "show":
+        show(sys.argv[2])
+    elif cmd == "idle":
+        idle(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "scrapes":
         scrapes(int(sys.argv[2]))
     elif cmd == "report":

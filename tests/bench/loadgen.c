@@ -1,0 +1,545 @@
+/* loadgen -- a small memcached text-protocol load generator for make bench.
+ *
+ *   loadgen -s HOST:PORT [-c CONNS] [-r RATE] [-t SECONDS] [-g GET_RATIO]
+ *           [-n KEYS] [-k KEY_LEN] [-v VALUE_LEN] [-m KEYS_PER_GET]
+ *           [-d DEPTH] [-P]
+ *
+ * Open loop (-r RATE > 0): request i is due at start + i/RATE, whatever
+ * the replies; it goes to connection i % CONNS (pipelined behind what that
+ * connection still waits for) and its latency runs from that due time, not
+ * from the moment it was written, so a target that stalls is charged for
+ * every request it held up (no coordinated omission).  A timerfd armed at
+ * the next due time (with 1 ns timer slack) wakes the loop; "lag" is how
+ * late the generator itself wrote.  Closed loop (-r 0): each connection
+ * keeps DEPTH requests in flight and latency runs from the write.
+ *
+ * Requests: a get of KEYS_PER_GET random keys (probability GET_RATIO) or a
+ * set of one random key with a VALUE_LEN-byte value.  Keys are "lg" and a
+ * zero-padded number below KEYS, KEY_LEN bytes in all.  -P (preload) sets
+ * every key once and exits.  Every reply is parsed: a get must answer only
+ * VALUE lines of the keys asked, in their order, with VALUE_LEN bytes each,
+ * then END; a set must answer STORED.  Anything else counts as an error
+ * (an unparseable stream also closes that connection).
+ *
+ * The last line of output is "RESULT name=value ...": requests, keys,
+ * seconds, rate (requests/s), keys_per_s, hits, misses, errors, dropped
+ * (open loop: a connection had 4096 requests waiting), mean_us, p50_us, p99_us,
+ * p999_us, max_us, lag_max_us.  Exit status 1 when it cannot connect.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING 4096          /* requests in flight per connection, at most */
+#define IN_CAP (256 * 1024)
+#define MAX_KEYS 100
+#define NBUCKET 4096       /* log-linear latency buckets (ns), ~1.5% wide */
+#define DRAIN_NS 2000000000ULL
+
+enum { OP_GET, OP_SET };
+
+struct req {
+    uint64_t due;          /* ns: latency runs from here */
+    uint32_t key[MAX_KEYS];
+    uint8_t op;
+};
+
+struct conn {
+    int fd, dead, want_out;
+    char *in;
+    size_t inlen;
+    char *out;
+    size_t outlen, outoff, outcap;
+    struct req *ring;
+    unsigned head, count;
+    int in_data;           /* reading a value's bytes */
+    size_t remain;         /* of the value, with its \r\n */
+    unsigned cursor, hits; /* of the request at the head */
+};
+
+static struct {
+    int conns, keylen, vlen, nkeys, depth, preload;
+    double rate, secs, get_ratio;
+} opt = { 32, 32, 100, 10000, 1, 0, 0, 5, 0.9 };
+static int mget = 1;
+
+static struct conn *cs;
+static char *value;
+static uint64_t rng = 88172645463325252ULL;
+static uint64_t t_start, t_end, t_last, next_i, preload_next;
+static uint64_t n_req, n_keys, n_hits, n_miss, n_err, n_drop, n_sent, lag_max;
+static uint64_t hist[NBUCKET], lat_max, lat_sum;
+static int running = 1;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static uint64_t rnd(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 2685821657736338717ULL;
+}
+
+/* Values below 128 ns have a bucket each; above, 64 buckets per power of 2. */
+static unsigned bucket(uint64_t v)
+{
+    if (v < 128)
+        return (unsigned)v;
+    unsigned e = 63 - __builtin_clzll(v) - 6;
+    unsigned b = e * 64 + (unsigned)(v >> e);
+    return b < NBUCKET ? b : NBUCKET - 1;
+}
+
+static double bucket_mid(unsigned b)
+{
+    if (b < 128)
+        return b;
+    unsigned e = b / 64 - 1;
+    return (double)((uint64_t)(b - e * 64) << e) + (double)(1ULL << e) / 2;
+}
+
+static double percentile(double p)
+{
+    uint64_t total = 0, want, seen = 0;
+    for (unsigned b = 0; b < NBUCKET; b++)
+        total += hist[b];
+    if (!total)
+        return 0;
+    want = (uint64_t)(p * total + 0.999999);
+    if (want < 1)
+        want = 1;
+    for (unsigned b = 0; b < NBUCKET; b++) {
+        seen += hist[b];
+        if (seen >= want)
+            return bucket_mid(b) / 1000;
+    }
+    return lat_max / 1000.0;
+}
+
+static void put(struct conn *c, const void *p, size_t n)
+{
+    if (c->outlen + n > c->outcap) {
+        c->outcap = (c->outlen + n) * 2;
+        if (!(c->out = realloc(c->out, c->outcap))) {
+            perror("loadgen: realloc");
+            exit(1);
+        }
+    }
+    memcpy(c->out + c->outlen, p, n);
+    c->outlen += n;
+}
+
+static void put_key(struct conn *c, uint32_t k)
+{
+    char buf[300];
+    int n = snprintf(buf, sizeof buf, "lg%0*u", opt.keylen - 2, k);
+    put(c, buf, n);
+}
+
+static void kill_conn(struct conn *c, const char *why)
+{
+    if (c->dead)
+        return;
+    fprintf(stderr, "loadgen: connection %d: %s; %u requests lost\n",
+            (int)(c - cs), why, c->count);
+    n_err += c->count + 1;
+    c->count = 0;
+    c->dead = 1;
+    close(c->fd);
+}
+
+static void set_out(int ep, struct conn *c, int on)
+{
+    struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c };
+    if (c->want_out != on && epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->want_out = on;
+}
+
+static void flush(int ep, struct conn *c)
+{
+    while (!c->dead && c->outoff < c->outlen) {
+        ssize_t n = write(c->fd, c->out + c->outoff, c->outlen - c->outoff);
+        if (n > 0)
+            c->outoff += n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else if (n < 0 && errno == EAGAIN)
+            break;
+        else {
+            kill_conn(c, strerror(errno));
+            return;
+        }
+    }
+    if (c->outoff == c->outlen)
+        c->outoff = c->outlen = 0;
+    set_out(ep, c, c->outlen > 0);
+}
+
+/* Queue one request on c (due: when it was due); flush() writes it. */
+static void issue(struct conn *c, uint64_t due)
+{
+    if (c->dead)
+        return;
+    if (c->count == RING) {
+        n_drop++;
+        return;
+    }
+    struct req *q = &c->ring[(c->head + c->count++) % RING];
+    q->due = due;
+    q->op = opt.preload || (rnd() >> 11) * 0x1p-53 >= opt.get_ratio ? OP_SET : OP_GET;
+    n_sent++;
+    if (q->op == OP_SET) {
+        char line[64];
+        q->key[0] = opt.preload ? (uint32_t)preload_next++ : (uint32_t)(rnd() % opt.nkeys);
+        put(c, "set ", 4);
+        put_key(c, q->key[0]);
+        put(c, line, snprintf(line, sizeof line, " 0 0 %d\r\n", opt.vlen));
+        put(c, value, opt.vlen);
+        put(c, "\r\n", 2);
+        return;
+    }
+    put(c, "get", 3);
+    for (int i = 0; i < mget; i++) {
+        q->key[i] = (uint32_t)(rnd() % opt.nkeys);
+        put(c, " ", 1);
+        put_key(c, q->key[i]);
+    }
+    put(c, "\r\n", 2);
+}
+
+static int may_issue(uint64_t now)
+{
+    if (opt.preload)
+        return preload_next < (uint64_t)opt.nkeys;
+    return running && opt.rate == 0 && now < t_end;
+}
+
+static void complete(struct conn *c, uint64_t now, int ok)
+{
+    struct req *q = &c->ring[c->head];
+    uint64_t lat = now > q->due ? now - q->due : 0;
+    if (ok) {
+        hist[bucket(lat)]++;
+        if (lat > lat_max)
+            lat_max = lat;
+        lat_sum += lat;
+        n_req++;
+        n_keys += q->op == OP_GET ? mget : 1;
+        if (q->op == OP_GET)
+            n_hits += c->hits, n_miss += mget - c->hits;
+        t_last = now;
+    } else
+        n_err++;
+    c->head = (c->head + 1) % RING;
+    c->count--;
+    c->cursor = c->hits = 0;
+    if (may_issue(now))
+        issue(c, now);
+}
+
+/* A VALUE line for the head request: the key must be one it asked for,
+ * after the ones already answered; 1 if so. */
+static int value_line(struct conn *c, const char *l, size_t len)
+{
+    struct req *q = &c->ring[c->head];
+    char key[300];
+    unsigned flags;
+    unsigned long bytes;
+    if (len >= sizeof key || sscanf(l, "VALUE %299s %u %lu", key, &flags, &bytes) != 3)
+        return 0;
+    c->remain = bytes + 2;
+    c->in_data = 1;
+    if (strlen(key) != (size_t)opt.keylen || key[0] != 'l' || key[1] != 'g'
+        || bytes != (unsigned long)opt.vlen)
+        return 0;
+    unsigned long k = strtoul(key + 2, NULL, 10);
+    while (c->cursor < (unsigned)mget && q->key[c->cursor] != k)
+        c->cursor++;
+    if (c->cursor == (unsigned)mget)
+        return 0;
+    c->cursor++;
+    c->hits++;
+    return 1;
+}
+
+/* Parse what c has read; complete the requests whose replies are whole. */
+static void parse(struct conn *c, uint64_t now)
+{
+    size_t pos = 0;
+    while (!c->dead) {
+        if (c->in_data) {
+            size_t avail = c->inlen - pos, take = c->remain - 2;
+            if (take > avail)
+                take = avail;
+            pos += take;
+            c->remain -= take;
+            if (c->remain > 2 || c->inlen - pos < 2)
+                break;
+            if (memcmp(c->in + pos, "\r\n", 2) != 0) {
+                kill_conn(c, "a value not followed by \\r\\n");
+                return;
+            }
+            pos += 2;
+            c->in_data = 0;
+            continue;
+        }
+        char *l = c->in + pos, *eol = memmem(l, c->inlen - pos, "\r\n", 2);
+        if (!eol) {
+            if (c->inlen - pos > 4096)
+                kill_conn(c, "a reply line longer than 4096 bytes");
+            break;
+        }
+        size_t len = eol - l;
+        pos += len + 2;
+        if (c->count == 0) {
+            fprintf(stderr, "loadgen: unasked reply: %.*s\n", (int)(len > 80 ? 80 : len), l);
+            kill_conn(c, "a reply to nothing");
+            return;
+        }
+        int op = c->ring[c->head].op;
+        if (op == OP_GET && len > 6 && memcmp(l, "VALUE ", 6) == 0) {
+            if (!value_line(c, l, len)) {
+                if (n_err < 10)
+                    fprintf(stderr, "loadgen: unexpected %.*s\n", (int)(len > 80 ? 80 : len), l);
+                n_err++;
+            }
+            continue;
+        }
+        int ok = (op == OP_GET && len == 3 && memcmp(l, "END", 3) == 0)
+              || (op == OP_SET && len == 6 && memcmp(l, "STORED", 6) == 0);
+        if (!ok && n_err < 10)
+            fprintf(stderr, "loadgen: %s answered %.*s\n", op == OP_GET ? "get" : "set",
+                    (int)(len > 80 ? 80 : len), l);
+        complete(c, now, ok);
+    }
+    memmove(c->in, c->in + pos, c->inlen - pos);
+    c->inlen -= pos;
+}
+
+/* One read per readiness (epoll is level-triggered), unless it filled
+ * the buffer: the reply stream is parsed as it comes. */
+static void on_read(int ep, struct conn *c)
+{
+    for (;;) {
+        size_t room = IN_CAP - c->inlen;
+        ssize_t n = read(c->fd, c->in + c->inlen, room);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            break;
+        if (n <= 0) {
+            kill_conn(c, n == 0 ? "closed by the target" : strerror(errno));
+            return;
+        }
+        c->inlen += n;
+        parse(c, now_ns());
+        if (c->dead)
+            return;
+        if (c->inlen == IN_CAP) {
+            kill_conn(c, "a reply line filled the input buffer");
+            return;
+        }
+        if ((size_t)n < room)
+            break;
+    }
+    flush(ep, c);
+}
+
+static void arm(int tfd, uint64_t at)
+{
+    struct itimerspec its = { .it_value = { at / 1000000000ULL, at % 1000000000ULL } };
+    timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static uint64_t due(uint64_t i)
+{
+    return t_start + (uint64_t)(i * 1e9 / opt.rate);
+}
+
+/* Open loop: write every request due by now; arm the timer for the next. */
+static void on_timer(int ep, int tfd)
+{
+    uint64_t exp, now = now_ns();
+    if (read(tfd, &exp, sizeof exp) < 0 && errno != EAGAIN)
+        perror("loadgen: timerfd");
+    if (now >= t_end)
+        running = 0;
+    if (!running || opt.rate == 0)
+        return;
+    while (due(next_i) <= now && due(next_i) < t_end) {
+        struct conn *c = &cs[next_i % opt.conns];
+        uint64_t d = due(next_i++);
+        issue(c, d);
+        flush(ep, c);
+        uint64_t lag = now_ns() - d;
+        if (lag > lag_max)
+            lag_max = lag;
+    }
+    arm(tfd, due(next_i) < t_end ? due(next_i) : t_end);
+}
+
+static int connect_to(const char *hostport)
+{
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
+    if (!colon || colon - hostport >= (long)sizeof host)
+        return -1;
+    memcpy(host, hostport, colon - hostport);
+    host[colon - hostport] = 0;
+    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
+        return -1;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    if (fd >= 0) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+    }
+    return fd;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: loadgen -s HOST:PORT [-c CONNS] [-r RATE] [-t SECONDS] "
+                    "[-g GET_RATIO] [-n KEYS] [-k KEY_LEN] [-v VALUE_LEN] "
+                    "[-m KEYS_PER_GET] [-d DEPTH] [-P]\n");
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    const char *target = NULL;
+    int ch;
+    while ((ch = getopt(argc, argv, "s:c:r:t:g:n:k:v:m:d:P")) != -1) {
+        switch (ch) {
+        case 's': target = optarg; break;
+        case 'c': opt.conns = atoi(optarg); break;
+        case 'r': opt.rate = atof(optarg); break;
+        case 't': opt.secs = atof(optarg); break;
+        case 'g': opt.get_ratio = atof(optarg); break;
+        case 'n': opt.nkeys = atoi(optarg); break;
+        case 'k': opt.keylen = atoi(optarg); break;
+        case 'v': opt.vlen = atoi(optarg); break;
+        case 'm': mget = atoi(optarg); break;
+        case 'd': opt.depth = atoi(optarg); break;
+        case 'P': opt.preload = 1; break;
+        default: return usage();
+        }
+    }
+    if (!target || opt.conns < 1 || opt.rate < 0 || opt.secs <= 0 || opt.nkeys < 1
+        || opt.keylen < 12 || opt.keylen > 250 || opt.vlen < 0 || mget < 1
+        || mget > MAX_KEYS || opt.depth < 1 || opt.depth > RING)
+        return usage();
+    if (opt.preload)
+        opt.depth = 16, opt.rate = 0;
+
+    prctl(PR_SET_TIMERSLACK, 1UL);
+    value = malloc(opt.vlen + 1);
+    memset(value, 'x', opt.vlen);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+    epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
+    cs = calloc(opt.conns, sizeof *cs);
+    for (int i = 0; i < opt.conns; i++) {
+        struct conn *c = &cs[i];
+        if ((c->fd = connect_to(target)) < 0) {
+            fprintf(stderr, "loadgen: cannot connect to %s: %s\n", target, strerror(errno));
+            return 1;
+        }
+        c->in = malloc(IN_CAP);
+        c->ring = malloc(RING * sizeof *c->ring);
+        ev.data.ptr = c;
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+    }
+
+    t_start = now_ns() + 1000000;  /* 1 ms from now: the first due time */
+    t_end = opt.preload ? UINT64_MAX : t_start + (uint64_t)(opt.secs * 1e9);
+    if (opt.rate > 0)
+        arm(tfd, t_start);
+    else {
+        while (now_ns() < t_start)
+            ;
+        for (int d = 0; d < opt.depth; d++)
+            for (int i = 0; i < opt.conns && may_issue(t_start); i++)
+                issue(&cs[i], now_ns());
+        for (int i = 0; i < opt.conns; i++)
+            flush(ep, &cs[i]);
+        if (!opt.preload)
+            arm(tfd, t_end);
+    }
+
+    struct epoll_event evs[64];
+    for (;;) {
+        uint64_t now = now_ns(), left = 0;
+        for (int i = 0; i < opt.conns; i++)
+            left += cs[i].count;
+        if (opt.preload && left == 0 && !may_issue(now))
+            break;
+        if (now >= t_end)
+            running = 0;
+        if (!running && (left == 0 || now >= t_end + DRAIN_NS)) {
+            if (left)
+                fprintf(stderr, "loadgen: %llu requests unanswered %.1f s after the end\n",
+                        (unsigned long long)left, DRAIN_NS / 1e9);
+            n_err += left;
+            break;
+        }
+        int live = 0;
+        for (int i = 0; i < opt.conns; i++)
+            live += !cs[i].dead;
+        if (!live) {
+            fprintf(stderr, "loadgen: every connection is closed\n");
+            break;
+        }
+        int n = epoll_wait(ep, evs, 64, running ? 1000 : 100);
+        for (int i = 0; i < n; i++) {
+            struct conn *c = evs[i].data.ptr;
+            if (!c)
+                on_timer(ep, tfd);
+            else if (!c->dead && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+                on_read(ep, c);
+            else if (!c->dead && (evs[i].events & EPOLLOUT))
+                flush(ep, c);
+        }
+    }
+
+    double secs = t_last > t_start ? (t_last - t_start) / 1e9 : 0;
+    if (opt.rate > 0)
+        secs = opt.secs;
+    printf("loadgen: %s %s, %d conns, %.0f%% get x%d keys, %d B values, %d keys, %.1f s\n",
+           target, opt.preload ? "preload" : opt.rate > 0 ? "open loop" : "closed loop",
+           opt.conns, opt.get_ratio * 100, mget, opt.vlen, opt.nkeys, opt.secs);
+    printf("RESULT requests=%llu keys=%llu seconds=%.3f rate=%.1f keys_per_s=%.1f "
+           "hits=%llu misses=%llu errors=%llu dropped=%llu mean_us=%.1f p50_us=%.1f p99_us=%.1f "
+           "p999_us=%.1f max_us=%.1f lag_max_us=%.1f\n",
+           (unsigned long long)n_req, (unsigned long long)n_keys, secs,
+           secs > 0 ? n_req / secs : 0, secs > 0 ? n_keys / secs : 0,
+           (unsigned long long)n_hits, (unsigned long long)n_miss,
+           (unsigned long long)n_err, (unsigned long long)n_drop,
+           n_req ? lat_sum / 1e3 / n_req : 0,
+           percentile(0.50), percentile(0.99), percentile(0.999), lat_max / 1000.0,
+           lag_max / 1000.0);
+    return 0;
+}
