@@ -20,6 +20,7 @@
 #ifndef GW_BUF_H
 #define GW_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -55,6 +56,8 @@ static inline const char *rbuf_data(const struct gw_rbuf *r) { return r->b->data
  * GW_ERROR: the peer closed (*n = 0) or a socket error; GW_NOMEM. */
 int rbuf_read(struct gw_rbuf *r, int fd, size_t need, size_t *n);
 void rbuf_release(struct gw_rbuf *r);
+/* The last read filled the buffer: the socket may hold more. */
+static inline bool rbuf_full(const struct gw_rbuf *r) { return r->b && r->end == r->b->cap; }
 /* The same in two steps, for a transport that reads on its own (TLS):
  * rbuf_reserve makes the room rbuf_read would and returns where to put
  * up to *room bytes (NULL: out of memory); rbuf_commit appends the n bytes

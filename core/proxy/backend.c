@@ -595,17 +595,24 @@ static void wait_pop(struct backend *b)
     op_finish(b, op);
 }
 
-static void backend_read(struct backend *b)
+/* A read that fills the buffer while a reply still needs bytes (a large
+ * value) is followed at once by another, up to this many in all: the rest
+ * is most likely there already, and waiting for the loop to say so would
+ * cost a trip through epoll for each piece. */
+#define READ_ROUNDS 4
+
+/* Read once and decode what arrived.  true: read again now. */
+static bool backend_read_once(struct backend *b)
 {
     size_t n;
     int rc = conn_read(&b->conn, &b->in, b->need, &n);
-    if (rc == GW_AGAIN) return;
+    if (rc == GW_AGAIN) return false;
     if (rc != GW_OK) {
         const char *why = n == 0 && rc == GW_ERROR ? "closed the connection" : "read failed";
         if (b->reused && b->wait_head) backend_resend(b, why);
         else if (b->wait_head) backend_fail(b, BE_ERR_CLOSED, why, "with requests waiting");
         else backend_reset(b, BE_ERR_CLOSED, why, false);
-        return;
+        return false;
     }
     b->reused = false;
     while (rbuf_len(&b->in) > 0) {
@@ -613,13 +620,13 @@ static void backend_read(struct backend *b)
         if (!op) {
             /* Bytes nobody asked for: the stream cannot be trusted. */
             backend_fail(b, BE_ERR_GARBAGE, "sent an invalid reply", "bytes nobody asked for");
-            return;
+            return false;
         }
         size_t need = 0;
         enum be_decode d = b->codec->decode(b, op, &b->in, &need);
         if (d == BE_NEED) {
             b->need = need;
-            break;
+            return rbuf_full(&b->in);
         }
         b->need = 0;
         if (d == BE_INVALID || d == BE_UNEXPECTED) {
@@ -627,11 +634,18 @@ static void backend_read(struct backend *b)
             snprintf(to, sizeof to, "to a %s", mc_cmd_name(op->cmd));
             const char *what = d == BE_INVALID ? "sent an invalid reply" : "sent an unexpected reply";
             backend_fail(b, BE_ERR_GARBAGE, what, to);
-            return;
+            return false;
         }
         if (d == BE_DONE) wait_pop(b);
     }
     if (!b->wait_head) gw_timer_stop(b->timer);
+    return false;
+}
+
+static void backend_read(struct backend *b)
+{
+    for (int i = 0; i < READ_ROUNDS && backend_read_once(b); i++) {
+    }
 }
 
 static void backend_on_event(void *data, int events)
