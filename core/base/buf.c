@@ -2,22 +2,29 @@
 #define _GNU_SOURCE
 #include "buf.h"
 
+#include "freelist.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define CACHE_MAX 256
+/* This thread's free lists (buf.h says why these bounds). */
+#define BUF_CACHE_MAX 1024
+#define IOV_CACHE_MAX 1024
+#define OQ_FIRST_CAP 64
 
-static __thread struct gw_buf *cache[CACHE_MAX];
-static __thread int cached;
+static __thread struct gw_freelist bufs = GW_FREELIST_INIT(BUF_CACHE_MAX);
+static __thread struct gw_freelist iovs = GW_FREELIST_INIT(IOV_CACHE_MAX);
+/* Bytes this thread gave back to malloc since buf_cache_trim last asked. */
+static __thread size_t given_back;
 
 struct gw_buf *buf_new(size_t cap)
 {
     struct gw_buf *b;
-    if (cap <= GW_BUF_SIZE && cached > 0) {
-        b = cache[--cached];
+    if (cap <= GW_BUF_SIZE && (b = freelist_get(&bufs))) {
+        b->cap = GW_BUF_SIZE; /* the list's link took the first word */
     } else {
         if (cap < GW_BUF_SIZE) cap = GW_BUF_SIZE;
         if (cap > UINT32_MAX - sizeof *b) return NULL;
@@ -32,13 +39,27 @@ struct gw_buf *buf_new(size_t cap)
 void buf_unref(struct gw_buf *b)
 {
     if (!b || --b->refs > 0) return;
-    if (b->cap == GW_BUF_SIZE && cached < CACHE_MAX) cache[cached++] = b;
-    else free(b);
+    if (b->cap == GW_BUF_SIZE && freelist_put(&bufs, b)) return;
+    given_back += sizeof *b + b->cap;
+    free(b);
+}
+
+static void release(void *p) { free(p); }
+
+size_t buf_cache_trim(void)
+{
+    size_t n = given_back;
+    given_back = 0;
+    n += (size_t)freelist_trim(&bufs, release) * (sizeof(struct gw_buf) + GW_BUF_SIZE);
+    n += (size_t)freelist_trim(&iovs, release) * OQ_FIRST_CAP * sizeof(struct iovec);
+    return n;
 }
 
 void buf_cache_drain(void)
 {
-    while (cached > 0) free(cache[--cached]);
+    freelist_drain(&bufs, release);
+    freelist_drain(&iovs, release);
+    given_back = 0;
 }
 
 /* Make room for `need` unconsumed bytes (and at least a little to read
@@ -109,6 +130,24 @@ void rbuf_release(struct gw_rbuf *r)
     r->pos = r->end = 0;
 }
 
+/* The first array comes from the thread's free list; a full one doubles. */
+static int oq_grow(struct gw_oq *q)
+{
+    if (!q->iov) {
+        q->iov = freelist_get(&iovs);
+        if (!q->iov) q->iov = malloc(OQ_FIRST_CAP * sizeof *q->iov);
+        if (!q->iov) return GW_NOMEM;
+        q->cap = OQ_FIRST_CAP;
+        return GW_OK;
+    }
+    uint32_t ncap = 2 * q->cap;
+    struct iovec *n = realloc(q->iov, ncap * sizeof *n);
+    if (!n) return GW_NOMEM;
+    q->iov = n;
+    q->cap = ncap;
+    return GW_OK;
+}
+
 int oq_push(struct gw_oq *q, const void *p, size_t len)
 {
     if (len == 0) return GW_OK;
@@ -117,13 +156,7 @@ int oq_push(struct gw_oq *q, const void *p, size_t len)
             memmove(q->iov, q->iov + q->head, q->count * sizeof *q->iov);
             q->head = 0;
         }
-        if (q->count == q->cap) {
-            uint32_t ncap = q->cap ? 2 * q->cap : 64;
-            struct iovec *n = realloc(q->iov, ncap * sizeof *n);
-            if (!n) return GW_NOMEM;
-            q->iov = n;
-            q->cap = ncap;
-        }
+        if (q->count == q->cap && oq_grow(q) != GW_OK) return GW_NOMEM;
     }
     q->iov[q->head + q->count].iov_base = (void *)p;
     q->iov[q->head + q->count].iov_len = len;
@@ -176,7 +209,10 @@ void oq_clear(struct gw_oq *q)
 
 void oq_free(struct gw_oq *q)
 {
-    free(q->iov);
+    if (q->iov && !(q->cap == OQ_FIRST_CAP && freelist_put(&iovs, q->iov))) {
+        given_back += q->cap * sizeof *q->iov;
+        free(q->iov);
+    }
     q->iov = NULL;
     q->head = q->count = q->cap = 0;
     q->bytes = 0;

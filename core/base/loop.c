@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct gw_io { ev_io w; struct ev_loop *loop; gw_event_fn fn; void *data; int events; };
+/* An I/O watcher's data is in w.data, and the events it watches are w's
+ * while it is active, so it fits a gw_io_slot. */
+struct gw_io { ev_io w; struct ev_loop *loop; gw_event_fn fn; };
+_Static_assert(sizeof(struct gw_io) <= sizeof(struct gw_io_slot), "gw_io_slot is too small");
+_Static_assert(_Alignof(struct gw_io) <= _Alignof(struct gw_io_slot), "gw_io_slot is misaligned");
 struct gw_timer { ev_timer w; struct ev_loop *loop; gw_event_fn fn; void *data; };
 struct gw_hook { ev_prepare w; struct ev_loop *loop; gw_event_fn fn; void *data; };
 struct gw_async { ev_async w; struct ev_loop *loop; gw_event_fn fn; void *data; };
@@ -27,10 +31,15 @@ void gw_loop_break(struct gw_loop *loop) { ev_break(EVL(loop), EVBREAK_ALL); }
 double gw_loop_now(struct gw_loop *loop) { return ev_now(EVL(loop)); }
 double gw_loop_clock(struct gw_loop *loop) { (void)loop; return ev_time(); }
 
+static int gw_events(int revents)
+{
+    return (revents & EV_READ ? GW_EV_READ : 0) | (revents & EV_WRITE ? GW_EV_WRITE : 0);
+}
+
 static void io_cb(struct ev_loop *l, ev_io *w, int revents)
 {
     struct gw_io *io = (struct gw_io *)w;
-    io->fn(io->data, (revents & EV_READ ? GW_EV_READ : 0) | (revents & EV_WRITE ? GW_EV_WRITE : 0));
+    io->fn(w->data, gw_events(revents));
 }
 
 static int ev_events(int events)
@@ -38,28 +47,44 @@ static int ev_events(int events)
     return (events & GW_EV_READ ? EV_READ : 0) | (events & GW_EV_WRITE ? EV_WRITE : 0);
 }
 
-struct gw_io *gw_io_new(struct gw_loop *loop, int fd, int events, gw_event_fn fn, void *data)
+static struct gw_io *io_init(struct gw_io *io, struct gw_loop *loop, int fd, int events,
+                             gw_event_fn fn, void *data)
 {
-    struct gw_io *io = calloc(1, sizeof *io);
-    if (!io) return NULL;
     io->loop = EVL(loop);
     io->fn = fn;
-    io->data = data;
     ev_io_init(&io->w, io_cb, fd, EV_READ);
-    io->events = 0;
+    io->w.data = data;
     gw_io_set(io, events);
     return io;
 }
 
+struct gw_io *gw_io_new(struct gw_loop *loop, int fd, int events, gw_event_fn fn, void *data)
+{
+    struct gw_io *io = calloc(1, sizeof *io);
+    return io ? io_init(io, loop, fd, events, fn, data) : NULL;
+}
+
+struct gw_io *gw_io_embed(struct gw_io_slot *slot, struct gw_loop *loop, int fd, int events,
+                          gw_event_fn fn, void *data)
+{
+    memset(slot, 0, sizeof *slot);
+    return io_init(gw_io_in(slot), loop, fd, events, fn, data);
+}
+
 void gw_io_set(struct gw_io *io, int events)
 {
-    if (events == io->events) return;
+    int now = ev_is_active(&io->w) ? gw_events(io->w.events) : 0;
+    if (events == now) return;
     ev_io_stop(io->loop, &io->w);
-    io->events = events;
     if (events) {
         ev_io_set(&io->w, io->w.fd, ev_events(events));
         ev_io_start(io->loop, &io->w);
     }
+}
+
+void gw_io_stop(struct gw_io *io)
+{
+    ev_io_stop(io->loop, &io->w);
 }
 
 void gw_io_free(struct gw_io *io)

@@ -42,6 +42,18 @@ struct gw_io *gw_io_new(struct gw_loop *loop, int fd, int events, gw_event_fn fn
 void gw_io_set(struct gw_io *io, int events);
 void gw_io_free(struct gw_io *io);
 
+/* Room for an I/O watcher inside its owner, for objects there are many of
+ * (client connections): one allocation fewer each, and no pointer.  Opaque;
+ * loop.c checks at compile time that a watcher fits. */
+struct gw_io_slot { void *opaque[8]; };
+static inline struct gw_io *gw_io_in(struct gw_io_slot *slot) { return (struct gw_io *)(void *)slot; }
+/* As gw_io_new, in slot, which its owner keeps in place until gw_io_stop;
+ * returns gw_io_in(slot). */
+struct gw_io *gw_io_embed(struct gw_io_slot *slot, struct gw_loop *loop, int fd, int events,
+                          gw_event_fn fn, void *data);
+/* Stop an embedded watcher for good (its storage is its owner's). */
+void gw_io_stop(struct gw_io *io);
+
 /* A one-shot timer, created stopped. */
 struct gw_timer *gw_timer_new(struct gw_loop *loop, gw_event_fn fn, void *data);
 void gw_timer_start(struct gw_timer *t, double after);   /* (re)arms */

@@ -87,8 +87,8 @@ void mc_parser_init(struct mc_parser *p, size_t max_line, size_t max_value)
     if (max_value > (size_t)MC_VLEN_MAX)
         max_value = (size_t)MC_VLEN_MAX;
     p->scanned = 0;
-    p->max_line = max_line;
-    p->max_value = max_value;
+    p->max_line = (uint32_t)max_line;
+    p->max_value = (uint32_t)max_value;
     p->binary_keys = false;
 }
 
@@ -423,7 +423,7 @@ static int parse_storage(struct mc_parser *p, const char *b, size_t len,
     size_t total = req->total_len;
     if (len < total) {
         /* Wait for the data; next time the "\n" is found at once. */
-        p->scanned = req->line_len - 1;
+        p->scanned = (uint32_t)(req->line_len - 1);
         return GW_AGAIN;
     }
     if (b[total - 2] != '\r' || b[total - 1] != '\n')
@@ -450,7 +450,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
             req->close = true;
             return fail(p, req, E_LINE);
         }
-        p->scanned = lim;
+        p->scanned = (uint32_t)lim;
         return GW_AGAIN;
     }
 

@@ -156,10 +156,12 @@ struct mc_request {
     bool close;          /* GW_ERROR: close the connection after replying */
 };
 
+/* One per client connection: 32-bit fields (the limits are below 2^31)
+ * keep it small. */
 struct mc_parser {
-    size_t scanned;       /* bytes already searched for "\n" */
-    size_t max_line;      /* longest command line accepted (bytes) */
-    size_t max_value;     /* largest data block accepted (bytes) */
+    uint32_t scanned;     /* bytes already searched for "\n" */
+    uint32_t max_line;    /* longest command line accepted (bytes) */
+    uint32_t max_value;   /* largest data block accepted (bytes) */
     bool binary_keys;     /* accept control bytes in keys, as memcached does
                              (mc_parser_init leaves it false: they are refused) */
 };

@@ -39,12 +39,7 @@ void client_new(struct rt *rt, const struct listener *l, int fd, const struct gw
     mc_parser_init(&c->cs.parser, gw_settings.max_line, gw_settings.max_value);
     c->cs.parser.binary_keys = gw_settings.binary_keys;
     c->flushq.flush = client_on_flush;
-    c->io = gw_io_new(rt->loop, fd, GW_EV_READ, client_on_event, c);
-    if (!c->io) {
-        conn_close(&c->conn);
-        free(c);
-        return;
-    }
+    gw_io_embed(&c->io, rt->loop, fd, GW_EV_READ, client_on_event, c);
     c->next = rt->clients;
     if (rt->clients) rt->clients->prev = c;
     rt->clients = c;
@@ -73,12 +68,13 @@ void client_close(struct client *c)
     if (c->next) c->next->prev = c->prev;
     release_list(c->head);
     release_list(c->whead);
-    gw_io_free(c->io);
+    gw_io_stop(gw_io_in(&c->io));
     conn_close(&c->conn);
     rbuf_release(&c->in);
     oq_free(&c->out);
     resolver_conn_closed(rt->resolver, c->id);
     STAT_DEC(&rt->stats, curr_connections);
+    rt->freed += sizeof *c;
     free(c);
 }
 
@@ -182,11 +178,30 @@ static void client_decode(struct client *c)
     mark(c);
 }
 
+/* Nothing pending: no partial request read, no request in flight, no
+ * reply queued or being written. */
+static bool client_idle(const struct client *c)
+{
+    return !c->head && !c->whead && c->out.count == 0 && rbuf_len(&c->in) == 0;
+}
+
+/* An idle client gives its read buffer and its output array back to the
+ * thread's free lists, so an idle connection costs only its struct; its
+ * next read takes a buffer again (client.h). */
+static void client_park(struct client *c)
+{
+    if (c->in.b) rbuf_release(&c->in);
+    if (c->out.iov) oq_free(&c->out);
+}
+
 static void client_read(struct client *c)
 {
     size_t n;
     int rc = conn_read(&c->conn, &c->in, 0, &n);
-    if (rc == GW_AGAIN) return;
+    if (rc == GW_AGAIN) {
+        if (client_idle(c)) client_park(c);
+        return;
+    }
     if (rc != GW_OK) {
         /* The peer sent all it will (or the socket failed: then writing
          * fails too).  What it sent is still answered. */
@@ -288,9 +303,10 @@ static void client_flush(struct client *c)
         client_read(c);
         return;
     }
+    if (client_idle(c)) client_park(c);
     int ev = (c->paused || c->closing || c->eof) ? 0 : GW_EV_READ;
     if (c->out.count > 0) ev |= GW_EV_WRITE;
-    gw_io_set(c->io, ev);
+    gw_io_set(gw_io_in(&c->io), ev);
 }
 
 static void client_on_flush(struct rt_flushable *f)

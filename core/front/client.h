@@ -13,6 +13,14 @@
  * all, counting each request in flight as its own bytes plus one
  * max_value_size per key it reads (one request is always let in).
  *
+ * Memory: an idle client (no partial request read, no request in flight,
+ * no reply unwritten) holds no read buffer and no output array: it gives
+ * them back to the thread's free lists (base/buf.h) as soon as its last
+ * reply is written with nothing more read, and takes a buffer again when
+ * it next becomes readable.  So what a connection costs while idle is this
+ * struct (about 300 bytes), whatever it sent before; a client that is
+ * never idle (pipelining) keeps its buffer and never goes to the free list.
+ *
  * Ownership: the client owns its requests until their replies are written;
  * when it closes, requests still at a backend are orphaned (on_done
  * cleared) and freed when their backends answer.  A client is identified
@@ -27,35 +35,38 @@
 
 #include "base/buf.h"
 #include "base/conn.h"
+#include "base/loop.h"
 #include "base/net.h"
 #include "codec.h"
 #include "rt/rt.h"
 
 struct listener;
-struct gw_io;
 struct gw_req;
 
+/* Every open connection has one of these, idle or not, so it is kept small
+ * (thousands of app processes may each hold one): its fields are ordered
+ * to leave no padding, and the I/O watcher lives inside it. */
 struct client {
     struct rt *rt;
     const struct listener *listener;
     uint64_t id;
     struct gw_peer peer;         /* its address: each request copies it, for the log */
+    uint32_t pending;            /* requests from head to tail */
     struct gw_conn conn;
-    struct gw_io *io;
+    struct gw_io_slot io;        /* its watcher (gw_io_in) */
     const struct codec *codec;
     struct codec_state cs;
-    struct gw_rbuf in;
+    struct gw_rbuf in;           /* no buffer while idle */
     struct gw_req *head, *tail;  /* requests whose replies are not yet queued */
     struct gw_req *whead, *wtail;/* replies queued in out, not yet written */
-    uint32_t pending;            /* requests from head to tail */
     size_t inflight;             /* the bytes they are counted as pinning (req->charge) */
-    struct gw_oq out;
+    struct gw_oq out;            /* no iovec array while idle */
+    struct rt_flushable flushq;
+    struct client *prev, *next;  /* the thread's open clients (rt->clients) */
     bool closing;                /* close once every queued reply is written */
     bool eof;                    /* the peer is done sending (half-close): answer
                                   * what it sent, then close */
     bool paused;                 /* reading paused for back-pressure */
-    struct rt_flushable flushq;
-    struct client *prev, *next;  /* the thread's open clients (rt->clients) */
 };
 
 /* Take over an accepted socket, whose peer is at *peer. */

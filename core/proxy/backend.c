@@ -148,7 +148,7 @@ void backend_set_admin_down(struct backend *b, bool down)
 struct be_op *op_new(struct rt *rt, struct gw_req *r, const struct be_policy *policy,
                      enum mc_cmd cmd)
 {
-    struct be_op *op = rt_cache_get(&rt->ops);
+    struct be_op *op = freelist_get(&rt->ops);
     if (!op && !(op = malloc(sizeof *op))) return NULL;
     op->next = NULL;
     op->req = r;
@@ -167,13 +167,19 @@ struct be_op *op_new(struct rt *rt, struct gw_req *r, const struct be_policy *po
 
 static void op_free(struct rt *rt, struct be_op *op)
 {
-    if (!rt_cache_put(&rt->ops, op)) free(op);
+    if (!freelist_put(&rt->ops, op)) free(op);
+}
+
+static void op_release(void *op) { free(op); }
+
+size_t op_cache_trim(struct rt *rt)
+{
+    return (size_t)freelist_trim(&rt->ops, op_release) * sizeof(struct be_op);
 }
 
 void op_cache_drain(struct rt *rt)
 {
-    struct be_op *op;
-    while ((op = rt_cache_get(&rt->ops))) free(op);
+    freelist_drain(&rt->ops, op_release);
 }
 
 void op_first_key(struct be_op *op, uint32_t k)

@@ -184,6 +184,9 @@ void backend_set_admin_down(struct backend *b, bool down);
  * on r and counts as pending on it.  policy may be NULL (no failover). */
 struct be_op *op_new(struct rt *rt, struct gw_req *r, const struct be_policy *policy,
                      enum mc_cmd cmd);
+/* Free the cached ops that went unused since the last call (freelist_trim,
+ * every second); returns the bytes freed. */
+size_t op_cache_trim(struct rt *rt);
 /* Free the thread's cached ops (at thread exit). */
 void op_cache_drain(struct rt *rt);
 

@@ -48,7 +48,7 @@ char *req_alloc(struct gw_req *r, size_t n)
 struct gw_req *req_new(struct rt *rt, struct gw_buf *in, const char *base,
                        const struct mc_request *mc)
 {
-    struct gw_req *r = rt_cache_get(&rt->reqs);
+    struct gw_req *r = freelist_get(&rt->reqs);
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r) return NULL;
@@ -131,19 +131,27 @@ void req_unref(struct gw_req *r)
         r->keys_heap = NULL;
         r->keys_heap_cap = 0;
     }
-    if (!rt_cache_put(&r->rt->reqs, r)) {
+    if (!freelist_put(&r->rt->reqs, r)) {
         free(r->keys_heap);
         free(r);
     }
 }
 
+static void req_release(void *p)
+{
+    struct gw_req *r = p;
+    free(r->keys_heap);
+    free(r);
+}
+
+size_t req_cache_trim(struct rt *rt)
+{
+    return (size_t)freelist_trim(&rt->reqs, req_release) * sizeof(struct gw_req);
+}
+
 void req_cache_drain(struct rt *rt)
 {
-    struct gw_req *r;
-    while ((r = rt_cache_get(&rt->reqs))) {
-        free(r->keys_heap);
-        free(r);
-    }
+    freelist_drain(&rt->reqs, req_release);
 }
 
 /* The key's bytes, printable: \xNN for what is not plain ASCII text. */

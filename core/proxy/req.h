@@ -117,6 +117,9 @@ struct gw_req {
 struct gw_req *req_new(struct rt *rt, struct gw_buf *in, const char *base,
                        const struct mc_request *mc);
 void req_unref(struct gw_req *r);
+/* Free the cached requests that went unused since the last call
+ * (freelist_trim, every second); returns about the bytes freed. */
+size_t req_cache_trim(struct rt *rt);
 /* Free the thread's cached requests (at thread exit). */
 void req_cache_drain(struct rt *rt);
 /* Room for n keys (reuses the request's array).  GW_NOMEM on failure. */

@@ -22,8 +22,8 @@ int rt_init(struct rt *rt, int id, struct gw_loop *loop)
     memset(rt, 0, sizeof *rt);
     rt->id = id;
     rt->loop = loop;
-    rt->reqs.max = CACHE_REQS_MAX;
-    rt->ops.max = CACHE_OPS_MAX;
+    rt->reqs = (struct gw_freelist)GW_FREELIST_INIT(CACHE_REQS_MAX);
+    rt->ops = (struct gw_freelist)GW_FREELIST_INIT(CACHE_OPS_MAX);
     pthread_mutex_lock(&all_lock);
     int rc = GW_ERROR;
     if (nall < RT_MAX) {
@@ -47,35 +47,45 @@ void rt_destroy(struct rt *rt)
     pthread_mutex_unlock(&all_lock);
 }
 
+/* The end of a flush queue.  A queued object's next is never NULL (the
+ * last one's is &queue_end), so next != NULL is what says it is queued and
+ * struct rt_flushable needs no flag.  A queue is empty when its head is
+ * NULL or &queue_end. */
+static struct rt_flushable queue_end;
+
+static inline bool queue_empty(const struct rt_flushable *head)
+{
+    return !head || head == &queue_end;
+}
+
 void rt_mark(struct rt *rt, struct rt_flushable *f, enum rt_flush_class cls)
 {
-    if (f->queued) return;
-    f->queued = true;
-    f->next = rt->flush[cls];
+    if (f->next) return;
+    f->next = rt->flush[cls] ? rt->flush[cls] : &queue_end;
     rt->flush[cls] = f;
 }
 
 void rt_unmark(struct rt *rt, struct rt_flushable *f, enum rt_flush_class cls)
 {
-    if (!f->queued) return;
+    if (!f->next) return;
     struct rt_flushable **pp = &rt->flush[cls];
-    while (*pp && *pp != f) pp = &(*pp)->next;
-    if (*pp) *pp = f->next;
-    f->queued = false;
+    while (!queue_empty(*pp) && *pp != f) pp = &(*pp)->next;
+    if (*pp == f) *pp = f->next;
+    f->next = NULL;
 }
 
 void rt_flush(struct rt *rt)
 {
     for (;;) {
         int cls = 0;
-        while (cls < RT_FLUSH_CLASSES && !rt->flush[cls]) cls++;
+        while (cls < RT_FLUSH_CLASSES && queue_empty(rt->flush[cls])) cls++;
         if (cls == RT_FLUSH_CLASSES) return;
         /* Drain this class before looking at the later ones: flushing a
          * client can read and dispatch more, which marks backends again. */
-        while (rt->flush[cls]) {
+        while (!queue_empty(rt->flush[cls])) {
             struct rt_flushable *f = rt->flush[cls];
             rt->flush[cls] = f->next;
-            f->queued = false;
+            f->next = NULL;
             f->flush(f);
         }
     }

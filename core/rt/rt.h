@@ -5,7 +5,12 @@
  *   loop        the thread's event loop;
  *   stats       the thread's counters (counters.h), written by it alone;
  *   free lists  recycled objects (requests, backend ops), so the common
- *               path does not call malloc;
+ *               path does not call malloc; bounded, and trimmed every
+ *               second of what went unused (base/freelist.h), so a burst's
+ *               objects do not stay for ever;
+ *   freed       bytes given back to malloc since the worker last looked
+ *               (clients closed, free lists trimmed): past a threshold it
+ *               has malloc return free pages to the system;
  *   flush queue objects with bytes to write mark themselves during a loop
  *               iteration; rt_flush writes them all once, just before the
  *               loop blocks (Redis's beforesleep): many requests, one writev
@@ -30,6 +35,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/freelist.h"
 #include "counters.h"
 #include "metrics.h"
 
@@ -39,36 +45,28 @@ struct client;      /* front/client.h: the open clients */
 struct resolver;    /* proxy/resolver.h */
 
 /* An object that has bytes to write: it marks itself with rt_mark and its
- * flush function runs once in the next rt_flush.  Embed it; the flush
- * function finds its owner from the pointer. */
+ * flush function runs once in the next rt_flush.  Embed it, zeroed (not
+ * queued); the flush function finds its owner from the pointer. */
 struct rt_flushable {
-    struct rt_flushable *next;
-    bool queued;
+    struct rt_flushable *next;   /* non-NULL while it is queued */
     void (*flush)(struct rt_flushable *f);
 };
 
 enum rt_flush_class { RT_FLUSH_BACKEND, RT_FLUSH_CLIENT, RT_FLUSH_CLASSES };
-
-/* A free list of objects whose first word is free for the link while they
- * are on the list.  rt_cache_get returns NULL when it is empty;
- * rt_cache_put returns false when it is full (the caller frees). */
-struct rt_cache {
-    void *head;
-    uint32_t n, max;
-};
 
 struct rt {
     int id;                        /* worker number, 0.. */
     struct gw_loop *loop;
     struct gw_stats stats;
     struct rt_metrics metrics;     /* stats blocks by label (metrics.h) */
-    struct rt_cache reqs;          /* proxy/req.c */
-    struct rt_cache ops;           /* proxy/backend.c */
+    struct gw_freelist reqs;       /* proxy/req.c: at most 1024 (1.6 MiB) */
+    struct gw_freelist ops;        /* proxy/backend.c: at most 4096 (0.7 MiB) */
     struct rt_flushable *flush[RT_FLUSH_CLASSES];
     struct backend *backends;      /* proxy/backend.c: shared per address + options */
     struct client *clients;        /* front/client.c: every open client */
     struct resolver *resolver;     /* the current config (server/worker.c) */
     uint64_t next_conn_id;
+    size_t freed;                  /* bytes freed since the worker last looked */
 };
 
 /* Set up rt for the thread that will run loop, and register it so its
@@ -77,25 +75,6 @@ struct rt {
 int rt_init(struct rt *rt, int id, struct gw_loop *loop);
 /* Unregister (the counters stop being summed). */
 void rt_destroy(struct rt *rt);
-
-static inline void *rt_cache_get(struct rt_cache *c)
-{
-    void *p = c->head;
-    if (p) {
-        c->head = *(void **)p;
-        c->n--;
-    }
-    return p;
-}
-
-static inline bool rt_cache_put(struct rt_cache *c, void *p)
-{
-    if (c->n >= c->max) return false;
-    *(void **)p = c->head;
-    c->head = p;
-    c->n++;
-    return true;
-}
 
 void rt_mark(struct rt *rt, struct rt_flushable *f, enum rt_flush_class cls);
 /* Take f off the queue (it is being freed). */

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "base/buf.h"
 #include "base/log.h"
@@ -41,6 +44,34 @@ static void worker_before_sleep(void *data, int events)
     if (w->nretired) reap_retired(w);
     rt_flush(&w->rt);
     if (w->draining && !w->rt.clients) gw_loop_break(w->rt.loop);
+}
+
+/* Every second: free what the thread's free lists kept unused for the
+ * last second (base/freelist.h), and once RETURN_AFTER bytes (1 MiB) have
+ * been freed since the last time, have malloc give free pages back to the
+ * system.  glibc returns memory only from the top of a heap on its own; a
+ * live allocation above thousands of freed read buffers (a request kept in
+ * a free list, a client struct) would pin them all, so 5,000 idle or
+ * closed connections would keep their 80 MB.  malloc_trim(0) releases the
+ * free pages wherever they are, in every thread's arena.  It costs a walk
+ * of the arenas, at most once a second, and only after a thread freed a
+ * megabyte: steady traffic of default-size buffers frees little (the
+ * free lists recycle them). */
+#define HOUSEKEEPING_PERIOD 1.0
+#define RETURN_AFTER ((size_t)1 << 20)
+
+static void worker_housekeeping(void *data, int events)
+{
+    struct worker *w = data;
+    struct rt *rt = &w->rt;
+    rt->freed += buf_cache_trim() + req_cache_trim(rt) + op_cache_trim(rt);
+    if (rt->freed >= RETURN_AFTER) {
+        rt->freed = 0;
+#ifdef __GLIBC__
+        malloc_trim(0);
+#endif
+    }
+    gw_timer_start(w->housekeeping, HOUSEKEEPING_PERIOD);
 }
 
 static void on_drain_timeout(void *data, int events)
@@ -120,10 +151,12 @@ int worker_init(struct worker *w, int id, const struct lhost_config *cfg, char *
     w->rt.resolver = lhost_resolver(w->lua);
     w->flush_hook = gw_hook_new(loop, worker_before_sleep, w);
     w->wake = gw_async_new(loop, worker_on_wake, w);
-    if (!w->flush_hook || !w->wake) {
+    w->housekeeping = gw_timer_new(loop, worker_housekeeping, w);
+    if (!w->flush_hook || !w->wake || !w->housekeeping) {
         snprintf(err, errlen, "out of memory");
         return GW_ERROR;
     }
+    gw_timer_start(w->housekeeping, HOUSEKEEPING_PERIOD);
     return GW_OK;
 }
 
@@ -230,6 +263,7 @@ void worker_destroy(struct worker *w)
     gw_hook_free(w->flush_hook);
     gw_async_free(w->wake);
     gw_timer_free(w->drain_timer);
+    gw_timer_free(w->housekeeping);
     rt_destroy(&w->rt);
     gw_loop_free(w->rt.loop);
     w->rt.loop = NULL;

@@ -5,7 +5,9 @@
  * its counters (read by `stats` on any thread) and the call slot the main
  * thread posts to (worker_post).  The worker drives its runtime: before the
  * loop blocks it frees retired configs that went idle and flushes the
- * runtime's queue (every backend's ops, then every client's replies).
+ * runtime's queue (every backend's ops, then every client's replies); every
+ * second it trims the thread's free lists of what went unused and, once
+ * enough was freed, has malloc return free pages to the system.
  */
 #ifndef GW_WORKER_H
 #define GW_WORKER_H
@@ -33,6 +35,7 @@ struct worker {
     bool stopping;                   /* asked to stop (any thread) */
     bool draining;                   /* stopping: finishing what is in flight */
     struct gw_timer *drain_timer;
+    struct gw_timer *housekeeping;   /* every second: trim free lists, return memory */
 
     struct listener *listeners;      /* open ones */
     struct listener *closed_listeners;

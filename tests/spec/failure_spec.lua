@@ -41,11 +41,7 @@ local function stat(port, name)
   return tonumber(stats(port)[name]) or error("no stat " .. name)
 end
 
--- The resident memory of a process, in kB.
-local function rss_kb(pid)
-  local s = H.read_file("/proc/" .. pid .. "/status")
-  return tonumber(s:match("VmRSS:%s*(%d+)")) or error("no VmRSS for pid " .. pid)
-end
+local rss_kb = H.rss_kb
 
 -- Kill -9 a server started by the harness and wait until it is gone.
 local function kill9(server)
@@ -858,22 +854,9 @@ describe("graceful shutdown", function()
 end)
 
 ---------------------------------------------------------------------------
--- ./gateway may be a sanitizer build (make SANITIZE=1 sets
--- GATEWAY_SANITIZE), which valgrind cannot run: use the release build then.
-local function valgrind_binary()
-  local bin = H.gateway_bin
-  local _, asan = H.run("grep -q __asan_init " .. H.quote(bin))
-  if asan or os.getenv("GATEWAY_SANITIZE") == "1" then
-    bin = H.root .. "/build/rel/gateway"
-    local _, exists = H.run("test -x " .. H.quote(bin))
-    if not exists then return nil end
-  end
-  return bin
-end
-
 describe("valgrind", function()
   it("reports no error and no definite leak after traffic, a reload and SIGTERM", function()
-    local bin = valgrind_binary()
+    local bin = H.release_gateway_bin()
     if not bin then
       pending("./gateway is a sanitizer build and there is no build/rel/gateway")
       return
