@@ -194,23 +194,37 @@ static void client_park(struct client *c)
     if (c->out.iov) oq_free(&c->out);
 }
 
+/* Reads that may follow one another at once while a large value arrives
+ * (see client_read). */
+#define READ_ROUNDS 4
+
 static void client_read(struct client *c)
 {
-    size_t n;
-    int rc = conn_read(&c->conn, &c->in, 0, &n);
-    if (rc == GW_AGAIN) {
-        if (client_idle(c)) client_park(c);
-        return;
+    for (int round = 0; round < READ_ROUNDS; round++) {
+        size_t n;
+        /* Room for the whole request when its line gave its size and a full
+         * buffer of it has come (so a client must send 16 KB before the
+         * gateway sets aside up to max_value for it): one buffer, the bytes
+         * already read copied once, not a copy at each doubling. */
+        size_t need = rbuf_full(&c->in) ? c->cs.need : 0;
+        int rc = conn_read(&c->conn, &c->in, need, &n);
+        if (rc == GW_AGAIN) {
+            if (client_idle(c)) client_park(c);
+            return;
+        }
+        if (rc != GW_OK) {
+            /* The peer sent all it will (or the socket failed: then writing
+             * fails too).  What it sent is still answered. */
+            c->eof = true;
+            mark(c);
+            return;
+        }
+        STAT_ADD(&c->rt->stats, bytes_read, n);
+        client_decode(c);
+        /* A value of a buffer or more still arriving is most likely in the
+         * socket already: read on rather than wait for epoll to say so. */
+        if (c->cs.need < GW_BUF_SIZE || c->closing || c->paused) return;
     }
-    if (rc != GW_OK) {
-        /* The peer sent all it will (or the socket failed: then writing
-         * fails too).  What it sent is still answered. */
-        c->eof = true;
-        mark(c);
-        return;
-    }
-    STAT_ADD(&c->rt->stats, bytes_read, n);
-    client_decode(c);
 }
 
 /* Move finished requests, in order, from the head of the queue into the

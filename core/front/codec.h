@@ -20,6 +20,7 @@
 #define GW_CODEC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "codec/proto.h"
 
@@ -35,7 +36,10 @@ struct codec {
 /* What a codec keeps per connection between reads. */
 struct codec_state {
     struct mc_parser parser;
-    size_t swallow;            /* data bytes of a refused value still to skip */
+    uint32_t swallow;          /* data bytes of a refused value still to skip */
+    uint32_t need;             /* bytes the incomplete request at the start of
+                                * the read buffer needs in all, when its line
+                                * says (a storage command's data); else 0 */
 };
 
 extern const struct codec codec_text;

@@ -41,8 +41,8 @@ static void text_decode(struct client *c)
     struct codec_state *cs = &c->cs;
     while (rbuf_len(in) > 0 && !c->closing) {
         if (cs->swallow) {
-            size_t k = rbuf_len(in) < cs->swallow ? rbuf_len(in) : cs->swallow;
-            in->pos += (uint32_t)k;
+            uint32_t k = rbuf_len(in) < cs->swallow ? (uint32_t)rbuf_len(in) : cs->swallow;
+            in->pos += k;
             cs->swallow -= k;
             continue;
         }
@@ -50,6 +50,7 @@ static void text_decode(struct client *c)
         struct mc_request mc;
         const char *base = rbuf_data(in);
         int rc = mc_parse(&cs->parser, base, rbuf_len(in), &mc);
+        cs->need = rc == GW_AGAIN ? mc.total_len : 0;
         if (rc == GW_AGAIN) break;
         if (rc == GW_ERROR) {
             if (mc.cmd == MC_SET && !mc.close && is_too_large(mc.error))
@@ -57,7 +58,7 @@ static void text_decode(struct client *c)
             else
                 client_refuse(c, &mc, mc.error, mc.close);
             if (mc.total_len > rbuf_len(in)) {
-                cs->swallow = mc.total_len - rbuf_len(in);
+                cs->swallow = mc.total_len - (uint32_t)rbuf_len(in);
                 in->pos = in->end;
             } else {
                 in->pos += mc.total_len;

@@ -601,10 +601,11 @@ static void wait_pop(struct backend *b)
     op_finish(b, op);
 }
 
-/* A read that fills the buffer while a reply still needs bytes (a large
- * value) is followed at once by another, up to this many in all: the rest
- * is most likely there already, and waiting for the loop to say so would
- * cost a trip through epoll for each piece. */
+/* A read that fills the buffer while a reply still needs bytes, or that
+ * leaves a value of a buffer or more incomplete, is followed at once by
+ * another, up to this many in all: the rest is most likely there already,
+ * and waiting for the loop to say so would cost a trip through epoll for
+ * each piece. */
 #define READ_ROUNDS 4
 
 /* Read once and decode what arrived.  true: read again now. */
@@ -632,7 +633,7 @@ static bool backend_read_once(struct backend *b)
         enum be_decode d = b->codec->decode(b, op, &b->in, &need);
         if (d == BE_NEED) {
             b->need = need;
-            return rbuf_full(&b->in);
+            return rbuf_full(&b->in) || need >= GW_BUF_SIZE;
         }
         b->need = 0;
         if (d == BE_INVALID || d == BE_UNEXPECTED) {
