@@ -1088,7 +1088,7 @@ end)
 -- a fresh connection.  Writes one line to its result file.
 local MANY_PY = [==[
 import errno, resource, selectors, socket, sys, time
-admin, mport, n, result = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+admin, mport, n, result, cap = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 want = n + 64
 if soft != resource.RLIM_INFINITY and soft < want:
@@ -1117,10 +1117,14 @@ for i in range(n):
     bufs[s] = b""
     sel.register(s, selectors.EVENT_WRITE)
 pending = len(socks)
-# Well within the idle timeout (10 s) of the first served connections,
-# which stay open (HTTP/1.1 keep-alive): no slot frees meanwhile.
-end = time.time() + 3
-while pending and time.time() < end:
+# Until the cap's worth are served (a slow machine, a sanitizer build,
+# takes its time) and a second passes with none served more, but within
+# the idle timeout (10 s) of the first served connections, which stay open
+# (HTTP/1.1 keep-alive): no slot frees meanwhile, so more than the cap
+# served would mean the cap failed.
+end = time.time() + 8
+last_served = time.time()
+while pending and time.time() < end and not (served >= cap and time.time() - last_served > 1):
     for key, ev in sel.select(0.2):
         s = key.fileobj
         if ev & selectors.EVENT_WRITE:
@@ -1143,6 +1147,7 @@ while pending and time.time() < end:
         bufs[s] += d
         if bufs[s].startswith(b"HTTP/1.1 200 ") and bufs[s].endswith(b"\r\n\r\nok\n"):
             served += 1; sel.unregister(s); pending -= 1
+            last_served = time.time()
 
 # memcached through the gateway, with all of them still open
 m = socket.create_connection(("127.0.0.1", mport), timeout=5)
@@ -1262,8 +1267,8 @@ describe("hostile HTTP on the admin port", function()
     os.remove(result)
     local script = string.format("%s/admin-many-%d.py", g.dir, g.port)
     write_file(script, MANY_PY)
-    H.run(string.format("%s %s %d %d 1000 %s >/dev/null 2>&1 &", H.quote(H.python), H.quote(script),
-      g.admin_port, g.port, H.quote(result)))
+    H.run(string.format("%s %s %d %d 1000 %s %d >/dev/null 2>&1 &", H.quote(H.python), H.quote(script),
+      g.admin_port, g.port, H.quote(result), ADMIN_MAX_CONNECTIONS - #pending))
 
     -- Now wait for every pending connection to be answered or closed
     -- (the stalled ones: by the idle timeout), serving memcached meanwhile.
