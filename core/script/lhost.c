@@ -3,7 +3,8 @@
  *
  * Bindings follow one pattern: userdata with a named metatable
  * ("memcache.pool", "memcache.request", "memcache.response"), methods in
- * luaL_Reg tables, and luaL_checkudata on every self.  Misuse raises; the
+ * luaL_Reg tables, and ltype_check on every self (luaL_checkudata's
+ * contract, by metatable address).  Misuse raises; the
  * primitives in the `core` table are called only by lua/gateway/prelude.lua,
  * which validates user input first and turns errors into config file:line
  * messages.
@@ -116,14 +117,14 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 
 static int pool_tostring(lua_State *L)
 {
-    struct lpool *lp = luaL_checkudata(L, 1, POOL_MT);
+    struct lpool *lp = ltype_check(L, 1, LT_POOL);
     lua_pushfstring(L, "memcache.pool(%s)", lp->p->name);
     return 1;
 }
 
 static int pool_name(lua_State *L)
 {
-    struct lpool *lp = luaL_checkudata(L, 1, POOL_MT);
+    struct lpool *lp = ltype_check(L, 1, LT_POOL);
     lua_pushstring(L, lp->p->name);
     return 1;
 }
@@ -260,7 +261,7 @@ static void routes_clear(struct lhost *h)
 /* Fill a route from the target at the top of the stack (pops it). */
 static void route_target(lua_State *L, struct route *rt)
 {
-    struct lpool *lp = luaL_testudata(L, -1, POOL_MT);
+    struct lpool *lp = ltype_test(L, -1, LT_POOL);
     rt->pool = lp ? lp->p : NULL;
     rt->fref = LUA_NOREF;
     if (lp) lua_pop(L, 1);
@@ -316,7 +317,7 @@ static struct pool **pool_list(lua_State *L, int idx, int *n)
     if (!pools) luaL_error(L, "out of memory");
     for (lua_Integer i = 1; i <= len; i++) {
         lua_geti(L, idx, i);
-        struct lpool *lp = luaL_testudata(L, -1, POOL_MT);
+        struct lpool *lp = ltype_test(L, -1, LT_POOL);
         lua_pop(L, 1);
         if (!lp) {
             free(pools);
@@ -605,6 +606,22 @@ void protect_metatable(lua_State *L, const char *name)
     lua_setfield(L, -2, "__metatable");
 }
 
+static const char *const ltype_names[LT_COUNT] = {
+    [LT_POOL] = POOL_MT, [LT_REQUEST] = REQUEST_MT, [LT_RESPONSE] = RESPONSE_MT,
+};
+
+void *ltype_check(lua_State *L, int i, enum ltype t)
+{
+    void *p = ltype_test(L, i, t);
+    if (!p) luaL_typeerror(L, i, ltype_names[t]);
+    return p;
+}
+
+void lhost_note_type(lua_State *L, enum ltype t)
+{
+    host_of(L)->mt[t] = lua_topointer(L, -1);
+}
+
 static void register_types(lua_State *L)
 {
     /* getmetatable("") must not hand sandboxed code the string library. */
@@ -617,6 +634,7 @@ static void register_types(lua_State *L)
     lua_pop(L, 1);
 
     luaL_newmetatable(L, POOL_MT);
+    lhost_note_type(L, LT_POOL);
     luaL_setfuncs(L, pool_meta, 0);
     protect_metatable(L, POOL_MT);
     luaL_newlibtable(L, pool_methods);
@@ -738,6 +756,8 @@ struct lhost *lhost_new(struct rt *rt, const char *config_path, const char *lua_
     register_types(h->L);
     luaL_getmetatable(h->L, REQUEST_MT);
     h->request_mt_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
+    luaL_getmetatable(h->L, RESPONSE_MT);
+    h->response_mt_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
     lua_newtable(h->L);
     h->threads_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
     lua_newtable(h->L);

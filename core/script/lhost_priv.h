@@ -29,6 +29,12 @@
 #define REQUEST_MT "memcache.request"
 #define RESPONSE_MT "memcache.response"
 
+/* The gateway's userdata types.  Each metatable is made once per state and
+ * the host keeps its address (lhost_note_type), so a type check is one
+ * pointer comparison, not luaL_checkudata's registry lookup by name: a
+ * route call makes several. */
+enum ltype { LT_POOL, LT_REQUEST, LT_RESPONSE, LT_COUNT };
+
 enum task_kind { TASK_MAIN, TASK_ROUTE, TASK_SUB, TASK_SPAWN };
 
 struct group;
@@ -152,6 +158,8 @@ struct lhost {
 
     struct lhost_config cfg;
     int request_mt_ref;          /* the request metatable, for a fast lookup */
+    int response_mt_ref;         /* the response metatable, likewise */
+    const void *mt[LT_COUNT];    /* each userdata type's metatable (ltype_test) */
     int conns_ref;               /* registry table: connection id -> req.conn table */
 };
 
@@ -166,6 +174,21 @@ static inline struct lhost *host_of(lua_State *L)
 {
     return task_of(L)->h;
 }
+
+/* The userdata at index i if it is of type t, else NULL. */
+static inline void *ltype_test(lua_State *L, int i, enum ltype t)
+{
+    void *p = lua_touserdata(L, i);
+    if (!p || !lua_getmetatable(L, i)) return NULL;
+    const void *mt = lua_topointer(L, -1);
+    lua_pop(L, 1);
+    return mt == host_of(L)->mt[t] ? p : NULL;
+}
+
+/* The same, raising luaL_checkudata's error when it is not. */
+void *ltype_check(lua_State *L, int i, enum ltype t);
+/* Record the metatable at the top of L's stack as type t's. */
+void lhost_note_type(lua_State *L, enum ltype t);
 
 /* Whether keys may hold control bytes, as the request parser decides: the
  * running setting at request time, the config's own when validating. */

@@ -388,7 +388,8 @@ static struct lresp *resp_new(lua_State *L, int kind, int nuv)
     struct lresp *rs = lua_newuserdatauv(L, sizeof *rs, nuv);
     memset(rs, 0, sizeof *rs);
     rs->kind = (uint8_t)kind;
-    luaL_setmetatable(L, RESPONSE_MT);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, host_of(L)->response_mt_ref);
+    lua_setmetatable(L, -2);
     return rs;
 }
 
@@ -423,7 +424,7 @@ static void push_error_text(lua_State *L, const char *line, size_t len)
 
 static int resp_gc(lua_State *L)
 {
-    struct lresp *rs = luaL_checkudata(L, 1, RESPONSE_MT);
+    struct lresp *rs = ltype_check(L, 1, LT_RESPONSE);
     buf_unref(rs->buf);
     rs->buf = NULL;
     return 0;
@@ -431,7 +432,7 @@ static int resp_gc(lua_State *L)
 
 static int resp_index(lua_State *L)
 {
-    struct lresp *rs = luaL_checkudata(L, 1, RESPONSE_MT);
+    struct lresp *rs = ltype_check(L, 1, LT_RESPONSE);
     const char *f = luaL_checkstring(L, 2);
     bool hit = rs->kind == RESP_VALUE;
     if (!strcmp(f, "status")) lua_pushstring(L, reply_status(rs->kind));
@@ -453,7 +454,7 @@ static int resp_index(lua_State *L)
 
 static int resp_tostring(lua_State *L)
 {
-    struct lresp *rs = luaL_checkudata(L, 1, RESPONSE_MT);
+    struct lresp *rs = ltype_check(L, 1, LT_RESPONSE);
     if (rs->kind == RESP_VALUE || rs->kind == RESP_END)
         lua_pushfstring(L, "memcache.response(%s)", reply_status(rs->kind));
     else
@@ -611,7 +612,7 @@ static enum route_result apply_response(const char *route, struct gw_req *r, uin
 
 static struct lreq *check_req(lua_State *L, int arg)
 {
-    struct lreq *q = luaL_checkudata(L, arg, REQUEST_MT);
+    struct lreq *q = ltype_check(L, arg, LT_REQUEST);
     if (!q->r) luaL_error(L, "request is finished (a req is valid only while its route runs)");
     return q;
 }
@@ -716,7 +717,7 @@ static int req_newindex(lua_State *L)
 
 static int req_tostring(lua_State *L)
 {
-    struct lreq *q = luaL_checkudata(L, 1, REQUEST_MT);
+    struct lreq *q = ltype_check(L, 1, LT_REQUEST);
     if (!q->r) lua_pushliteral(L, "memcache.request(finished)");
     else if (q->k >= q->r->nkeys) lua_pushfstring(L, "memcache.request(%s)", mc_cmd_name(q->r->mc.cmd));
     else lua_pushfstring(L, "memcache.request(%s %s)", mc_cmd_name(q->r->mc.cmd),
@@ -866,7 +867,7 @@ static uint32_t check_flags(lua_State *L, int arg)
 /* pool:<cmd>(key, ...): check the arguments, make the call, wait. */
 static int pool_call(lua_State *L, enum mc_cmd cmd)
 {
-    struct lpool *lp = luaL_checkudata(L, 1, POOL_MT);
+    struct lpool *lp = ltype_check(L, 1, LT_POOL);
     const char *what = mc_cmd_name(cmd);
     struct task *t = request_task(L, "pool:", what);
     size_t klen, vlen = 0;
@@ -936,7 +937,7 @@ static int pool_touch(lua_State *L) { return pool_call(L, MC_TOUCH); }
  * backend's buffer. */
 static int pool_forward(lua_State *L)
 {
-    struct lpool *lp = luaL_checkudata(L, 1, POOL_MT);
+    struct lpool *lp = ltype_check(L, 1, LT_POOL);
     struct task *t = request_task(L, "pool:", "forward");
     struct lreq *q = check_req(L, 2);
     if (lp->p->kind != POOL_INTERNAL) check_yieldable(L, "pool:", "forward");
@@ -1216,12 +1217,12 @@ static enum route_result route_outcome(struct task *t, int st, int nres)
         return ROUTE_FAILED;
     }
     if (nres > 0) {
-        struct lpool *lp = luaL_testudata(t->co, -nres, POOL_MT);
+        struct lpool *lp = ltype_test(t->co, -nres, LT_POOL);
         if (lp) {
             t->pool = lp->p;
             return ROUTE_POOL;
         }
-        struct lresp *rs = luaL_testudata(t->co, -nres, RESPONSE_MT);
+        struct lresp *rs = ltype_test(t->co, -nres, LT_RESPONSE);
         if (rs) return apply_response(t->q->route_name, r, t->k, rs);
     }
     route_fail(t->q->route_name, r, t->k, "route returned no pool or response");
@@ -1354,7 +1355,7 @@ static void task_resume(struct task *t, lua_State *from, int nargs)
 static struct pool **hook_pools(lua_State *co, struct gw_req *r, struct pool **allowed, int n,
                                 int *count, const char **why)
 {
-    bool one = luaL_testudata(co, -1, POOL_MT) != NULL;
+    bool one = ltype_test(co, -1, LT_POOL) != NULL;
     lua_Integer len = one ? 1 : luaL_len(co, -1);
     struct pool **out = (struct pool **)req_alloc(r, sizeof *out * (size_t)(len ? len : 1));
     if (!out) {
@@ -1363,7 +1364,7 @@ static struct pool **hook_pools(lua_State *co, struct gw_req *r, struct pool **a
     }
     for (lua_Integer i = 1; i <= len; i++) {
         if (!one) lua_geti(co, -1, i);
-        struct lpool *lp = luaL_testudata(co, -1, POOL_MT);
+        struct lpool *lp = ltype_test(co, -1, LT_POOL);
         if (!one) lua_pop(co, 1);
         if (!lp) {
             *why = "the keyless hook returned a list with something not a pool";
@@ -1386,14 +1387,14 @@ static enum keyless_verdict hook_outcome(lua_State *co, struct gw_req *r, struct
                                          int *npools)
 {
     if (lua_isnoneornil(co, -1)) return KEYLESS_ALLOWED;
-    struct lresp *rs = luaL_testudata(co, -1, RESPONSE_MT);
+    struct lresp *rs = ltype_test(co, -1, LT_RESPONSE);
     if (rs && rs->len > 0 && rs->data) {
         req_reply_fmt(r, "%.*s", (int)rs->len - 2, rs->data);
         r->rkind = rs->kind;
         return KEYLESS_ANSWERED;
     }
     const char *why = "the keyless hook returned neither nil, a response nor pools";
-    if (r->mc.cmd == MC_FLUSH_ALL && (luaL_testudata(co, -1, POOL_MT) || lua_istable(co, -1))) {
+    if (r->mc.cmd == MC_FLUSH_ALL && (ltype_test(co, -1, LT_POOL) || lua_istable(co, -1))) {
         int n;
         struct pool **chosen = hook_pools(co, r, *pools, *npools, &n, &why);
         if (chosen) {
@@ -1534,10 +1535,12 @@ void ltask_register(lua_State *L)
     luaL_setfuncs(L, pool_calls, 0);
     lua_pop(L, 1);
     luaL_newmetatable(L, REQUEST_MT);
+    lhost_note_type(L, LT_REQUEST);
     luaL_setfuncs(L, req_meta, 0);
     protect_metatable(L, REQUEST_MT);
     lua_pop(L, 1);
     luaL_newmetatable(L, RESPONSE_MT);
+    lhost_note_type(L, LT_RESPONSE);
     luaL_setfuncs(L, resp_meta, 0);
     protect_metatable(L, RESPONSE_MT);
     lua_pop(L, 1);
