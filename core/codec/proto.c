@@ -17,6 +17,8 @@
 #include <limits.h>
 #include <string.h>
 
+#include "num.h"
+
 /* Offsets are uint32_t and total_len = line + data + 2 must fit too. */
 #define MC_LIMIT_MAX_LINE    ((size_t)1 << 30)
 #define MC_VLEN_MAX          ((int64_t)INT_MAX - 2)  /* memcached's bound */
@@ -191,50 +193,6 @@ bool mc_key_next(const char *buf, const struct mc_request *req, uint32_t *pos,
     return true;
 }
 
-/* ---- numbers ----------------------------------------------------------- */
-
-/* Unsigned decimal: an optional '+', then one or more digits, nothing else.
- * Fails on overflow of uint64_t. */
-static bool parse_u64(const char *s, size_t n, uint64_t *out)
-{
-    size_t i = 0;
-    uint64_t v = 0;
-    if (n && s[0] == '+')
-        i = 1;
-    if (i >= n)
-        return false;
-    for (; i < n; i++) {
-        unsigned d = (unsigned char)s[i] - '0';
-        if (d > 9)
-            return false;
-        if (__builtin_mul_overflow(v, 10, &v) ||
-            __builtin_add_overflow(v, d, &v))
-            return false;
-    }
-    *out = v;
-    return true;
-}
-
-/* Signed decimal: an optional '+' or '-', then digits.  Fails outside the
- * int64_t range. */
-static bool parse_i64(const char *s, size_t n, int64_t *out)
-{
-    uint64_t m;
-    bool neg = n && s[0] == '-';
-    if (neg) {
-        if (n < 2 || s[1] == '+' || !parse_u64(s + 1, n - 1, &m))
-            return false;
-        if (m > (uint64_t)INT64_MAX + 1)
-            return false;
-        *out = (int64_t)(0 - m);
-        return true;
-    }
-    if (!parse_u64(s, n, &m) || m > (uint64_t)INT64_MAX)
-        return false;
-    *out = (int64_t)m;
-    return true;
-}
-
 /* ---- tokens ------------------------------------------------------------ */
 
 struct tok {
@@ -348,7 +306,7 @@ static int parse_retrieval(struct mc_parser *p, const char *b, size_t i,
         size_t s = i;
         uint8_t bad = 0;
         i = tok_scan(b, i, end, &bad);
-        if (!parse_i64(b + s, i - s, &req->exptime))
+        if (!mc_parse_i64(b + s, i - s, &req->exptime))
             return fail(p, req, E_EXPTIME);
     }
 
@@ -393,7 +351,7 @@ static int parse_storage(struct mc_parser *p, const char *b, size_t len,
 
     /* Is the declared data length usable?  If so, every error below
      * swallows the data block too (see proto.h). */
-    if (na >= 4 && !(parse_i64(b + t[3].off, t[3].len, &vlen) && vlen >= 0 &&
+    if (na >= 4 && !(mc_parse_i64(b + t[3].off, t[3].len, &vlen) && vlen >= 0 &&
                      vlen <= MC_VLEN_MAX))
         vlen = -1;
     if (vlen >= 0)
@@ -407,11 +365,11 @@ static int parse_storage(struct mc_parser *p, const char *b, size_t len,
     if (!tok_key_ok(p, &t[0]))
         return fail(p, req, E_FORMAT);
 
-    ok = parse_u64(b + t[1].off, t[1].len, &v) && v <= UINT32_MAX;
+    ok = mc_parse_u64(b + t[1].off, t[1].len, &v) && v <= UINT32_MAX;
     req->flags = (uint32_t)v;
-    ok = ok && parse_i64(b + t[2].off, t[2].len, &req->exptime);
+    ok = ok && mc_parse_i64(b + t[2].off, t[2].len, &req->exptime);
     if (is_cas)
-        ok = ok && parse_u64(b + t[4].off, t[4].len, &req->cas);
+        ok = ok && mc_parse_u64(b + t[4].off, t[4].len, &req->cas);
     if (!ok || vlen < 0)
         return fail(p, req, E_FORMAT);
 
@@ -432,29 +390,45 @@ static int parse_storage(struct mc_parser *p, const char *b, size_t len,
     return GW_OK;
 }
 
-int mc_parse(struct mc_parser *p, const char *buf, size_t len,
-             struct mc_request *req)
+int mc_parser_line(struct mc_parser *p, const char *buf, size_t len,
+                   size_t *line_len)
 {
     size_t lim = len < p->max_line ? len : p->max_line;
     size_t from = p->scanned;
     const char *nl = NULL;
 
-    memset(req, 0, sizeof(*req));
     if (from > lim)
         from = 0;
     if (from < lim)
         nl = memchr(buf + from, '\n', lim - from);
-    if (!nl) {
-        if (len >= p->max_line) {
-            req->line_len = req->total_len = (uint32_t)lim;
-            req->close = true;
-            return fail(p, req, E_LINE);
-        }
-        p->scanned = (uint32_t)lim;
+    if (nl) {
+        *line_len = (size_t)(nl - buf) + 1;
+        return GW_OK;
+    }
+    if (len >= p->max_line) {
+        *line_len = lim;
+        p->scanned = 0;
+        return GW_ERROR;
+    }
+    p->scanned = (uint32_t)lim;
+    return GW_AGAIN;
+}
+
+int mc_parse(struct mc_parser *p, const char *buf, size_t len,
+             struct mc_request *req)
+{
+    size_t line_len;
+
+    memset(req, 0, sizeof(*req));
+    int rc = mc_parser_line(p, buf, len, &line_len);
+    if (rc == GW_AGAIN)
         return GW_AGAIN;
+    if (rc == GW_ERROR) {
+        req->line_len = req->total_len = (uint32_t)line_len;
+        req->close = true;
+        return fail(p, req, E_LINE);
     }
 
-    size_t line_len = (size_t)(nl - buf) + 1;
     size_t end = line_len - 1;
     if (end > 0 && buf[end - 1] == '\r')
         end--;
@@ -531,7 +505,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
         set_key(req, &t[0]);
         if (!tok_key_ok(p, &t[0]))
             return fail(p, req, E_FORMAT);
-        if (!parse_u64(buf + t[1].off, t[1].len, &req->delta))
+        if (!mc_parse_u64(buf + t[1].off, t[1].len, &req->delta))
             return fail(p, req, E_DELTA);
         break;
 
@@ -542,7 +516,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
         set_key(req, &t[0]);
         if (!tok_key_ok(p, &t[0]))
             return fail(p, req, E_FORMAT);
-        if (!parse_i64(buf + t[1].off, t[1].len, &req->exptime))
+        if (!mc_parse_i64(buf + t[1].off, t[1].len, &req->exptime))
             return fail(p, req, E_EXPTIME);
         break;
 
@@ -553,7 +527,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
             return fail(p, req, E_ERROR);
         req->noreply = na > 0 && tok_noreply(buf, &t[na - 1]);
         if (na != (req->noreply ? 1 : 0) &&
-            !parse_i64(buf + t[0].off, t[0].len, &req->delay))
+            !mc_parse_i64(buf + t[0].off, t[0].len, &req->delay))
             return fail(p, req, E_EXPTIME);
         break;
 
@@ -562,7 +536,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
         if (na < 1 || na > 2)
             return fail(p, req, E_ERROR);
         req->noreply = tok_noreply(buf, &t[na - 1]);
-        if (!parse_u64(buf + t[0].off, t[0].len, &level) || level > UINT32_MAX)
+        if (!mc_parse_u64(buf + t[0].off, t[0].len, &level) || level > UINT32_MAX)
             return fail(p, req, E_FORMAT);
         req->level = (int64_t)level;
         break;

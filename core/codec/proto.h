@@ -174,6 +174,20 @@ void mc_parser_init(struct mc_parser *p, size_t max_line, size_t max_value);
 int mc_parse(struct mc_parser *p, const char *buf, size_t len,
              struct mc_request *req);
 
+/* The first step of mc_parse, shared with the meta parser (meta.h), which
+ * uses the same struct mc_parser: find the "\n" that ends the command line
+ * at buf, searching from p->scanned and never past p->max_line bytes.
+ *   GW_OK     *line_len is the line's length, "\n" included.
+ *   GW_AGAIN  no "\n" yet; p->scanned records how far the search got.
+ *   GW_ERROR  the line is too long; *line_len is the bytes looked at and
+ *             p->scanned is reset.
+ * Because both parsers search the same way from the same start, one
+ * parser (one `scanned`) serves a connection that mixes text and meta
+ * requests: whichever parser finishes a request, the search done so far
+ * holds for it. */
+int mc_parser_line(struct mc_parser *p, const char *buf, size_t len,
+                   size_t *line_len);
+
 /* Walk the keys of a retrieval request.  *pos starts at req->keys_off; each
  * call stores the next key's offset and length and advances *pos.  Returns
  * false when there are no more keys. */
