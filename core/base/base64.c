@@ -54,8 +54,10 @@ long base64_decode(const char *src, size_t n, uint8_t *out, size_t cap)
 {
     const unsigned char *s = (const unsigned char *)src;
 
-    if (n == 0 || n % 4 != 0)
+    if (n % 4 != 0)
         return -1;
+    if (n == 0)
+        return 0;
     /* The last quantum may end in "=" or "=="; nothing else may. */
     size_t pad = s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
     size_t olen = n / 4 * 3 - pad;

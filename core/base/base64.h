@@ -5,7 +5,8 @@
  * - Never allocates: the caller passes the output buffer and its size.
  * - base64_encode writes base64_encoded_len(n) bytes, padded, no NUL.
  * - base64_decode is strict: it accepts only canonical-length input (a
- *   multiple of 4 characters, at least 4), only alphabet characters, and
+ *   multiple of 4 characters; "" decodes to nothing), only alphabet
+ *   characters, and
  *   "=" only as the last one or two characters.  Bits left over in the last
  *   character before padding are ignored (RFC 4648 3.5 lets a decoder
  *   refuse them; memcached accepts them, so a key it takes decodes the

@@ -82,14 +82,17 @@ static const uint8_t flag_kinds[128] = {
     ['D'] = FK_DELTA,
 };
 
-const struct mc_meta_flag *mc_meta_flag(const struct mc_meta_request *req,
-                                        char letter)
+const struct mc_meta_flag *mc_meta_flag_find(const struct mc_meta_flag *flags,
+                                             uint32_t n, uint64_t bits,
+                                             char letter)
 {
-    if (!mc_meta_has(req, letter))
+    /* 'A'..'z' keeps the shift in range; the six bytes between the two
+     * cases never have a bit set. */
+    if ((unsigned char)(letter - 'A') > 'z' - 'A' || !(bits & MC_META_BIT(letter)))
         return NULL;
-    for (uint32_t i = 0; i < req->nflags; i++)
-        if (req->flags[i].letter == letter)
-            return &req->flags[i];
+    for (uint32_t i = 0; i < n; i++)
+        if (flags[i].letter == letter)
+            return &flags[i];
     return NULL;
 }
 

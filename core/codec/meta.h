@@ -176,9 +176,19 @@ bool mc_is_meta(const char *buf, size_t len);
 int mc_meta_parse(struct mc_parser *p, const char *buf, size_t len,
                   struct mc_meta_request *req);
 
-/* The flag with this letter, or NULL. */
-const struct mc_meta_flag *mc_meta_flag(const struct mc_meta_request *req,
-                                        char letter);
+/* The first of flags[0..n) with this letter, or NULL; bits is their
+ * MC_META_BIT set (a quick no).  Requests and replies (meta_resp.h) both
+ * keep their flags this way. */
+const struct mc_meta_flag *mc_meta_flag_find(const struct mc_meta_flag *flags,
+                                             uint32_t n, uint64_t bits,
+                                             char letter);
+
+/* The request's flag with this letter, or NULL. */
+static inline const struct mc_meta_flag *
+mc_meta_flag(const struct mc_meta_request *req, char letter)
+{
+    return mc_meta_flag_find(req->flags, req->nflags, req->flag_bits, letter);
+}
 
 static inline bool mc_meta_has(const struct mc_meta_request *req, char letter)
 {
