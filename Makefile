@@ -14,7 +14,8 @@
 #                 /usr/local) and DESTDIR as usual.  make uninstall undoes
 #                 it, the config excepted
 #   make fuzz     libFuzzer (clang, ASan+UBSan) on the request and reply
-#                 parsers and on the path client bytes -> backend bytes,
+#                 parsers (text and meta) and on the path client bytes ->
+#                 backend bytes,
 #                 FUZZ_SECONDS (default 60) each, from a copy of the seeds
 #                 in tests/fuzz/corpus; fails on a crash, whose input is
 #                 left in build/fuzz/<target>-crash-*
@@ -176,7 +177,7 @@ bench: deps gateway $(LOADGEN)
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
-FUZZ_PARSERS := proto resp
+FUZZ_PARSERS := proto resp meta meta_resp
 FUZZ_NAMES   := $(FUZZ_PARSERS) forward
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_LOW_OBJS := $(patsubst core/%.c,$(FUZZ_DIR)/low/%.o,\
@@ -196,6 +197,13 @@ $(FUZZ_DIR)/low/%.o: core/%.c
 # The link rules name only sources and objects: -MMD adds the headers to $^.
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DIR)/%.o $(FUZZ_DIR)/reply.o | $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^)
+
+# The meta parsers lean on proto.c (the shared line search, key checks) and
+# base/base64.c; the reply parser on meta.c (flag lookup) and resp.c (the
+# data block).
+$(FUZZ_DIR)/fuzz_meta: $(FUZZ_DIR)/proto.o $(FUZZ_DIR)/low/base/base64.o
+$(FUZZ_DIR)/fuzz_meta_resp: $(FUZZ_DIR)/meta.o $(FUZZ_DIR)/proto.o $(FUZZ_DIR)/resp.o \
+                            $(FUZZ_DIR)/low/base/base64.o
 
 $(FUZZ_DIR)/fuzz_forward: tests/fuzz/fuzz_forward.c $(FUZZ_LOW_OBJS) | $(FUZZ_DIR)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LOW_LIBS)

@@ -401,11 +401,11 @@ static enum mc_meta_cmd cmd_lookup(const char *s, size_t n)
 int mc_meta_parse(struct mc_parser *p, const char *buf, size_t len,
                   struct mc_meta_request *req)
 {
-    size_t line_len;
+    size_t line_len, end;
 
     memset(req, 0, offsetof(struct mc_meta_request, kbuf_len));
     req->kbuf_len = 0;
-    int rc = mc_parser_line(p, buf, len, &line_len);
+    int rc = mc_parser_line(p, buf, len, &line_len, &end);
     if (rc == GW_AGAIN)
         return GW_AGAIN;
     if (rc == GW_ERROR) {
@@ -414,9 +414,6 @@ int mc_meta_parse(struct mc_parser *p, const char *buf, size_t len,
         return fail(p, req, E_LINE);
     }
 
-    size_t end = line_len - 1;
-    if (end > 0 && buf[end - 1] == '\r')
-        end--;
     req->line_len = req->total_len = (uint32_t)line_len;
 
     struct tok cmd;

@@ -140,21 +140,9 @@ static int parse_value(const char *buf, size_t len, const char *p,
     if (!parse_flags(buf, e, end, r))
         return GW_ERROR;
 
-    uint64_t total = (uint64_t)r->line_len + r->bytes + 2;
-    if (total > UINT32_MAX)
-        return GW_ERROR;
-    size_t stop = (size_t)r->line_len + r->bytes;  /* the "\r" after data */
     r->data_off = r->line_len;
-    if (len < total) {
-        if (len > stop && buf[stop] != '\r')
-            return GW_ERROR;
-        r->need = (size_t)total;
-        return GW_AGAIN;
-    }
-    if (buf[stop] != '\r' || buf[stop + 1] != '\n')
-        return GW_ERROR;
-    r->total_len = (uint32_t)total;
-    return GW_OK;
+    return mc_resp_block(buf, len, r->line_len, r->bytes, &r->total_len,
+                         &r->need);
 }
 
 /* The text after the space at w (if any) up to end, as msg. */

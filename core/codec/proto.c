@@ -391,7 +391,7 @@ static int parse_storage(struct mc_parser *p, const char *b, size_t len,
 }
 
 int mc_parser_line(struct mc_parser *p, const char *buf, size_t len,
-                   size_t *line_len)
+                   size_t *line_len, size_t *end)
 {
     size_t lim = len < p->max_line ? len : p->max_line;
     size_t from = p->scanned;
@@ -403,6 +403,9 @@ int mc_parser_line(struct mc_parser *p, const char *buf, size_t len,
         nl = memchr(buf + from, '\n', lim - from);
     if (nl) {
         *line_len = (size_t)(nl - buf) + 1;
+        *end = *line_len - 1;
+        if (*end > 0 && buf[*end - 1] == '\r')
+            (*end)--;
         return GW_OK;
     }
     if (len >= p->max_line) {
@@ -417,10 +420,10 @@ int mc_parser_line(struct mc_parser *p, const char *buf, size_t len,
 int mc_parse(struct mc_parser *p, const char *buf, size_t len,
              struct mc_request *req)
 {
-    size_t line_len;
+    size_t line_len, end;
 
     memset(req, 0, sizeof(*req));
-    int rc = mc_parser_line(p, buf, len, &line_len);
+    int rc = mc_parser_line(p, buf, len, &line_len, &end);
     if (rc == GW_AGAIN)
         return GW_AGAIN;
     if (rc == GW_ERROR) {
@@ -429,9 +432,6 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
         return fail(p, req, E_LINE);
     }
 
-    size_t end = line_len - 1;
-    if (end > 0 && buf[end - 1] == '\r')
-        end--;
     req->line_len = req->total_len = (uint32_t)line_len;
 
     /* The command token. */

@@ -177,7 +177,8 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
 /* The first step of mc_parse, shared with the meta parser (meta.h), which
  * uses the same struct mc_parser: find the "\n" that ends the command line
  * at buf, searching from p->scanned and never past p->max_line bytes.
- *   GW_OK     *line_len is the line's length, "\n" included.
+ *   GW_OK     *line_len is the line's length, "\n" included; *end is
+ *             where its text ends (before the "\n" and one "\r").
  *   GW_AGAIN  no "\n" yet; p->scanned records how far the search got.
  *   GW_ERROR  the line is too long; *line_len is the bytes looked at and
  *             p->scanned is reset.
@@ -186,7 +187,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
  * requests: whichever parser finishes a request, the search done so far
  * holds for it. */
 int mc_parser_line(struct mc_parser *p, const char *buf, size_t len,
-                   size_t *line_len);
+                   size_t *line_len, size_t *end);
 
 /* Walk the keys of a retrieval request.  *pos starts at req->keys_off; each
  * call stores the next key's offset and length and advances *pos.  Returns

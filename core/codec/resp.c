@@ -169,20 +169,27 @@ static int parse_value(const char *buf, size_t len, const char *p,
         }
     }
 
-    uint64_t total = (uint64_t)r->line_len + r->bytes + 2;
+    r->data_off = r->line_len;
+    return mc_resp_block(buf, len, r->line_len, r->bytes, &r->total_len,
+                         &r->need);
+}
+
+int mc_resp_block(const char *buf, size_t len, uint32_t line_len,
+                  uint32_t bytes, uint32_t *total_len, size_t *need)
+{
+    uint64_t total = (uint64_t)line_len + bytes + 2;
     if (total > UINT32_MAX)
         return GW_ERROR;
-    size_t stop = (size_t)r->line_len + r->bytes; /* the "\r" after data */
-    r->data_off = r->line_len;
+    size_t stop = (size_t)line_len + bytes; /* the "\r" after data */
     if (len < total) {
         if (len > stop && buf[stop] != '\r')
             return GW_ERROR;
-        r->need = (size_t)total;
+        *need = (size_t)total;
         return GW_AGAIN;
     }
     if (buf[stop] != '\r' || buf[stop + 1] != '\n')
         return GW_ERROR;
-    r->total_len = (uint32_t)total;
+    *total_len = (uint32_t)total;
     return GW_OK;
 }
 

@@ -70,6 +70,14 @@ struct mc_resp {
 
 int mc_resp_parse(const char *buf, size_t len, struct mc_resp *r);
 
+/* The data block after a value's line of line_len bytes (VALUE here, VA in
+ * meta_resp.c): bytes of data, then "\r\n".  GW_OK sets *total_len (line +
+ * data + 2); GW_AGAIN sets *need to that total; GW_ERROR when the total
+ * does not fit in 32 bits or a byte after the data is not "\r\n" (judged
+ * as soon as it has arrived). */
+int mc_resp_block(const char *buf, size_t len, uint32_t line_len,
+                  uint32_t bytes, uint32_t *total_len, size_t *need);
+
 /* "END", "STORED", ... for the fixed one-word kinds; NULL otherwise
  * (reply.h has the whole table). */
 const char *mc_resp_word(enum mc_resp_kind kind);

@@ -79,15 +79,7 @@
 #include "proxy/resolver.h"
 #include "proxy/router.h"
 #include "rt/rt.h"
-
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__,         \
-                    __LINE__, #cond);                                          \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 /* memcached's limits (memcached.h, proto_text.c). */
 #define MCD_KEY_MAX 250

@@ -27,17 +27,9 @@
 #include <string.h>
 
 #include "codec/proto.h"
+#include "fuzz.h"
 
 #define MAX_RECS 4096
-
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__,         \
-                    __LINE__, #cond);                                          \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 struct settings {
     size_t max_line;
@@ -283,15 +275,6 @@ static void same_runs(const struct run *a, const struct run *b)
             a->stopped == b->stopped);
 }
 
-/* FNV-1a: the split points follow the data. */
-static uint64_t hash(const uint8_t *d, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ d[i]) * 1099511628211ULL;
-    return h;
-}
-
 static struct run whole, split, bytewise;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -309,7 +292,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parser_init(&p, &s);
     drain(&p, &s, in, n, &whole, scratch, n);
 
-    uint64_t h = hash(in, n);
+    uint64_t h = fuzz_hash(in, n);
     size_t s1 = (size_t)(h % (n + 1));
     size_t s2 = s1 + (size_t)((h >> 32) % (n - s1 + 1));
     memset(&split, 0, sizeof split);

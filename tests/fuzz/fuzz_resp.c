@@ -26,17 +26,9 @@
 #include <string.h>
 
 #include "codec/resp.h"
+#include "fuzz.h"
 
 #define MAX_UNITS 8192
-
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__,         \
-                    __LINE__, #cond);                                          \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 struct unit {
     int rc;
@@ -221,14 +213,6 @@ static void same_runs(const struct run *a, const struct run *b)
     REQUIRE(a->at == b->at && a->reset == b->reset);
 }
 
-static uint64_t hash(const uint8_t *d, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ d[i]) * 1099511628211ULL;
-    return h;
-}
-
 static struct run whole, pieces;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -245,7 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     drain(in, n, &whole, scratch, n);
 
     memset(&pieces, 0, sizeof pieces);
-    size_t avail = (size_t)(hash(in, n) % (n + 1));
+    size_t avail = (size_t)(fuzz_hash(in, n) % (n + 1));
     for (;;) {
         drain(in, avail, &pieces, NULL, 0);
         if (avail == n)
