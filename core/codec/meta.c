@@ -12,21 +12,14 @@
  */
 #include "meta.h"
 
-#include <limits.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "base/base64.h"
 #include "num.h"
 
-#define MC_VLEN_MAX ((int64_t)INT_MAX - 2)  /* memcached's bound on <datalen> */
 #define OPAQUE_MAX  32                      /* an O token, its 'O' counted */
 
-static const char E_ERROR[] = "ERROR";
-static const char E_FORMAT[] = "CLIENT_ERROR bad command line format";
-static const char E_LINE[] = "CLIENT_ERROR line too long";
-static const char E_CHUNK[] = "CLIENT_ERROR bad data chunk";
-static const char E_TOO_LARGE[] = "SERVER_ERROR object too large for cache";
 static const char E_MG_TOO_MANY[] = "CLIENT_ERROR options flags are too long";
 static const char E_TOO_MANY[] = "CLIENT_ERROR options flags too long";
 static const char E_DUPLICATE[] = "CLIENT_ERROR duplicate flag";
@@ -159,7 +152,7 @@ static const char *collect_flags(const char *b, size_t i, size_t end,
         if (req->nflags == max)
             return req->cmd == MC_MG ? E_MG_TOO_MANY : E_TOO_MANY;
         if (memchr(b + t.off, '\0', t.len) != NULL)
-            return E_FORMAT;
+            return MC_ERR_FORMAT;
         add_flag(req, b, &t);
     }
     return NULL;
@@ -236,7 +229,7 @@ static bool check_token(const char *b, const struct mc_meta_flag *f,
  * is remembered and the walk goes on, the last message winning. */
 static const char *check_flags(const char *b, struct mc_meta_request *req)
 {
-    const char *msg = E_FORMAT;
+    const char *msg = MC_ERR_FORMAT;
     bool bad = false;
 
     for (uint32_t i = 0; i < req->nflags; i++) {
@@ -308,10 +301,10 @@ static int parse_keyed(struct mc_parser *p, const char *b, size_t i,
     const char *err;
 
     if (!next_tok(b, &i, end, &key))
-        return fail(p, req, E_ERROR);
+        return fail(p, req, MC_ERR_UNKNOWN);
     set_key(req, &key);
     if (!key_ok(p, b, &key))
-        return fail(p, req, E_FORMAT);
+        return fail(p, req, MC_ERR_FORMAT);
     if ((err = collect_flags(b, i, end, req, MC_META_MAX_FLAGS)) != NULL ||
         (err = flags_error(b, req)) != NULL)
         return fail(p, req, err);
@@ -327,39 +320,31 @@ static int parse_set(struct mc_parser *p, const char *b, size_t len, size_t i,
     const char *err;
 
     if (!next_tok(b, &i, end, &key))
-        return fail(p, req, E_ERROR);
+        return fail(p, req, MC_ERR_UNKNOWN);
     set_key(req, &key);
     bool has_len = next_tok(b, &i, end, &dl);
     /* A readable length: every error below swallows the block (meta.h). */
-    if (has_len && !(mc_parse_i64(b + dl.off, dl.len, &vlen) && vlen >= 0 &&
-                     vlen <= MC_VLEN_MAX))
-        vlen = -1;
+    if (has_len)
+        vlen = mc_parse_vlen(b + dl.off, dl.len);
     if (vlen >= 0)
         req->total_len = req->line_len + (uint32_t)vlen + 2;
 
     if (!key_ok(p, b, &key) || !has_len)
-        return fail(p, req, E_FORMAT);
+        return fail(p, req, MC_ERR_FORMAT);
     if ((err = collect_flags(b, i, end, req, MC_META_MAX_FLAGS - 1)) != NULL)
         return fail(p, req, err);
     if (vlen < 0)
-        return fail(p, req, E_FORMAT);
+        return fail(p, req, MC_ERR_FORMAT);
     if ((err = flags_error(b, req)) != NULL)
         return fail(p, req, err);
 
     req->bytes = (uint32_t)vlen;
     req->data_off = req->line_len;
     if ((uint64_t)vlen > p->max_value)
-        return fail(p, req, E_TOO_LARGE);
+        return fail(p, req, MC_ERR_TOO_LARGE);
 
-    size_t total = req->total_len;
-    if (len < total) {
-        /* Wait for the data; next time the "\n" is found at once. */
-        p->scanned = req->line_len - 1;
-        return GW_AGAIN;
-    }
-    if (b[total - 2] != '\r' || b[total - 1] != '\n')
-        return fail(p, req, E_CHUNK);
-    return done(p);
+    int rc = mc_parser_block(p, b, len, req->line_len, req->total_len);
+    return rc == GW_ERROR ? fail(p, req, MC_ERR_CHUNK) : rc;
 }
 
 /* me <key> [b]: only a first flag that is exactly "b" counts. */
@@ -369,15 +354,15 @@ static int parse_debug(struct mc_parser *p, const char *b, size_t i,
     struct tok key, f;
 
     if (!next_tok(b, &i, end, &key))
-        return fail(p, req, E_FORMAT);
+        return fail(p, req, MC_ERR_FORMAT);
     set_key(req, &key);
     if (!key_ok(p, b, &key))
-        return fail(p, req, E_FORMAT);
+        return fail(p, req, MC_ERR_FORMAT);
     if (next_tok(b, &i, end, &f) && f.len == 1 && b[f.off] == 'b') {
         add_flag(req, b, &f);
         req->flag_bits = MC_META_BIT('b');
         if (!decode_key(b, req))
-            return fail(p, req, E_FORMAT);
+            return fail(p, req, MC_ERR_FORMAT);
     }
     return done(p);
 }
@@ -411,7 +396,7 @@ int mc_meta_parse(struct mc_parser *p, const char *buf, size_t len,
     if (rc == GW_ERROR) {
         req->line_len = req->total_len = (uint32_t)line_len;
         req->close = true;
-        return fail(p, req, E_LINE);
+        return fail(p, req, MC_ERR_LINE);
     }
 
     req->line_len = req->total_len = (uint32_t)line_len;
@@ -419,7 +404,7 @@ int mc_meta_parse(struct mc_parser *p, const char *buf, size_t len,
     struct tok cmd;
     size_t i = 0;
     if (!next_tok(buf, &i, end, &cmd))
-        return fail(p, req, E_ERROR);
+        return fail(p, req, MC_ERR_UNKNOWN);
     req->cmd = cmd_lookup(buf + cmd.off, cmd.len);
 
     switch (req->cmd) {
@@ -434,6 +419,6 @@ int mc_meta_parse(struct mc_parser *p, const char *buf, size_t len,
     case MC_MN:
         return done(p);  /* memcached ignores anything after it */
     default:
-        return fail(p, req, E_ERROR);
+        return fail(p, req, MC_ERR_UNKNOWN);
     }
 }

@@ -3,9 +3,11 @@
  * Kept apart from resp.c: a connection that speaks meta gets only meta
  * replies and the generic error lines, and resp.c's test for "can this
  * partial line still become a reply" must not start accepting "H" or "E"
- * for a text connection.  The shape is resp.c's: one bounded memchr for
- * the line end, a first word picked by its length and letters, the data
- * block of a VA never scanned (only the two bytes after it are looked at).
+ * for a text connection.  What the two share is resp.c's and used from
+ * there: the bounded line search and first word (mc_resp_line), the test
+ * of an incomplete first word against a word list (mc_resp_partial_word)
+ * and a value's data block, never scanned: only the two bytes after it are
+ * looked at (mc_resp_block).
  */
 #include "meta_resp.h"
 
@@ -13,9 +15,6 @@
 #include <string.h>
 
 #include "num.h"
-
-/* The longest first word ("CLIENT_ERROR", "SERVER_ERROR"). */
-#define WORD_MAX 12
 
 static const char *const words[MRESP_KIND_COUNT] = {
     [MRESP_VA] = "VA",
@@ -60,24 +59,9 @@ static enum mc_meta_resp_kind word_kind(const char *w, size_t n)
     }
 }
 
-/* An incomplete line [buf, buf+len) (no "\n", len < MC_RESP_MAX_LINE): can
- * it still become a valid line?  Only its first word is judged. */
-static bool partial_ok(const char *buf, size_t len)
+static const char *meta_word(int kind)
 {
-    size_t n = 0;
-
-    if (len == 0)
-        return true;
-    while (n < len && n <= WORD_MAX && buf[n] != ' ' && buf[n] != '\r')
-        n++;
-    if (n == 0 || n > WORD_MAX)
-        return false;
-    if (n < len)  /* the word is whole */
-        return word_kind(buf, n) != MRESP_NONE;
-    for (int k = MRESP_NONE + 1; k < MRESP_KIND_COUNT; k++)
-        if (strlen(words[k]) >= n && memcmp(words[k], buf, n) == 0)
-            return true;
-    return false;
+    return mc_meta_resp_word((enum mc_meta_resp_kind)kind);
 }
 
 static inline const char *skip_spaces(const char *p, const char *end)
@@ -177,22 +161,18 @@ int mc_meta_resp_parse(const char *buf, size_t len, struct mc_meta_resp *r)
 {
     memset(r, 0, offsetof(struct mc_meta_resp, flags));
 
-    const char *nl =
-        memchr(buf, '\n', len < MC_RESP_MAX_LINE ? len : MC_RESP_MAX_LINE);
+    const char *end, *w;
+    const char *nl = mc_resp_line(buf, len, &end, &w);
     if (nl == NULL) {
-        if (len >= MC_RESP_MAX_LINE || !partial_ok(buf, len))
+        /* Only the first word of an incomplete line is judged. */
+        if (len >= MC_RESP_MAX_LINE ||
+            (len > 0 && !mc_resp_partial_word(buf, len, meta_word,
+                                              MRESP_KIND_COUNT)))
             return GW_ERROR;
         return GW_AGAIN;
     }
-    const char *end = nl;
-    if (end > buf && end[-1] == '\r')
-        end--;
     r->line_len = r->total_len = (uint32_t)(nl - buf) + 1;
 
-    const char *w = buf;
-    const char *wlim = end - buf > WORD_MAX ? buf + WORD_MAX + 1 : end;
-    while (w < wlim && *w != ' ')
-        w++;
     enum mc_meta_resp_kind kind = word_kind(buf, (size_t)(w - buf));
     r->kind = kind;
 

@@ -10,9 +10,13 @@
 #ifndef GW_NUM_H
 #define GW_NUM_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* The largest data block memcached takes (its bound on <bytes>). */
+#define MC_VLEN_MAX ((int64_t)INT_MAX - 2)
 
 /* Unsigned: an optional '+', then digits.  Fails on overflow of uint64_t. */
 static inline bool mc_parse_u64(const char *s, size_t n, uint64_t *out)
@@ -52,6 +56,16 @@ static inline bool mc_parse_i64(const char *s, size_t n, int64_t *out)
         return false;
     *out = (int64_t)m;
     return true;
+}
+
+/* A storage command's <bytes> (ms: <datalen>): its value, or -1 when it is
+ * not a decimal in 0 .. MC_VLEN_MAX (memcached's test). */
+static inline int64_t mc_parse_vlen(const char *s, size_t n)
+{
+    int64_t v;
+    if (!mc_parse_i64(s, n, &v) || v < 0 || v > MC_VLEN_MAX)
+        return -1;
+    return v;
 }
 
 #endif

@@ -21,21 +21,20 @@
 
 /* Offsets are uint32_t and total_len = line + data + 2 must fit too. */
 #define MC_LIMIT_MAX_LINE    ((size_t)1 << 30)
-#define MC_VLEN_MAX          ((int64_t)INT_MAX - 2)  /* memcached's bound */
 
 /* Arguments after the command token kept by the generic tokenizer: cas has
  * the most (key flags exptime bytes unique noreply). */
 #define MC_MAX_ARGS 6
 
-static const char E_ERROR[] = "ERROR";
-static const char E_FORMAT[] = "CLIENT_ERROR bad command line format";
+const char MC_ERR_UNKNOWN[] = "ERROR";
+const char MC_ERR_FORMAT[] = "CLIENT_ERROR bad command line format";
 static const char E_DELETE[] =
     "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
 static const char E_DELTA[] = "CLIENT_ERROR invalid numeric delta argument";
 static const char E_EXPTIME[] = "CLIENT_ERROR invalid exptime argument";
-static const char E_CHUNK[] = "CLIENT_ERROR bad data chunk";
-static const char E_TOO_LARGE[] = "SERVER_ERROR object too large for cache";
-static const char E_LINE[] = "CLIENT_ERROR line too long";
+const char MC_ERR_CHUNK[] = "CLIENT_ERROR bad data chunk";
+const char MC_ERR_TOO_LARGE[] = "SERVER_ERROR object too large for cache";
+const char MC_ERR_LINE[] = "CLIENT_ERROR line too long";
 static const char E_END[] = "END";
 
 static const char *const cmd_names[MC_CMD_COUNT] = {
@@ -302,7 +301,7 @@ static int parse_retrieval(struct mc_parser *p, const char *b, size_t i,
     if (req->cmd >= MC_GAT) {
         i = skip_sp(b, i, end);
         if (i >= end)
-            return fail(p, req, E_ERROR);  /* "gat" alone */
+            return fail(p, req, MC_ERR_UNKNOWN);  /* "gat" alone */
         size_t s = i;
         uint8_t bad = 0;
         i = tok_scan(b, i, end, &bad);
@@ -320,7 +319,7 @@ static int parse_retrieval(struct mc_parser *p, const char *b, size_t i,
         uint8_t bad = 0;
         i = tok_scan(b, i, end, &bad);
         if (!key_acceptable(i - s, bad, p->binary_keys))
-            return fail(p, req, E_FORMAT);
+            return fail(p, req, MC_ERR_FORMAT);
         if (nkeys == 0) {
             first = s;
             first_len = i - s;
@@ -329,7 +328,7 @@ static int parse_retrieval(struct mc_parser *p, const char *b, size_t i,
         last_end = i;
     }
     if (nkeys == 0)  /* "get" alone is ERROR; "gat 10" is an empty END */
-        return fail(p, req, req->cmd >= MC_GAT ? E_END : E_ERROR);
+        return fail(p, req, req->cmd >= MC_GAT ? E_END : MC_ERR_UNKNOWN);
 
     req->key_off = req->keys_off = (uint32_t)first;
     req->key_len = (uint32_t)first_len;
@@ -351,19 +350,18 @@ static int parse_storage(struct mc_parser *p, const char *b, size_t len,
 
     /* Is the declared data length usable?  If so, every error below
      * swallows the data block too (see proto.h). */
-    if (na >= 4 && !(mc_parse_i64(b + t[3].off, t[3].len, &vlen) && vlen >= 0 &&
-                     vlen <= MC_VLEN_MAX))
-        vlen = -1;
+    if (na >= 4)
+        vlen = mc_parse_vlen(b + t[3].off, t[3].len);
     if (vlen >= 0)
         req->total_len = req->line_len + (uint32_t)vlen + 2;
 
     if (na < want || na > want + 1)
-        return fail(p, req, E_ERROR);
+        return fail(p, req, MC_ERR_UNKNOWN);
 
     req->noreply = tok_noreply(b, &t[na - 1]);
     set_key(req, &t[0]);
     if (!tok_key_ok(p, &t[0]))
-        return fail(p, req, E_FORMAT);
+        return fail(p, req, MC_ERR_FORMAT);
 
     ok = mc_parse_u64(b + t[1].off, t[1].len, &v) && v <= UINT32_MAX;
     req->flags = (uint32_t)v;
@@ -371,22 +369,28 @@ static int parse_storage(struct mc_parser *p, const char *b, size_t len,
     if (is_cas)
         ok = ok && mc_parse_u64(b + t[4].off, t[4].len, &req->cas);
     if (!ok || vlen < 0)
-        return fail(p, req, E_FORMAT);
+        return fail(p, req, MC_ERR_FORMAT);
 
     req->bytes = (uint32_t)vlen;
     req->data_off = req->line_len;
     if ((uint64_t)vlen > p->max_value)
-        return fail(p, req, E_TOO_LARGE);
+        return fail(p, req, MC_ERR_TOO_LARGE);
 
-    size_t total = req->total_len;
-    if (len < total) {
+    int rc = mc_parser_block(p, b, len, req->line_len, req->total_len);
+    return rc == GW_ERROR ? fail(p, req, MC_ERR_CHUNK) : rc;
+}
+
+int mc_parser_block(struct mc_parser *p, const char *buf, size_t len,
+                    uint32_t line_len, uint32_t total_len)
+{
+    if (len < total_len) {
         /* Wait for the data; next time the "\n" is found at once. */
-        p->scanned = (uint32_t)(req->line_len - 1);
+        p->scanned = line_len - 1;
         return GW_AGAIN;
     }
-    if (b[total - 2] != '\r' || b[total - 1] != '\n')
-        return fail(p, req, E_CHUNK);
     p->scanned = 0;
+    if (buf[total_len - 2] != '\r' || buf[total_len - 1] != '\n')
+        return GW_ERROR;
     return GW_OK;
 }
 
@@ -429,7 +433,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
     if (rc == GW_ERROR) {
         req->line_len = req->total_len = (uint32_t)line_len;
         req->close = true;
-        return fail(p, req, E_LINE);
+        return fail(p, req, MC_ERR_LINE);
     }
 
     req->line_len = req->total_len = (uint32_t)line_len;
@@ -462,7 +466,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
         return GW_OK;
     }
     case MC_NONE:
-        return fail(p, req, E_ERROR);
+        return fail(p, req, MC_ERR_UNKNOWN);
     default:
         break;
     }
@@ -482,7 +486,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
     case MC_DELETE:
         /* delete <key> [0] [noreply] */
         if (na < 1 || na > 3)
-            return fail(p, req, E_ERROR);
+            return fail(p, req, MC_ERR_UNKNOWN);
         set_key(req, &t[0]);
         if (na > 1) {
             bool hold0 = tok_is(buf, &t[1], "0", 1);
@@ -492,7 +496,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
                 return fail(p, req, E_DELETE);
         }
         if (!tok_key_ok(p, &t[0]))
-            return fail(p, req, E_FORMAT);
+            return fail(p, req, MC_ERR_FORMAT);
         break;
 
     case MC_INCR:
@@ -500,22 +504,22 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
         /* incr <key> <delta> [noreply]; any 4th token that isn't
          * "noreply" is ignored, as memcached does. */
         if (na < 2 || na > 3)
-            return fail(p, req, E_ERROR);
+            return fail(p, req, MC_ERR_UNKNOWN);
         req->noreply = tok_noreply(buf, &t[na - 1]);
         set_key(req, &t[0]);
         if (!tok_key_ok(p, &t[0]))
-            return fail(p, req, E_FORMAT);
+            return fail(p, req, MC_ERR_FORMAT);
         if (!mc_parse_u64(buf + t[1].off, t[1].len, &req->delta))
             return fail(p, req, E_DELTA);
         break;
 
     case MC_TOUCH:
         if (na < 2 || na > 3)
-            return fail(p, req, E_ERROR);
+            return fail(p, req, MC_ERR_UNKNOWN);
         req->noreply = tok_noreply(buf, &t[na - 1]);
         set_key(req, &t[0]);
         if (!tok_key_ok(p, &t[0]))
-            return fail(p, req, E_FORMAT);
+            return fail(p, req, MC_ERR_FORMAT);
         if (!mc_parse_i64(buf + t[1].off, t[1].len, &req->exptime))
             return fail(p, req, E_EXPTIME);
         break;
@@ -524,7 +528,7 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
         /* flush_all [delay] [noreply]: like memcached, the delay is the
          * first argument unless the only argument is "noreply". */
         if (na > 2)
-            return fail(p, req, E_ERROR);
+            return fail(p, req, MC_ERR_UNKNOWN);
         req->noreply = na > 0 && tok_noreply(buf, &t[na - 1]);
         if (na != (req->noreply ? 1 : 0) &&
             !mc_parse_i64(buf + t[0].off, t[0].len, &req->delay))
@@ -534,16 +538,16 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
     case MC_VERBOSITY: {
         uint64_t level;
         if (na < 1 || na > 2)
-            return fail(p, req, E_ERROR);
+            return fail(p, req, MC_ERR_UNKNOWN);
         req->noreply = tok_noreply(buf, &t[na - 1]);
         if (!mc_parse_u64(buf + t[0].off, t[0].len, &level) || level > UINT32_MAX)
-            return fail(p, req, E_FORMAT);
+            return fail(p, req, MC_ERR_FORMAT);
         req->level = (int64_t)level;
         break;
     }
 
     default:
-        return fail(p, req, E_ERROR);
+        return fail(p, req, MC_ERR_UNKNOWN);
     }
     p->scanned = 0;
     return GW_OK;

@@ -91,6 +91,14 @@
 #define MC_DEFAULT_MAX_LINE  ((size_t)1 << 20)
 #define MC_DEFAULT_MAX_VALUE ((size_t)1 << 20)
 
+/* The error lines both request parsers (this one and meta.h's) answer,
+ * spelled once. */
+extern const char MC_ERR_UNKNOWN[];    /* "ERROR" */
+extern const char MC_ERR_FORMAT[];     /* "CLIENT_ERROR bad command line format" */
+extern const char MC_ERR_LINE[];       /* "CLIENT_ERROR line too long" */
+extern const char MC_ERR_CHUNK[];      /* "CLIENT_ERROR bad data chunk" */
+extern const char MC_ERR_TOO_LARGE[];  /* "SERVER_ERROR object too large for cache" */
+
 enum mc_cmd {
     MC_NONE = 0,
     /* retrieval: any number (>= 1) of keys */
@@ -188,6 +196,16 @@ int mc_parse(struct mc_parser *p, const char *buf, size_t len,
  * holds for it. */
 int mc_parser_line(struct mc_parser *p, const char *buf, size_t len,
                    size_t *line_len, size_t *end);
+
+/* The last step of a request with a data block (set & co., ms), whose line
+ * is line_len bytes and whose whole is total_len (line + data + "\r\n"):
+ *   GW_AGAIN  not all there; p->scanned is left on the line's "\n", so the
+ *             next call finds the line at once.
+ *   GW_ERROR  the data is not followed by "\r\n" ("bad data chunk").
+ *   GW_OK     it is.
+ * p->scanned is reset after GW_OK and GW_ERROR. */
+int mc_parser_block(struct mc_parser *p, const char *buf, size_t len,
+                    uint32_t line_len, uint32_t total_len);
 
 /* Walk the keys of a retrieval request.  *pos starts at req->keys_off; each
  * call stores the next key's offset and length and advances *pos.  Returns

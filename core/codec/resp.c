@@ -10,8 +10,6 @@
 
 #include <string.h>
 
-/* The longest first word ("CLIENT_ERROR", "SERVER_ERROR"). */
-#define WORD_MAX 12
 
 
 const char *mc_resp_word(enum mc_resp_kind kind)
@@ -106,6 +104,11 @@ static inline bool only_spaces(const char *p, const char *end)
     return p == end;
 }
 
+static const char *text_word(int kind)
+{
+    return reply_word((enum mc_resp_kind)kind);
+}
+
 /* An incomplete line [buf, buf+len) (no "\n", len < MC_RESP_MAX_LINE): can it
  * still become a valid line?  Only its first word is judged. */
 static bool partial_ok(const char *buf, size_t len)
@@ -119,19 +122,44 @@ static bool partial_ok(const char *buf, size_t len)
             ;
         return n == len || buf[n] == ' ' || buf[n] == '\r';
     }
-    for (n = 0; n < len && n <= WORD_MAX && buf[n] != ' ' && buf[n] != '\r';
-         n++)
-        ;
-    if (n == 0 || n > WORD_MAX)
+    return mc_resp_partial_word(buf, len, text_word, RESP_KIND_COUNT);
+}
+
+bool mc_resp_partial_word(const char *buf, size_t len,
+                          const char *(*word)(int kind), int nkinds)
+{
+    size_t n = 0;
+    while (n < len && n <= MC_RESP_WORD_MAX && buf[n] != ' ' && buf[n] != '\r')
+        n++;
+    if (n == 0 || n > MC_RESP_WORD_MAX)
         return false;
-    if (n < len) /* the word is whole */
-        return word_kind(buf, n) != RESP_NONE;
-    for (int k = RESP_NONE + 1; k < RESP_KIND_COUNT; k++) {
-        const char *w = reply_word((enum mc_resp_kind)k);
-        if (w != NULL && strlen(w) >= n && memcmp(w, buf, n) == 0)
+    for (int k = 1; k < nkinds; k++) {
+        const char *w = word(k);
+        size_t wl = w ? strlen(w) : 0;
+        /* a whole word (n < len) must be one; a cut-off one, a prefix */
+        if (w && (n < len ? wl == n : wl >= n) && memcmp(w, buf, n) == 0)
             return true;
     }
     return false;
+}
+
+const char *mc_resp_line(const char *buf, size_t len, const char **end,
+                         const char **word_end)
+{
+    const char *nl =
+        memchr(buf, '\n', len < MC_RESP_MAX_LINE ? len : MC_RESP_MAX_LINE);
+    if (nl == NULL)
+        return NULL;
+    const char *e = nl;
+    if (e > buf && e[-1] == '\r')
+        e--;
+    const char *w = buf;
+    const char *wlim = e - buf > MC_RESP_WORD_MAX ? buf + MC_RESP_WORD_MAX + 1 : e;
+    while (w < wlim && *w != ' ')
+        w++;
+    *end = e;
+    *word_end = w;
+    return nl;
 }
 
 /* The VALUE line [buf, end) after its word (p), then the data block. */
@@ -197,16 +225,13 @@ int mc_resp_parse(const char *buf, size_t len, struct mc_resp *r)
 {
     memset(r, 0, sizeof(*r));
 
-    const char *nl =
-        memchr(buf, '\n', len < MC_RESP_MAX_LINE ? len : MC_RESP_MAX_LINE);
+    const char *end, *w;
+    const char *nl = mc_resp_line(buf, len, &end, &w);
     if (nl == NULL) {
         if (len >= MC_RESP_MAX_LINE || !partial_ok(buf, len))
             return GW_ERROR;
         return GW_AGAIN;
     }
-    const char *end = nl;
-    if (end > buf && end[-1] == '\r')
-        end--;
     r->line_len = r->total_len = (uint32_t)(nl - buf) + 1;
 
     if (is_digit(buf[0])) {
@@ -217,10 +242,6 @@ int mc_resp_parse(const char *buf, size_t len, struct mc_resp *r)
         return GW_OK;
     }
 
-    const char *w = buf;
-    const char *wlim = end - buf > WORD_MAX ? buf + WORD_MAX + 1 : end;
-    while (w < wlim && *w != ' ')
-        w++;
     enum mc_resp_kind kind = word_kind(buf, (size_t)(w - buf));
     r->kind = kind;
 

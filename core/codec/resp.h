@@ -70,6 +70,24 @@ struct mc_resp {
 
 int mc_resp_parse(const char *buf, size_t len, struct mc_resp *r);
 
+/* Shared with meta_resp.c, the meta protocol's reply parser. */
+
+/* The longest first word of a reply ("CLIENT_ERROR", "SERVER_ERROR"). */
+#define MC_RESP_WORD_MAX 12
+
+/* The "\n" that ends the line at buf, looked for in at most
+ * MC_RESP_MAX_LINE bytes, or NULL.  *end is where the line's text ends
+ * (before "\r\n" or "\n") and *word_end where its first word does (the
+ * first space, looked for in MC_RESP_WORD_MAX + 1 bytes). */
+const char *mc_resp_line(const char *buf, size_t len, const char **end,
+                         const char **word_end);
+
+/* An incomplete line [buf, buf+len), len > 0: can its first word still be
+ * one of word(1) .. word(nkinds - 1) (NULL ones skipped)?  A word already
+ * ended by a space or "\r" must be one; one cut off by len, a prefix. */
+bool mc_resp_partial_word(const char *buf, size_t len,
+                          const char *(*word)(int kind), int nkinds);
+
 /* The data block after a value's line of line_len bytes (VALUE here, VA in
  * meta_resp.c): bytes of data, then "\r\n".  GW_OK sets *total_len (line +
  * data + 2); GW_AGAIN sets *need to that total; GW_ERROR when the total
