@@ -427,7 +427,7 @@ static void test_keys(void)
     CHECK_EQ_INT(r.key_len, 250);
     static const char *const bad[] = {
         "mg " KEY251 "\r\n", "md " KEY251 " q\r\n", "ma " KEY251 "\r\n",
-        "me " KEY251 "\r\n", "mg a\x01" "b v\r\n", "mg a\x7f\r\n",
+        "me " KEY251 "\r\n", ("mg a\x01" "b v\r\n"), "mg a\x7f\r\n",
         "mg foo\tv\r\n",      /* memcached takes "foo\tv" as the key */
         "me a\x02\r\n",
     };
