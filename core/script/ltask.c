@@ -538,6 +538,11 @@ static void push_call_response(lua_State *L, struct gw_req *c)
             rs->bytes = key->bytes;
             rs->flags = key->flags;
             rs->cas = key->cas;
+            /* The response keeps the value's buffer until the collector
+             * frees it, memory Lua does not see: count it as allocated,
+             * so the collector comes round in step with what forwarded
+             * values hold and not only with Lua's own small objects. */
+            if (key->bytes >= 1024) lua_gc(L, LUA_GCSTEP, (int)(key->bytes / 1024));
         }
         return;
     }
