@@ -58,6 +58,7 @@ static const char *const cmd_names[MC_CMD_COUNT] = {
     [MC_VERBOSITY] = "verbosity",
     [MC_STATS] = "stats",
     [MC_QUIT] = "quit",
+    [MC_META_GET] = "mg",
 };
 
 const char *mc_cmd_name(enum mc_cmd cmd)
@@ -75,6 +76,11 @@ bool mc_cmd_is_storage(enum mc_cmd cmd)
 bool mc_cmd_is_retrieval(enum mc_cmd cmd)
 {
     return cmd >= MC_GET && cmd <= MC_GATS;
+}
+
+bool mc_cmd_is_meta(enum mc_cmd cmd)
+{
+    return cmd == MC_META_GET;
 }
 
 void mc_parser_init(struct mc_parser *p, size_t max_line, size_t max_value)

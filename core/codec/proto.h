@@ -118,6 +118,9 @@ enum mc_cmd {
     MC_VERBOSITY,  /* verbosity <level> [noreply] */
     MC_STATS,      /* stats [args...] */
     MC_QUIT,       /* quit */
+    /* meta, toward servers only (Lua's pool:mg): mg <key> <flags>; the
+     * text parser never returns it */
+    MC_META_GET,
     MC_CMD_COUNT
 };
 
@@ -131,6 +134,8 @@ enum mc_cmd mc_cmd_lookup(const char *s, size_t n);
 bool mc_cmd_is_storage(enum mc_cmd cmd);
 /* True for get/gets/gat/gats (they may carry many keys). */
 bool mc_cmd_is_retrieval(enum mc_cmd cmd);
+/* True for the meta commands (sent and answered in the meta protocol). */
+bool mc_cmd_is_meta(enum mc_cmd cmd);
 
 struct mc_request {
     enum mc_cmd cmd;

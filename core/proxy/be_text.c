@@ -5,11 +5,15 @@
  * A retrieval op asks for a batch of keys in one line; memcached answers
  * them in the order asked, skipping misses, then END.  Every other op is
  * one line (plus a data block for storage commands) and one reply line.
+ * A meta op (mg, from Lua's pool:mg) goes out in the meta protocol on the
+ * same connection, as memcached allows, and its reply is read with the
+ * meta reply parser (codec/meta_resp.h).
  */
 #include <string.h>
 
 #include "backend.h"
 #include "base/fmt.h"
+#include "codec/meta_resp.h"
 #include "codec/resp.h"
 #include "req.h"
 
@@ -71,10 +75,25 @@ static int encode_retrieval(struct be_op *op, struct gw_oq *q)
     return rc;
 }
 
+/* "mg <key> <flags>\r\n": the flags are the request's args (the call
+ * checked them). */
+static int encode_meta(struct be_op *op, struct gw_oq *q)
+{
+    struct gw_req *r = op->req;
+    head_name(op, mc_cmd_name(op->cmd));
+    int rc = oq_push(q, op->head, op->head_len);
+    if (rc == GW_OK) rc = oq_push(q, r->keys[0].bkey, r->keys[0].bklen);
+    if (rc == GW_OK && r->mc.args_len > 0) rc = oq_push(q, SPACE, 1);
+    if (rc == GW_OK) rc = oq_push(q, r->base + r->mc.args_off, r->mc.args_len);
+    if (rc == GW_OK) rc = oq_push(q, CRLF, 2);
+    return rc;
+}
+
 static int text_encode(struct be_op *op, struct gw_oq *q)
 {
     struct gw_req *r = op->req;
     if (mc_cmd_is_retrieval(op->cmd)) return encode_retrieval(op, q);
+    if (mc_cmd_is_meta(op->cmd)) return encode_meta(op, q);
     if (op->cmd == MC_FLUSH_ALL) {
         size_t n = fmt_mem(op->head, "flush_all", 9);
         if (r->mc.delay) n += fmt_sp_i64(op->head + n, r->mc.delay);
@@ -158,9 +177,50 @@ static enum be_decode decode_line(struct backend *b, struct be_op *op, struct gw
     return BE_DONE;
 }
 
+/* The reply to a meta op, whole (VA: line, data and "\r\n"): the op's
+ * key is a hit (VA, HD), a miss (EN) or an error, and r->rline is the
+ * unit, referenced in the read buffer, for the caller to read its flags. */
+static enum be_decode decode_meta(struct gw_req *r, struct gw_rbuf *in, size_t *need)
+{
+    const char *base = rbuf_data(in);
+    struct mc_meta_resp u;
+    int rc = mc_meta_resp_parse(base, rbuf_len(in), &u);
+    if (rc == GW_AGAIN) {
+        *need = u.need;
+        return BE_NEED;
+    }
+    if (rc != GW_OK) return BE_INVALID;
+    struct gw_key *key = &r->keys[0];
+    switch (u.kind) {
+    case MRESP_VA:
+    case MRESP_HD:
+        key->state = KEY_HIT;
+        break;
+    case MRESP_EN:
+        key->state = KEY_MISS;
+        break;
+    case MRESP_ERROR:
+    case MRESP_CLIENT_ERROR:
+    case MRESP_SERVER_ERROR:
+        key->state = KEY_ERROR;
+        r->errors = true;
+        break;
+    default:
+        return BE_UNEXPECTED;
+    }
+    buf_unref(r->rline_buf);
+    r->rline = base;
+    r->rlen = u.total_len;
+    r->rline_buf = in->b;
+    buf_ref(r->rline_buf);
+    in->pos += u.total_len;
+    return BE_DONE;
+}
+
 static enum be_decode text_decode(struct backend *b, struct be_op *op, struct gw_rbuf *in,
                                   size_t *need)
 {
+    if (mc_cmd_is_meta(op->cmd)) return decode_meta(op->req, in, need);
     const char *base = rbuf_data(in);
     struct mc_resp u;
     int rc = mc_resp_parse(base, rbuf_len(in), &u);

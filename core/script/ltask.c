@@ -29,6 +29,8 @@
 #include "proxy/pool.h"
 #include "codec/proto.h"
 #include "proxy/req.h"
+#include "codec/meta.h"
+#include "codec/meta_resp.h"
 #include "codec/resp.h"
 #include "proxy/router.h"
 #include "rt/rt.h"
@@ -924,6 +926,110 @@ static int pool_call(lua_State *L, enum mc_cmd cmd)
     return call_start(L, t, lp->p, c, mc_cmd_is_retrieval(cmd) ? get_result : line_result);
 }
 
+/* --- pool:mg: the meta get --------------------------------------------- */
+
+/* Flag letters of an mg reply and the fields they become in its table:
+ * numbers, strings, or true for a flag without a token. */
+static void push_meta_flag(lua_State *L, const char *base, const struct mc_meta_flag *f)
+{
+    const char *tok = base + f->off + 1;
+    size_t n = f->len - 1;
+    char num[24];
+    switch (f->letter) {
+    case 't': case 'c': case 'f': case 's': case 'l': {
+        static const char *const names[] = { ['t' - 'c'] = "ttl", ['c' - 'c'] = "cas",
+                                             ['f' - 'c'] = "flags", ['s' - 'c'] = "size",
+                                             ['l' - 'c'] = "last_access" };
+        if (n == 0 || n >= sizeof num) return;
+        memcpy(num, tok, n);
+        num[n] = '\0';
+        if (!lua_stringtonumber(L, num)) return;
+        lua_setfield(L, -2, names[f->letter - 'c']);
+        return;
+    }
+    case 'h': lua_pushboolean(L, n == 1 && tok[0] == '1'); lua_setfield(L, -2, "fetched"); return;
+    case 'k': lua_pushlstring(L, tok, n); lua_setfield(L, -2, "key"); return;
+    case 'O': lua_pushlstring(L, tok, n); lua_setfield(L, -2, "opaque"); return;
+    case 'W': lua_pushboolean(L, 1); lua_setfield(L, -2, "win"); return;
+    case 'X': lua_pushboolean(L, 1); lua_setfield(L, -2, "stale"); return;
+    case 'Z': lua_pushboolean(L, 1); lua_setfield(L, -2, "win_sent"); return;
+    default: return;
+    }
+}
+
+/* { value =, ttl =, cas =, flags =, ... } | nil (miss) | nil, err */
+static int mg_result(lua_State *L, int status, lua_KContext ctx)
+{
+    struct gw_req *c = call_take(L);
+    int n = 1;
+    struct mc_meta_resp u;
+    if (c->keys[0].state == KEY_MISS) {
+        lua_pushnil(L);
+    } else if (c->keys[0].state == KEY_HIT && c->rline &&
+               mc_meta_resp_parse(c->rline, c->rlen, &u) == GW_OK) {
+        lua_createtable(L, 0, 6);
+        if (u.kind == MRESP_VA) {
+            lua_pushlstring(L, c->rline + u.data_off, u.bytes);
+            lua_setfield(L, -2, "value");
+        }
+        for (uint32_t i = 0; i < u.nflags; i++) push_meta_flag(L, c->rline, &u.flags[i]);
+    } else {
+        n = push_call_error(L, c);
+    }
+    req_unref(c);
+    return n;
+}
+
+/* The flags of pool:mg, checked as memcached would check "mg <key>
+ * <flags>": its error raises.  q and b are refused: a quiet miss has no
+ * reply to wait for, and the key given is the key, not base64. */
+static void check_mg_flags(lua_State *L, const char *key, size_t klen, const char *fl, size_t flen)
+{
+    char line[MC_KEY_MAX + 512];
+    luaL_argcheck(L, flen <= 500, 3, "flags too long");
+    luaL_argcheck(L, !memchr(fl, 'q', flen) && !memchr(fl, 'b', flen), 3,
+                  "q and b cannot be asked here");
+    int len = snprintf(line, sizeof line, "mg %.*s %.*s\r\n", (int)klen, key, (int)flen, fl);
+    struct mc_parser p;
+    mc_parser_init(&p, sizeof line, 0);
+    p.binary_keys = host_binary_keys(task_of(L)->h);
+    struct mc_meta_request m;
+    if (mc_meta_parse(&p, line, (size_t)len, &m) != GW_OK)
+        luaL_error(L, "pool:mg: flags \"%s\": %s", fl, m.error ? m.error : "incomplete");
+}
+
+/* pool:mg(key [, flags]): memcached's meta get, flags as in its protocol
+ * ("v t c f" by default is "v"). */
+static int pool_mg(lua_State *L)
+{
+    struct lpool *lp = ltype_check(L, 1, LT_POOL);
+    struct task *t = request_task(L, "pool:", "mg");
+    size_t klen, flen;
+    const char *key = luaL_checklstring(L, 2, &klen);
+    check_key(L, key, klen, 2, NULL);
+    const char *fl = luaL_optlstring(L, 3, "v", &flen);
+    check_mg_flags(L, key, klen, fl, flen);
+    if (lp->p->kind == POOL_INTERNAL)
+        return luaL_error(L, "pool:mg: a memcache.internal pool does not speak meta");
+    check_yieldable(L, "pool:", "mg");
+    struct mc_request mc;
+    memset(&mc, 0, sizeof mc);
+    mc.cmd = MC_META_GET;
+    mc.nkeys = 1;
+    mc.args_len = (uint32_t)flen;
+    struct gw_req *c = call_new(t->h, &mc, key, klen);
+    char *args = c ? req_alloc(c, flen ? flen : 1) : NULL;
+    if (!args) {
+        if (c) req_unref(c);
+        lua_pushnil(L);
+        lua_pushliteral(L, "out of memory");
+        return 2;
+    }
+    memcpy(args, fl, flen);
+    c->base = args; /* args_off 0 */
+    return call_start(L, t, lp->p, c, mg_result);
+}
+
 static int pool_get(lua_State *L) { return pool_call(L, MC_GET); }
 static int pool_gat(lua_State *L) { return pool_call(L, MC_GAT); }
 static int pool_set(lua_State *L) { return pool_call(L, MC_SET); }
@@ -966,6 +1072,7 @@ static const luaL_Reg pool_calls[] = {
     { "replace", pool_replace }, { "append", pool_append }, { "prepend", pool_prepend },
     { "cas", pool_cas }, { "delete", pool_delete }, { "incr", pool_incr },
     { "decr", pool_decr }, { "touch", pool_touch }, { "forward", pool_forward },
+    { "mg", pool_mg },
     { NULL, NULL },
 };
 

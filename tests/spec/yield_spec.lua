@@ -1,7 +1,8 @@
 -- yield_spec.lua -- the request-time Lua API end to end: backend calls
 -- from route functions (every return shape), pool:forward and response
--- objects, routes that return memcache.* responses, memcache.wait (need,
--- timeout, all), memcache.spawn, memcache.crc32, misuse, hash_tag, and the
+-- objects, pool:mg (memcached's meta get), routes that return memcache.*
+-- responses, memcache.wait (need, timeout, all), memcache.spawn,
+-- memcache.crc32, misuse, hash_tag, and the
 -- point of it all: a route waiting on a slow backend does not stall the
 -- other clients of its worker.
 --
@@ -39,6 +40,15 @@ local function show(n, ...)
   return table.concat(out, "|")
 end
 
+-- "name=value,..." of pool:mg's table, sorted; "nil|err" for nil, err
+local function fields(r, err)
+  if r == nil then return "nil|" .. tostring(err) end
+  local out = {}
+  for k, v in pairs(r) do out[#out + 1] = k .. "=" .. tostring(v) end
+  table.sort(out)
+  return table.concat(out, ",")
+end
+
 local CALLS = {
   get = function(p, k) return show(3, p:get(k)) end,
   gat = function(p, k) return show(3, p:gat(k, 100)) end,
@@ -58,6 +68,10 @@ local CALLS = {
   decr = function(p, k) return show(2, p:decr(k, 2)) end,
   touch = function(p, k) return show(2, p:touch(k, 100)) end,
   pcall = function(p, k) return show(4, pcall(function() return p:get(k) end)) end,
+  mg = function(p, k) return fields(p:mg(k, "v t c f s k O77 h l")) end,
+  mgdefault = function(p, k) return fields(p:mg(k)) end,
+  mghd = function(p, k) return fields(p:mg(k, "t f")) end,
+  mgviv = function(p, k) return fields(p:mg(k, "v t N30")) end,
 }
 
 local RESP = {
@@ -78,6 +92,9 @@ local MISUSE = {
   waitbad = function() return memcache.wait("tasks") end,
   spawnbad = function() return memcache.spawn(42) end,
   global = function() leaked_global = 1 return a end,
+  mgflag = function() return a:mg("k", "v zz") end,
+  mgquiet = function() return a:mg("k", "v q") end,
+  mgnear = function() return near:mg("k") end,
 }
 
 local WAITS = {
@@ -254,6 +271,22 @@ describe("request-time API", function()
       assert.are.equal("boolean:false|string:NOT_FOUND", call("a", "delete", "c:n"))
     end)
 
+    it("mg: a table of what the flags asked (value, ttl, cas, flags, ...); nil on a miss", function()
+      F.set(a, "c:mg", "mv", 100, 5)
+      assert.matches("^cas=%d+,fetched=false,flags=5,key=c:mg,last_access=%d+,opaque=77,size=2,ttl=%d+,value=mv$",
+        call("a", "mg", "c:mg"))
+      local ttl = tonumber(call("a", "mg", "c:mg"):match("ttl=(%d+)"))
+      assert.is_true(ttl > 90 and ttl <= 100, "ttl " .. ttl)
+      assert.are.equal("value=mv", call("a", "mgdefault", "c:mg"))
+      -- no v: memcached answers HD, the table has no value
+      assert.matches("^flags=5,ttl=%d+$", call("a", "mghd", "c:mg"))
+      assert.are.equal("nil|nil", call("a", "mg", "c:mgmiss"))
+      -- N: the first miss wins the right to recache, the next sees it was sent
+      assert.matches("^ttl=%-1,value=,win=true$", call("a", "mgviv", "c:mgviv"))
+      assert.matches("^ttl=%d+,value=,win_sent=true$", call("a", "mgviv", "c:mgviv"))
+      assert.matches("^nil|.+", call("dead", "mg", "c:mg"))
+    end)
+
     it("a dead server: nil, err (a string) for every call", function()
       for _, op in ipairs({ "get", "set", "add", "delete", "incr", "touch", "casstale" }) do
         local d = call("dead", op, "c:x")
@@ -398,7 +431,10 @@ describe("request-time API", function()
 
   describe("misuse", function()
     for _, case in ipairs({ { "badkey" }, { "badtype" }, { "novalue" }, { "notself" },
-        { "waitbad" }, { "spawnbad" }, { "global", "assignment to global 'leaked_global'" } }) do
+        { "waitbad" }, { "spawnbad" }, { "global", "assignment to global 'leaked_global'" },
+        { "mgflag", 'pool:mg: flags "v zz": CLIENT_ERROR invalid flag' },
+        { "mgquiet", "q and b cannot be asked here" },
+        { "mgnear", "a memcache.internal pool does not speak meta" } }) do
       it(case[1] .. " raises: SERVER_ERROR lua error for that request, the connection goes on", function()
         local rep = g:call("get mis:" .. case[1] .. "\r\n")
         assert.matches("^SERVER_ERROR lua error", rep)
