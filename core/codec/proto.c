@@ -59,6 +59,7 @@ static const char *const cmd_names[MC_CMD_COUNT] = {
     [MC_STATS] = "stats",
     [MC_QUIT] = "quit",
     [MC_META_GET] = "mg",
+    [MC_META_SET] = "ms",
 };
 
 const char *mc_cmd_name(enum mc_cmd cmd)
@@ -80,7 +81,7 @@ bool mc_cmd_is_retrieval(enum mc_cmd cmd)
 
 bool mc_cmd_is_meta(enum mc_cmd cmd)
 {
-    return cmd == MC_META_GET;
+    return cmd == MC_META_GET || cmd == MC_META_SET;
 }
 
 void mc_parser_init(struct mc_parser *p, size_t max_line, size_t max_value)

@@ -118,9 +118,9 @@ enum mc_cmd {
     MC_VERBOSITY,  /* verbosity <level> [noreply] */
     MC_STATS,      /* stats [args...] */
     MC_QUIT,       /* quit */
-    /* meta, toward servers only (Lua's pool:mg): mg <key> <flags>; the
-     * text parser never returns it */
-    MC_META_GET,
+    /* meta, toward servers only (Lua's pool:mg, pool:ms): mg <key> <flags>,
+     * ms <key> <datalen> <flags> + data; the text parser never returns them */
+    MC_META_GET, MC_META_SET,
     MC_CMD_COUNT
 };
 

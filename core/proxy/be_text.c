@@ -75,17 +75,23 @@ static int encode_retrieval(struct be_op *op, struct gw_oq *q)
     return rc;
 }
 
-/* "mg <key> <flags>\r\n": the flags are the request's args (the call
- * checked them). */
+/* "mg <key> <flags>\r\n", or "ms <key> <datalen> <flags>\r\n" and the
+ * data: the flags are the request's args (the call checked them). */
 static int encode_meta(struct be_op *op, struct gw_oq *q)
 {
     struct gw_req *r = op->req;
+    bool set = op->cmd == MC_META_SET;
     head_name(op, mc_cmd_name(op->cmd));
     int rc = oq_push(q, op->head, op->head_len);
     if (rc == GW_OK) rc = oq_push(q, r->keys[0].bkey, r->keys[0].bklen);
+    if (rc == GW_OK && set) {
+        op->tail_len = (uint16_t)fmt_sp_u64(op->tail, r->mc.bytes);
+        rc = oq_push(q, op->tail, op->tail_len);
+    }
     if (rc == GW_OK && r->mc.args_len > 0) rc = oq_push(q, SPACE, 1);
     if (rc == GW_OK) rc = oq_push(q, r->base + r->mc.args_off, r->mc.args_len);
     if (rc == GW_OK) rc = oq_push(q, CRLF, 2);
+    if (rc == GW_OK && set) rc = oq_push(q, r->base + r->mc.data_off, r->mc.bytes + 2);
     return rc;
 }
 
@@ -178,8 +184,9 @@ static enum be_decode decode_line(struct backend *b, struct be_op *op, struct gw
 }
 
 /* The reply to a meta op, whole (VA: line, data and "\r\n"): the op's
- * key is a hit (VA, HD), a miss (EN) or an error, and r->rline is the
- * unit, referenced in the read buffer, for the caller to read its flags. */
+ * key is answered (KEY_HIT: VA, HD, and ms's NS, EX, NF), a miss (EN) or
+ * an error, and r->rline is the unit, referenced in the read buffer, for
+ * the caller to read its kind and flags. */
 static enum be_decode decode_meta(struct gw_req *r, struct gw_rbuf *in, size_t *need)
 {
     const char *base = rbuf_data(in);
@@ -194,6 +201,9 @@ static enum be_decode decode_meta(struct gw_req *r, struct gw_rbuf *in, size_t *
     switch (u.kind) {
     case MRESP_VA:
     case MRESP_HD:
+    case MRESP_NS:
+    case MRESP_EX:
+    case MRESP_NF:
         key->state = KEY_HIT;
         break;
     case MRESP_EN:

@@ -980,26 +980,26 @@ static int mg_result(lua_State *L, int status, lua_KContext ctx)
     return n;
 }
 
-/* The flags of pool:mg, checked as memcached would check "mg <key>
- * <flags>": its error raises.  q and b are refused: a quiet miss has no
- * reply to wait for, and the key given is the key, not base64. */
-static void check_mg_flags(lua_State *L, const char *key, size_t klen, const char *fl, size_t flen)
+/* A meta call's line (line[0..len), "mg <key> <flags>" or "ms <key> 0
+ * <flags>" and an empty data block) checked as memcached would check it:
+ * its error raises, naming the flags fl.  Then the pool must speak meta
+ * (not memcache.internal) and the caller be able to wait. */
+static void check_meta_call(lua_State *L, const struct lpool *lp, const char *what,
+                            const char *line, int len, const char *fl)
 {
-    char line[MC_KEY_MAX + 512];
-    luaL_argcheck(L, flen <= 500, 3, "flags too long");
-    luaL_argcheck(L, !memchr(fl, 'q', flen) && !memchr(fl, 'b', flen), 3,
-                  "q and b cannot be asked here");
-    int len = snprintf(line, sizeof line, "mg %.*s %.*s\r\n", (int)klen, key, (int)flen, fl);
     struct mc_parser p;
-    mc_parser_init(&p, sizeof line, 0);
+    mc_parser_init(&p, (size_t)len + 1, 0);
     p.binary_keys = host_binary_keys(task_of(L)->h);
     struct mc_meta_request m;
     if (mc_meta_parse(&p, line, (size_t)len, &m) != GW_OK)
-        luaL_error(L, "pool:mg: flags \"%s\": %s", fl, m.error ? m.error : "incomplete");
+        luaL_error(L, "pool:%s: flags \"%s\": %s", what, fl, m.error ? m.error : "incomplete");
+    if (lp->p->kind == POOL_INTERNAL)
+        luaL_error(L, "pool:%s: a memcache.internal pool does not speak meta", what);
+    check_yieldable(L, "pool:", what);
 }
 
-/* pool:mg(key [, flags]): memcached's meta get, flags as in its protocol
- * ("v t c f" by default is "v"). */
+/* pool:mg(key [, flags]): memcached's meta get, with its protocol's flags
+ * ("v t c f"; "v" when none are given). */
 static int pool_mg(lua_State *L)
 {
     struct lpool *lp = ltype_check(L, 1, LT_POOL);
@@ -1008,10 +1008,14 @@ static int pool_mg(lua_State *L)
     const char *key = luaL_checklstring(L, 2, &klen);
     check_key(L, key, klen, 2, NULL);
     const char *fl = luaL_optlstring(L, 3, "v", &flen);
-    check_mg_flags(L, key, klen, fl, flen);
-    if (lp->p->kind == POOL_INTERNAL)
-        return luaL_error(L, "pool:mg: a memcache.internal pool does not speak meta");
-    check_yieldable(L, "pool:", "mg");
+    /* q and b are refused: a quiet miss has no reply to wait for, and the
+     * key given is the key, not base64. */
+    luaL_argcheck(L, flen <= 500, 3, "flags too long");
+    luaL_argcheck(L, !memchr(fl, 'q', flen) && !memchr(fl, 'b', flen), 3,
+                  "q and b cannot be asked here");
+    char line[MC_KEY_MAX + 512];
+    int len = snprintf(line, sizeof line, "mg %.*s %s\r\n", (int)klen, key, fl);
+    check_meta_call(L, lp, "mg", line, len, fl);
     struct mc_request mc;
     memset(&mc, 0, sizeof mc);
     mc.cmd = MC_META_GET;
@@ -1028,6 +1032,119 @@ static int pool_mg(lua_State *L)
     memcpy(args, fl, flen);
     c->base = args; /* args_off 0 */
     return call_start(L, t, lp->p, c, mg_result);
+}
+
+/* --- pool:ms: the meta set ---------------------------------------------- */
+
+/* true [, info] | false, "NOT_STORED"/"EXISTS"/"NOT_FOUND" [, info] |
+ * nil, err; info: the flags the reply carries (c, k, O, ...) as pool:mg's
+ * table, when it carries any. */
+static int ms_result(lua_State *L, int status, lua_KContext ctx)
+{
+    struct gw_req *c = call_take(L);
+    struct mc_meta_resp u;
+    int n;
+    if (c->keys[0].state == KEY_HIT && c->rline &&
+        mc_meta_resp_parse(c->rline, c->rlen, &u) == GW_OK) {
+        static const char *const why[MRESP_KIND_COUNT] = {
+            [MRESP_NS] = "NOT_STORED", [MRESP_EX] = "EXISTS", [MRESP_NF] = "NOT_FOUND",
+        };
+        lua_pushboolean(L, u.kind == MRESP_HD);
+        n = 1;
+        if (why[u.kind]) {
+            lua_pushstring(L, why[u.kind]);
+            n++;
+        }
+        if (u.nflags > 0) {
+            lua_createtable(L, 0, (int)u.nflags);
+            for (uint32_t i = 0; i < u.nflags; i++) push_meta_flag(L, c->rline, &u.flags[i]);
+            n++;
+        }
+    } else {
+        n = push_call_error(L, c);
+    }
+    req_unref(c);
+    return n;
+}
+
+/* The options table of pool:ms, as meta flags: letter = value (a number
+ * or string token) or true (a flag alone), in a fixed order. */
+static size_t ms_flags(lua_State *L, int arg, char *out, size_t cap)
+{
+    static const char letters[] = "TFCEINMOkc";
+    size_t n = 0;
+    if (lua_isnoneornil(L, arg)) return 0;
+    luaL_checktype(L, arg, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, arg)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (!k || strlen(k) != 1 || !strchr(letters, k[0]))
+            luaL_error(L, "pool:ms: option %s is not a meta set flag (T F C E I N M O k c)",
+                       k ? k : luaL_typename(L, -2));
+        lua_pop(L, 1);
+    }
+    for (const char *l = letters; *l; l++) {
+        char name[2] = { *l, 0 };
+        int t = lua_getfield(L, arg, name);
+        size_t len = 0;
+        const char *tok = "";
+        if (t == LUA_TNUMBER || t == LUA_TSTRING) tok = lua_tolstring(L, -1, &len);
+        else if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) t = LUA_TNIL;
+        else if (t != LUA_TBOOLEAN && t != LUA_TNIL)
+            luaL_error(L, "pool:ms: option %s must be a number, a string or true", name);
+        if (t != LUA_TNIL) {
+            if (n + len + 2 > cap) luaL_error(L, "pool:ms: options too long");
+            if (n) out[n++] = ' ';
+            out[n++] = *l;
+            memcpy(out + n, tok, len);
+            n += len;
+        }
+        lua_pop(L, 1);
+    }
+    return n;
+}
+
+/* pool:ms(key, value [, options]): memcached's meta set; options are its
+ * flags as a table ({ T = 30, I = true, M = "A", C = cas, ... }), checked
+ * as memcached checks them. */
+static int pool_ms(lua_State *L)
+{
+    struct lpool *lp = ltype_check(L, 1, LT_POOL);
+    struct task *t = request_task(L, "pool:", "ms");
+    size_t klen, vlen;
+    const char *key = luaL_checklstring(L, 2, &klen);
+    check_key(L, key, klen, 2, NULL);
+    const char *value = luaL_checklstring(L, 3, &vlen);
+    luaL_argcheck(L, vlen <= UINT32_MAX - 2, 3, "value too large");
+    char fl[400];
+    size_t flen = ms_flags(L, 4, fl, sizeof fl - 1);
+    fl[flen] = '\0';
+    char line[MC_KEY_MAX + 512];
+    int len = snprintf(line, sizeof line, "ms %.*s 0%s%s\r\n\r\n", (int)klen, key,
+                       flen ? " " : "", fl);
+    check_meta_call(L, lp, "ms", line, len, fl);
+    struct mc_request mc;
+    memset(&mc, 0, sizeof mc);
+    mc.cmd = MC_META_SET;
+    mc.nkeys = 1;
+    mc.bytes = (uint32_t)vlen;
+    mc.args_off = (uint32_t)vlen + 2;
+    mc.args_len = (uint32_t)flen;
+    struct gw_req *c = call_new(t->h, &mc, key, klen);
+    /* One buffer of its own: the value and its "\r\n", then the flags. */
+    if (c && (c->in = buf_new(vlen + 2 + flen))) {
+        memcpy(c->in->data, value, vlen);
+        memcpy(c->in->data + vlen, "\r\n", 2);
+        memcpy(c->in->data + vlen + 2, fl, flen);
+        c->base = c->in->data;
+    }
+    if (!c || !c->in) {
+        if (c) req_unref(c);
+        lua_pushnil(L);
+        lua_pushliteral(L, "out of memory");
+        return 2;
+    }
+    return call_start(L, t, lp->p, c, ms_result);
 }
 
 static int pool_get(lua_State *L) { return pool_call(L, MC_GET); }
@@ -1072,7 +1189,7 @@ static const luaL_Reg pool_calls[] = {
     { "replace", pool_replace }, { "append", pool_append }, { "prepend", pool_prepend },
     { "cas", pool_cas }, { "delete", pool_delete }, { "incr", pool_incr },
     { "decr", pool_decr }, { "touch", pool_touch }, { "forward", pool_forward },
-    { "mg", pool_mg },
+    { "mg", pool_mg }, { "ms", pool_ms },
     { NULL, NULL },
 };
 

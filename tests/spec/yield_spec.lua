@@ -1,8 +1,8 @@
 -- yield_spec.lua -- the request-time Lua API end to end: backend calls
 -- from route functions (every return shape), pool:forward and response
--- objects, pool:mg (memcached's meta get), routes that return memcache.*
--- responses, memcache.wait (need, timeout, all), memcache.spawn,
--- memcache.crc32, misuse, hash_tag, and the
+-- objects, pool:mg and pool:ms (memcached's meta get and set), routes that
+-- return memcache.* responses, memcache.wait (need, timeout, all),
+-- memcache.spawn, memcache.crc32, misuse, hash_tag, and the
 -- point of it all: a route waiting on a slow backend does not stall the
 -- other clients of its worker.
 --
@@ -49,6 +49,16 @@ local function fields(r, err)
   return table.concat(out, ",")
 end
 
+-- pool:ms's results, a table shown as by fields
+local function results(...)
+  local out = {}
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    out[i] = type(v) == "table" and "{" .. fields(v) .. "}" or tostring(v)
+  end
+  return table.concat(out, "|")
+end
+
 local CALLS = {
   get = function(p, k) return show(3, p:get(k)) end,
   gat = function(p, k) return show(3, p:gat(k, 100)) end,
@@ -72,6 +82,11 @@ local CALLS = {
   mgdefault = function(p, k) return fields(p:mg(k)) end,
   mghd = function(p, k) return fields(p:mg(k, "t f")) end,
   mgviv = function(p, k) return fields(p:mg(k, "v t N30")) end,
+  ms = function(p, k) return results(p:ms(k, "msv", { T = 50, F = 9 })) end,
+  msinfo = function(p, k) return results(p:ms(k, "msi", { c = true, k = true, O = "op" })) end,
+  msadd = function(p, k) return results(p:ms(k, "msa", { M = "E" })) end,
+  mscas = function(p, k) return results(p:ms(k, "msc", { C = 987654321 })) end,
+  msreplace = function(p, k) return results(p:ms(k, "msr", { M = "R" })) end,
 }
 
 local RESP = {
@@ -95,6 +110,8 @@ local MISUSE = {
   mgflag = function() return a:mg("k", "v zz") end,
   mgquiet = function() return a:mg("k", "v q") end,
   mgnear = function() return near:mg("k") end,
+  msmode = function() return a:ms("k", "v", { M = "Z" }) end,
+  msoption = function() return a:ms("k", "v", { q = true }) end,
 }
 
 local WAITS = {
@@ -287,6 +304,18 @@ describe("request-time API", function()
       assert.matches("^nil|.+", call("dead", "mg", "c:mg"))
     end)
 
+    it("ms: true, or false and why; the reply's flags as a table; options are its flags", function()
+      assert.are.equal("true", call("a", "ms", "c:ms"))
+      assert.matches("^flags=9,ttl=%d+$", call("a", "mghd", "c:ms"))
+      assert.are.equal("value=msv", call("a", "mgdefault", "c:ms"))
+      assert.matches("^true|{cas=%d+,key=c:ms,opaque=op}$", call("a", "msinfo", "c:ms"))
+      assert.are.equal("false|NOT_STORED", call("a", "msadd", "c:ms"))
+      assert.are.equal("false|EXISTS", call("a", "mscas", "c:ms"))
+      assert.are.equal("false|NOT_STORED", call("a", "msreplace", "c:msnone"))
+      assert.are.equal("value=msi", call("a", "mgdefault", "c:ms"))
+      assert.matches("^nil|.+", call("dead", "ms", "c:ms"))
+    end)
+
     it("a dead server: nil, err (a string) for every call", function()
       for _, op in ipairs({ "get", "set", "add", "delete", "incr", "touch", "casstale" }) do
         local d = call("dead", op, "c:x")
@@ -434,7 +463,9 @@ describe("request-time API", function()
         { "waitbad" }, { "spawnbad" }, { "global", "assignment to global 'leaked_global'" },
         { "mgflag", 'pool:mg: flags "v zz": CLIENT_ERROR invalid flag' },
         { "mgquiet", "q and b cannot be asked here" },
-        { "mgnear", "a memcache.internal pool does not speak meta" } }) do
+        { "mgnear", "a memcache.internal pool does not speak meta" },
+        { "msmode", 'pool:ms: flags "MZ": CLIENT_ERROR invalid mode for ms M token' },
+        { "msoption", "pool:ms: option q is not a meta set flag" } }) do
       it(case[1] .. " raises: SERVER_ERROR lua error for that request, the connection goes on", function()
         local rep = g:call("get mis:" .. case[1] .. "\r\n")
         assert.matches("^SERVER_ERROR lua error", rep)
