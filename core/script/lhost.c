@@ -129,8 +129,18 @@ static int pool_name(lua_State *L)
     return 1;
 }
 
+/* "memcached" for servers (they speak meta: pool:mg, pool:ms), or
+ * "internal" for memcache.internal. */
+static int pool_kind(lua_State *L)
+{
+    struct lpool *lp = ltype_check(L, 1, LT_POOL);
+    lua_pushstring(L, lp->p->kind == POOL_INTERNAL ? "internal" : "memcached");
+    return 1;
+}
+
 static const luaL_Reg pool_methods[] = {
     { "name", pool_name },
+    { "kind", pool_kind },
     { NULL, NULL },
 };
 

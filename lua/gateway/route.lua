@@ -90,10 +90,15 @@
 --     route.replicate with that `wait`; a cas follows CAS ON REPLICAS, the
 --     copies stored with the session ttl.  Pools only.
 --
--- route.warmup{ new = pool, old = pool, ttl = 600 } -> route
+-- route.warmup{ new = pool, old = pool, ttl = seconds? } -> route
 --     Moving from the `old` cluster to `new`.  Reads go to new; on a miss
 --     the key is read from old and, on a hit, added to new (add: a fresher
---     value set on new meanwhile wins) with exptime ttl.  For a get the
+--     value set on new meanwhile wins) with the time old's copy had left
+--     to live (one meta get, `mg v f c t`, reads value and TTL at once;
+--     mcrouter's WarmUpRoute does the same), capped at `ttl` when given.
+--     An item without expiry stays without (or gets `ttl`).  A
+--     memcache.internal old pool has no TTL to read: its copies get `ttl`
+--     (600 s when not given).  For a get the
 --     fill runs in the background and the hit is answered at once; gets and
 --     gat/gats fill first and then ask new again (for its cas / expiry).
 --     Writes go to new; deletes go to old FIRST, then to new (or old would
@@ -611,8 +616,40 @@ function route.warmup(t)
   check_pool(fname, t.new, "new")
   check_pool(fname, t.old, "old")
   if t.new == t.old then error(fname .. ": new and old are the same pool", 2) end
-  local new, old, ttl = t.new, t.old, t.ttl or 600
-  check_seconds(fname, "ttl", ttl)
+  local new, old, cap = t.new, t.old, t.ttl
+  if cap ~= nil then check_seconds(fname, "ttl", cap) end
+  local old_meta = old:kind() == "memcached"
+
+  -- The exptime for a copy of an item that had `left` seconds to live (-1:
+  -- no expiry), within the cap.
+  local function copy_ttl(left)
+    if left == nil then return cap or 600 end -- an internal pool: no TTL read
+    if left < 0 then return cap or 0 end
+    left = math.max(left, 1) -- 0 would mean "never"
+    return cap and math.min(left, cap) or left
+  end
+
+  -- value, flags, cas and the time left of key on old (nil: a miss or a
+  -- failure).
+  local function read_old(key)
+    if not old_meta then
+      local value, flags, cas = old:get(key)
+      return value, flags, cas, nil
+    end
+    local r = old:mg(key, "v f c t")
+    if not r then return nil end
+    return r.value, r.flags, r.cas, r.ttl
+  end
+
+  -- The cas old has for key now (nil: gone), without fetching its value.
+  local function old_cas(key)
+    if not old_meta then
+      local _, _, cas = old:get(key)
+      return cas
+    end
+    local r = old:mg(key, "c")
+    return r and r.cas
+  end
 
   -- Copy key's version from old (value, flags, and the cas it had there)
   -- into new, without ever resurrecting a value deleted through the
@@ -634,8 +671,7 @@ function route.warmup(t)
   -- stale value.  Returns whether new keeps the copy.
   local function fill(key, value, flags, cas, exptime)
     if not new:add(key, value, exptime, flags) then return false end
-    local _, _, now_cas = old:get(key)
-    if now_cas == cas then return true end
+    if old_cas(key) == cas then return true end
     local v, f = new:get(key)
     if v == value and f == flags then new:delete(key) end
     return false
@@ -657,14 +693,14 @@ function route.warmup(t)
     local key = req.key
     local res = new:forward(req)
     if res.hit or not res.ok then return res end
-    local value, flags, cas = old:get(key)
+    local value, flags, cas, left = read_old(key)
     if value == nil then return res end -- a miss in old too (or old failed): new's miss
     if cmd == "get" then
-      memcache.spawn(fill, key, value, flags, cas, ttl)
+      memcache.spawn(fill, key, value, flags, cas, copy_ttl(left))
       return memcache.hit(value, flags)
     end
     -- gets / gat / gats: the answer must carry new's cas and expiry
-    fill(key, value, flags, cas, cmd == "gets" and ttl or req.exptime)
+    fill(key, value, flags, cas, cmd == "gets" and copy_ttl(left) or req.exptime)
     return (new:forward(req))
   end
 end

@@ -238,7 +238,7 @@ end
 -- A gate: a proxy in front of a real memcached server (upstream, a table
 -- with .port) that passes everything through, except that it can HOLD a
 -- reply, to force the order of racing requests without timing:
---   gate.hold(key)     from now on, a get/gets/gat/gats naming key (on any
+--   gate.hold(key)     from now on, a get/gets/gat/gats/mg naming key (on any
 --                      connection) is passed to memcached at once, but the
 --                      replies on that connection are held back;
 --   gate.held(key)     true once such a reply has come back from memcached
@@ -257,7 +257,7 @@ function F.gate_server(upstream)
 import os, socket, threading, time
 DIR, UP, PORT = %q, %d, %d
 STORAGE = (b"set", b"add", b"replace", b"append", b"prepend", b"cas")
-RETRIEVAL = (b"get", b"gets", b"gat", b"gats")
+RETRIEVAL = (b"get", b"gets", b"gat", b"gats", b"mg")
 log_lock = threading.Lock()
 
 def note(n, line):
@@ -310,13 +310,16 @@ def serve(n, c):
             line, rest = buf.split(b"\r\n", 1)
             parts = line.split()
             n_out = len(line) + 2
-            if parts and parts[0] in STORAGE and len(parts) >= 5:
-                need = int(parts[4]) + 2
+            datalen = (parts[4] if parts and parts[0] in STORAGE and len(parts) >= 5 else
+                       parts[2] if parts and parts[0] == b"ms" and len(parts) >= 3 else None)
+            if datalen is not None:
+                need = int(datalen) + 2
                 if len(rest) < need:
                     break
                 n_out += need
             if parts and parts[0] in RETRIEVAL:
-                keys = parts[1:] if parts[0] in (b"get", b"gets") else parts[2:]
+                keys = (parts[1:] if parts[0] in (b"get", b"gets") else
+                        parts[1:2] if parts[0] == b"mg" else parts[2:])
                 for k in keys:
                     if os.path.exists(hold_file(k)):
                         with lock:

@@ -321,6 +321,14 @@ memcache.route {
       assert.are.equal("END\r\n", F.get(a, "wu:none"))
     end)
 
+    it("the copy keeps the time old's item had left, within ttl", function()
+      F.set(b, "wu:t", "short", 30)
+      assert.are.equal(value_reply("wu:t", "short"), g:call("get wu:t\r\n"))
+      H.wait_until(function() return F.value(a, "wu:t") == "short" end, 5, "the fill of new")
+      local ttl = F.ttl(a, "wu:t")
+      assert.is_truthy(ttl and ttl > 20 and ttl <= 30, "ttl on new " .. tostring(ttl))
+    end)
+
     it("new wins over old; gets fills new first and answers new's cas", function()
       F.set(a, "wu:both", "new")
       F.set(b, "wu:both", "old")
@@ -643,6 +651,16 @@ memcache.route {
       assert.is_nil(F.value(b, key))
       return rep
     end
+
+    it("old is read with one meta get (value and TTL), and the fill's check reads only the cas", function()
+      F.set(b, "wr:m", "mv", 30)
+      assert.are.equal(value_reply("wr:m", "mv"), g:call("get wr:m\r\n"))
+      H.wait_until(function() return F.value(a, "wr:m") == "mv" end, 5, "the fill of new")
+      local seen = gb.seen()
+      assert.is_truthy(seen:find(" mg wr:m v f c t\n", 1, true), seen)
+      assert.is_truthy(seen:find(" mg wr:m c\n", 1, true), seen)
+      assert.is_falsy(seen:find("get wr:m", 1, true), seen)
+    end)
 
     it("a get racing a delete does not bring the value back", function()
       assert.are.equal(value_reply("wr:k", "old", 3), race("get", "wr:k"))

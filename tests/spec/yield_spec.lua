@@ -78,6 +78,7 @@ local CALLS = {
   decr = function(p, k) return show(2, p:decr(k, 2)) end,
   touch = function(p, k) return show(2, p:touch(k, 100)) end,
   pcall = function(p, k) return show(4, pcall(function() return p:get(k) end)) end,
+  kind = function(p) return p:kind() end,
   mg = function(p, k) return fields(p:mg(k, "v t c f s k O77 h l")) end,
   mgdefault = function(p, k) return fields(p:mg(k)) end,
   mghd = function(p, k) return fields(p:mg(k, "t f")) end,
@@ -302,6 +303,9 @@ describe("request-time API", function()
       assert.matches("^ttl=%-1,value=,win=true$", call("a", "mgviv", "c:mgviv"))
       assert.matches("^ttl=%d+,value=,win_sent=true$", call("a", "mgviv", "c:mgviv"))
       assert.matches("^nil|.+", call("dead", "mg", "c:mg"))
+      -- which pools take it
+      assert.are.equal("memcached", call("a", "kind", "x"))
+      assert.are.equal("internal", call("near", "kind", "x"))
     end)
 
     it("ms: true, or false and why; the reply's flags as a table; options are its flags", function()
