@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench.sh -- the gateway vs twemproxy vs direct memcached, side by side.
 #
-#   make bench                         (about 11 minutes on 2 cores)
+#   make bench                         (about 12 minutes on 2 cores)
 #   BENCH_QUICK=1 make bench           (a smoke run, about 2 minutes)
 #   sh tests/bench/bench.sh            (from the repo root, after make)
 #
