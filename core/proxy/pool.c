@@ -60,6 +60,7 @@ struct pool *pool_new(struct rt *rt, const struct pool_spec *spec, char *err, si
     p->policy.failover = spec->failover != FAILOVER_NONE;
     p->failover = spec->failover;
     if (spec->hash_tag) memcpy(p->hash_tag, spec->hash_tag, 2);
+    p->text_only = spec->text_only;
     p->servers = calloc(spec->nservers, sizeof *p->servers);
     if (!p->servers) goto nomem;
     p->nservers = spec->nservers;

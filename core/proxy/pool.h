@@ -56,6 +56,7 @@ struct pool_spec {
     enum failover failover;
     bool multiget_error;       /* a multi-get with a failed server answers an error */
     const char *hash_tag;      /* two characters, e.g. "{}", or NULL */
+    bool text_only;            /* servers too old for the meta protocol */
 };
 
 struct pool {
@@ -68,6 +69,7 @@ struct pool {
     uint32_t nservers;
     enum failover failover;
     char hash_tag[2];          /* hash only what lies between these; 0: whole key */
+    bool text_only;            /* protocol = "text": no meta calls (pool:mg, pool:ms) */
     struct pool_stats *stats;  /* once bound (POOL_SERVERS) */
     struct store *store;       /* POOL_INTERNAL */
     size_t store_size;         /* ... the size this config gives it */

@@ -129,8 +129,7 @@ static int pool_name(lua_State *L)
     return 1;
 }
 
-/* "memcached" for servers (they speak meta: pool:mg, pool:ms), or
- * "internal" for memcache.internal. */
+/* "memcached" for servers, or "internal" for memcache.internal. */
 static int pool_kind(lua_State *L)
 {
     struct lpool *lp = ltype_check(L, 1, LT_POOL);
@@ -138,9 +137,21 @@ static int pool_kind(lua_State *L)
     return 1;
 }
 
+/* What its servers are spoken to in: "meta" (pool:mg and pool:ms work),
+ * "text" (protocol = "text", for servers older than memcached 1.6), or nil
+ * for memcache.internal. */
+static int pool_protocol(lua_State *L)
+{
+    struct lpool *lp = ltype_check(L, 1, LT_POOL);
+    if (lp->p->kind == POOL_INTERNAL) lua_pushnil(L);
+    else lua_pushstring(L, lp->p->text_only ? "text" : "meta");
+    return 1;
+}
+
 static const luaL_Reg pool_methods[] = {
     { "name", pool_name },
     { "kind", pool_kind },
+    { "protocol", pool_protocol },
     { NULL, NULL },
 };
 
@@ -188,7 +199,8 @@ static void server_opts(lua_State *L, int s, int p, struct backend_opts *o)
 
 /* core.pool{ name=, servers={ {addr=, weight=, timeout=, connect_timeout=}... },
  *            hash=, legacy=, timeout=, connect_timeout=, retry_timeout=,
- *            failure_limit=, max_queue=, failover=, multiget_errors=, hash_tag= }
+ *            failure_limit=, max_queue=, failover=, multiget_errors=, hash_tag=,
+ *            text_only= }
  * -- already validated by the prelude. */
 static int core_pool(lua_State *L)
 {
@@ -208,6 +220,8 @@ static int core_pool(lua_State *L)
                   : !strcmp(fo, "next")   ? FAILOVER_NEXT : FAILOVER_NONE;
     lua_getfield(L, 1, "multiget_errors");
     spec.multiget_error = lua_isstring(L, -1) && !strcmp(lua_tostring(L, -1), "error");
+    lua_getfield(L, 1, "text_only");
+    spec.text_only = lua_toboolean(L, -1);
     lua_getfield(L, 1, "hash_tag");
     spec.hash_tag = luaL_optstring(L, -1, NULL);
     if (spec.hash_tag && strlen(spec.hash_tag) != 2)

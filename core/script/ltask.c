@@ -995,6 +995,9 @@ static void check_meta_call(lua_State *L, const struct lpool *lp, const char *wh
         luaL_error(L, "pool:%s: flags \"%s\": %s", what, fl, m.error ? m.error : "incomplete");
     if (lp->p->kind == POOL_INTERNAL)
         luaL_error(L, "pool:%s: a memcache.internal pool does not speak meta", what);
+    if (lp->p->text_only)
+        luaL_error(L, "pool:%s: pool %s speaks only the text protocol (protocol = \"text\")", what,
+                   lp->p->name);
     check_yieldable(L, "pool:", what);
 }
 

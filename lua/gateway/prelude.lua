@@ -84,7 +84,7 @@ M.DEFAULTS = DEFAULTS
 local FAILOVERS = set_of("none", "rehash", "next")
 local POOL_OPTS = set_of("servers", "hash", "timeout", "connect_timeout", "retry_timeout",
   "failure_limit", "max_queue", "failover", "multiget_errors", "name", "python_memcached",
-  "hash_tag")
+  "hash_tag", "protocol")
 local SERVER_OPTS = set_of("addr", "weight", "timeout", "connect_timeout")
 
 local function check_seconds(fname, what, v, allow_zero)
@@ -172,11 +172,15 @@ function M.pool_spec(opts)
   if tag ~= nil and (type(tag) ~= "string" or #tag ~= 2) then
     config_error("%s: hash_tag must be a string of two characters, like \"{}\"", fname)
   end
+  local protocol = opts.protocol or "meta"
+  if protocol ~= "meta" and protocol ~= "text" then
+    config_error("%s: protocol must be \"meta\" or \"text\"", fname)
+  end
   return { name = opts.name or list[1].addr, servers = list, hash = hash,
     legacy = pyver == "1.59", timeout = timeout, retry_timeout = retry, failover = failover,
     hash_tag = tag, connect_timeout = opts.connect_timeout,
     failure_limit = opts.failure_limit or pd.failure_limit, max_queue = opts.max_queue or pd.max_queue,
-    multiget_errors = mg }
+    multiget_errors = mg, text_only = protocol == "text" }
 end
 
 local LISTEN_OPTS = set_of("addr", "name", "flush", "stats")

@@ -96,9 +96,9 @@
 --     value set on new meanwhile wins) with the time old's copy had left
 --     to live (one meta get, `mg v f c t`, reads value and TTL at once;
 --     mcrouter's WarmUpRoute does the same), capped at `ttl` when given.
---     An item without expiry stays without (or gets `ttl`).  A
---     memcache.internal old pool has no TTL to read: its copies get `ttl`
---     (600 s when not given).  For a get the
+--     An item without expiry stays without (or gets `ttl`).  An old pool
+--     that is memcache.internal or protocol = "text" has no TTL to read:
+--     it is read with get and its copies get `ttl` (600 s when not given).  For a get the
 --     fill runs in the background and the hit is answered at once; gets and
 --     gat/gats fill first and then ask new again (for its cas / expiry).
 --     Writes go to new; deletes go to old FIRST, then to new (or old would
@@ -618,7 +618,7 @@ function route.warmup(t)
   if t.new == t.old then error(fname .. ": new and old are the same pool", 2) end
   local new, old, cap = t.new, t.old, t.ttl
   if cap ~= nil then check_seconds(fname, "ttl", cap) end
-  local old_meta = old:kind() == "memcached"
+  local old_meta = old:protocol() == "meta"
 
   -- The exptime for a copy of an item that had `left` seconds to live (-1:
   -- no expiry), within the cap.

@@ -261,6 +261,8 @@ describe("prelude", function()
         "memcache.pool: server 1: unknown option 'color'")
       assert_cfg_error('P.pool_spec{ servers = { "h:1" }, hash_tag = "{" }', 1,
         'memcache.pool: hash_tag must be a string of two characters, like "{}"')
+      assert_cfg_error('P.pool_spec{ servers = { "h:1" }, protocol = "binary" }', 1,
+        'memcache.pool: protocol must be "meta" or "text"')
     end)
 
     it("does not alias the caller's server list", function()

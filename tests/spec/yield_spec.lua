@@ -28,7 +28,8 @@ local slow2 = memcache.pool { servers = { "%s" }, timeout = 5 }
 local near = memcache.internal { size = "1MB" }
 local tagged = memcache.pool { servers = { "%s", "%s" }, hash_tag = "{}" }
 local plain = memcache.pool { servers = { "%s", "%s" } }
-local POOLS = { a = a, dead = dead, near = near }
+local text = memcache.pool { servers = { "%s" }, protocol = "text", name = "oldies" }
+local POOLS = { a = a, dead = dead, near = near, text = text }
 
 -- "type:value|type:value|..." of the first n values
 local function show(n, ...)
@@ -78,7 +79,7 @@ local CALLS = {
   decr = function(p, k) return show(2, p:decr(k, 2)) end,
   touch = function(p, k) return show(2, p:touch(k, 100)) end,
   pcall = function(p, k) return show(4, pcall(function() return p:get(k) end)) end,
-  kind = function(p) return p:kind() end,
+  kind = function(p) return p:kind() .. "/" .. tostring(p:protocol()) end,
   mg = function(p, k) return fields(p:mg(k, "v t c f s k O77 h l")) end,
   mgdefault = function(p, k) return fields(p:mg(k)) end,
   mghd = function(p, k) return fields(p:mg(k, "t f")) end,
@@ -207,7 +208,7 @@ describe("request-time API", function()
     slow2 = F.slow_server(1.5) -- for the "does not stall" test
     dead_port = H.free_port()
     gw = H.start_gateway(string.format(CONFIG, a.addr, b.addr, dead_port, slow.addr,
-      slow2.addr, a.addr, b.addr, a.addr, b.addr))
+      slow2.addr, a.addr, b.addr, a.addr, b.addr, a.addr))
     g = H.connect(gw.port, F.RAW)
   end)
 
@@ -304,8 +305,13 @@ describe("request-time API", function()
       assert.matches("^ttl=%d+,value=,win_sent=true$", call("a", "mgviv", "c:mgviv"))
       assert.matches("^nil|.+", call("dead", "mg", "c:mg"))
       -- which pools take it
-      assert.are.equal("memcached", call("a", "kind", "x"))
-      assert.are.equal("internal", call("near", "kind", "x"))
+      assert.are.equal("memcached/meta", call("a", "kind", "x"))
+      assert.are.equal("memcached/text", call("text", "kind", "x"))
+      assert.are.equal("internal/nil", call("near", "kind", "x"))
+      -- protocol = "text" (servers before 1.6): the text calls work, meta ones raise
+      assert.are.equal("boolean:true|nil:nil", call("text", "set", "c:t"))
+      assert.matches("^SERVER_ERROR lua error: .*pool:mg: pool oldies speaks only the text protocol",
+        g:call("get call:text:mg:c:t\r\n"))
     end)
 
     it("ms: true, or false and why; the reply's flags as a table; options are its flags", function()
