@@ -207,6 +207,7 @@ describe("prelude", function()
         failure_limit = 2,
         max_queue = 4096,
         multiget_errors = "miss",
+        text_only = false,
       }, s)
     end)
 
@@ -678,7 +679,7 @@ memcache.route { ["user:"] = a, ["local:"] = b, ["fn:"] = f, default = c }
         name = "main",
         servers = { { addr = "10.0.0.1:11211", weight = 1 }, { addr = "10.0.0.2:11211", weight = 3 } },
         hash = "ketama", legacy = true, timeout = 0.5, retry_timeout = 1, failover = "none",
-        failure_limit = 2, max_queue = 4096, multiget_errors = "miss",
+        failure_limit = 2, max_queue = 4096, multiget_errors = "miss", text_only = false,
       } }, core.calls.pool)
       assert.are.same({ 1024, 64 * 1024 * 1024 }, core.calls.internal)
       assert.are.equal(1, #core.calls.route)
