@@ -339,6 +339,7 @@ static void json_pool(struct json *j, const struct pool *p)
         json_kstr(j, "hash", hash_mode_name(p->dist.mode));
         json_kstr(j, "failover", failovers[p->failover]);
         json_kbool(j, "multiget_error", p->policy.multiget_error);
+        json_kstr(j, "protocol", p->text_only ? "text" : "meta");
         json_key(j, "servers");
         json_open(j, '[');
         for (uint32_t i = 0; i < p->nservers; i++) json_server(j, &p->servers[i]);

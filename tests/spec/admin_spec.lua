@@ -1036,7 +1036,7 @@ describe("/config", function()
     local pools = {}
     for _, p in ipairs(cfg.pools) do pools[p.name] = p end
     assert.are.same({ name = "main", kind = "servers", hash = "ketama", failover = "next",
-      multiget_error = false, servers = {
+      multiget_error = false, protocol = "meta", servers = {
         { server = a.addr, weight = 1, state = "up", queue = 0, timeout = 0.25 },
         { server = b.addr, weight = 3, state = "up", queue = 0, timeout = 0.25 },
       } }, pools.main)
