@@ -34,23 +34,6 @@ static const char E_MS_MODE[] = "CLIENT_ERROR invalid mode for ms M token";
 static const char E_MA_MODE[] = "CLIENT_ERROR invalid mode for ma M token";
 static const char E_OPAQUE[] = "CLIENT_ERROR opaque token too long";
 
-static const char *const cmd_names[MC_META_CMD_COUNT] = {
-    [MC_META_NONE] = "none",
-    [MC_MG] = "mg",
-    [MC_MS] = "ms",
-    [MC_MD] = "md",
-    [MC_MA] = "ma",
-    [MC_MN] = "mn",
-    [MC_ME] = "me",
-};
-
-const char *mc_meta_cmd_name(enum mc_meta_cmd cmd)
-{
-    if ((unsigned)cmd >= MC_META_CMD_COUNT)
-        return "unknown";
-    return cmd_names[cmd];
-}
-
 /* What a flag's token must be.  0 (absent) is a byte that is no flag. */
 enum flag_kind {
     FK_NONE = 0,
@@ -150,7 +133,7 @@ static const char *collect_flags(const char *b, size_t i, size_t end,
     struct tok t;
     while (next_tok(b, &i, end, &t)) {
         if (req->nflags == max)
-            return req->cmd == MC_MG ? E_MG_TOO_MANY : E_TOO_MANY;
+            return req->cmd == MC_META_GET ? E_MG_TOO_MANY : E_TOO_MANY;
         if (memchr(b + t.off, '\0', t.len) != NULL)
             return MC_ERR_FORMAT;
         add_flag(req, b, &t);
@@ -250,9 +233,9 @@ static const char *check_flags(const char *b, struct mc_meta_request *req)
 static const char *check_mode_opaque(struct mc_meta_request *req)
 {
     if (mc_meta_has(req, 'M')) {
-        if (req->cmd == MC_MS && !memchr("EAPRS", req->mode, 5))
+        if (req->cmd == MC_META_SET && !memchr("EAPRS", req->mode, 5))
             return E_MS_MODE;
-        if (req->cmd == MC_MA && !memchr("I+D-", req->mode, 4))
+        if (req->cmd == MC_META_ARITH && !memchr("I+D-", req->mode, 4))
             return E_MA_MODE;
     }
     const struct mc_meta_flag *o = mc_meta_flag(req, 'O');
@@ -267,7 +250,7 @@ static const char *flags_error(const char *b, struct mc_meta_request *req)
 {
     const char *err = check_flags(b, req);
     if (err)
-        return req->cmd == MC_MD || req->cmd == MC_MA ? E_INVALID_OR_DUP : err;
+        return req->cmd == MC_META_DELETE || req->cmd == MC_META_ARITH ? E_INVALID_OR_DUP : err;
     return check_mode_opaque(req);
 }
 
@@ -367,19 +350,19 @@ static int parse_debug(struct mc_parser *p, const char *b, size_t i,
     return done(p);
 }
 
-/* The command a token of n bytes at s names, or MC_META_NONE. */
-static enum mc_meta_cmd cmd_lookup(const char *s, size_t n)
+/* The command a token of n bytes at s names, or MC_NONE. */
+static enum mc_cmd cmd_lookup(const char *s, size_t n)
 {
     if (n != 2 || s[0] != 'm')
-        return MC_META_NONE;
+        return MC_NONE;
     switch (s[1]) {
-    case 'g': return MC_MG;
-    case 's': return MC_MS;
-    case 'd': return MC_MD;
-    case 'a': return MC_MA;
-    case 'n': return MC_MN;
-    case 'e': return MC_ME;
-    default: return MC_META_NONE;
+    case 'g': return MC_META_GET;
+    case 's': return MC_META_SET;
+    case 'd': return MC_META_DELETE;
+    case 'a': return MC_META_ARITH;
+    case 'n': return MC_META_NOOP;
+    case 'e': return MC_META_DEBUG;
+    default: return MC_NONE;
     }
 }
 
@@ -408,15 +391,15 @@ int mc_meta_parse(struct mc_parser *p, const char *buf, size_t len,
     req->cmd = cmd_lookup(buf + cmd.off, cmd.len);
 
     switch (req->cmd) {
-    case MC_MG:
-    case MC_MD:
-    case MC_MA:
+    case MC_META_GET:
+    case MC_META_DELETE:
+    case MC_META_ARITH:
         return parse_keyed(p, buf, i, end, req);
-    case MC_MS:
+    case MC_META_SET:
         return parse_set(p, buf, len, i, end, req);
-    case MC_ME:
+    case MC_META_DEBUG:
         return parse_debug(p, buf, i, end, req);
-    case MC_MN:
+    case MC_META_NOOP:
         return done(p);  /* memcached ignores anything after it */
     default:
         return fail(p, req, MC_ERR_UNKNOWN);

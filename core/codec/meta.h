@@ -105,17 +105,6 @@
 #include "base/status.h"
 #include "proto.h"
 
-enum mc_meta_cmd {
-    MC_META_NONE = 0,
-    MC_MG,   /* mg <key> <flag>*                   get */
-    MC_MS,   /* ms <key> <datalen> <flag>* + data   set */
-    MC_MD,   /* md <key> <flag>*                   delete */
-    MC_MA,   /* ma <key> <flag>*                   arithmetic */
-    MC_MN,   /* mn                                 no-op */
-    MC_ME,   /* me <key> [b]                       debug */
-    MC_META_CMD_COUNT
-};
-
 /* Most flags a request may carry (mg, md, ma; ms one fewer): memcached's. */
 #define MC_META_MAX_FLAGS 17
 
@@ -131,7 +120,7 @@ struct mc_meta_flag {
 };
 
 struct mc_meta_request {
-    enum mc_meta_cmd cmd;
+    enum mc_cmd cmd;       /* MC_META_GET .. MC_META_DEBUG (proto.h) */
     uint32_t line_len;   /* command line including its "\n" */
     uint32_t total_len;  /* bytes to consume: line (+ ms data block + "\r\n") */
 
@@ -166,8 +155,6 @@ struct mc_meta_request {
     uint8_t kbuf[MC_KEY_MAX];
 };
 
-/* "mg", "ms", ... ("none" for MC_META_NONE, "unknown" out of range). */
-const char *mc_meta_cmd_name(enum mc_meta_cmd cmd);
 
 /* True if the request at buf is the meta parser's (see above). */
 bool mc_is_meta(const char *buf, size_t len);

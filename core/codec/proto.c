@@ -60,6 +60,10 @@ static const char *const cmd_names[MC_CMD_COUNT] = {
     [MC_QUIT] = "quit",
     [MC_META_GET] = "mg",
     [MC_META_SET] = "ms",
+    [MC_META_DELETE] = "md",
+    [MC_META_ARITH] = "ma",
+    [MC_META_NOOP] = "mn",
+    [MC_META_DEBUG] = "me",
 };
 
 const char *mc_cmd_name(enum mc_cmd cmd)
@@ -81,7 +85,7 @@ bool mc_cmd_is_retrieval(enum mc_cmd cmd)
 
 bool mc_cmd_is_meta(enum mc_cmd cmd)
 {
-    return cmd == MC_META_GET || cmd == MC_META_SET;
+    return cmd >= MC_META_GET && cmd <= MC_META_DEBUG;
 }
 
 void mc_parser_init(struct mc_parser *p, size_t max_line, size_t max_value)

@@ -118,9 +118,13 @@ enum mc_cmd {
     MC_VERBOSITY,  /* verbosity <level> [noreply] */
     MC_STATS,      /* stats [args...] */
     MC_QUIT,       /* quit */
-    /* meta, toward servers only (Lua's pool:mg, pool:ms): mg <key> <flags>,
-     * ms <key> <datalen> <flags> + data; the text parser never returns them */
-    MC_META_GET, MC_META_SET,
+    /* meta (codec/meta.h): the text parser never returns them */
+    MC_META_GET,     /* mg <key> <flag>* */
+    MC_META_SET,     /* ms <key> <datalen> <flag>* + data */
+    MC_META_DELETE,  /* md <key> <flag>* */
+    MC_META_ARITH,   /* ma <key> <flag>* */
+    MC_META_NOOP,    /* mn */
+    MC_META_DEBUG,   /* me <key> [b] */
     MC_CMD_COUNT
 };
 

@@ -157,6 +157,17 @@ static enum be_decode decode_retrieval(struct be_op *op, struct gw_buf *inb, con
     return BE_UNEXPECTED;
 }
 
+/* r's reply is the len bytes at base, in the read buffer inb (referenced,
+ * not copied). */
+static void hold_reply(struct gw_req *r, struct gw_buf *inb, const char *base, uint32_t len)
+{
+    buf_unref(r->rline_buf);
+    r->rline = base;
+    r->rlen = len;
+    r->rline_buf = inb;
+    buf_ref(r->rline_buf);
+}
+
 /* The reply line of any other op. */
 static enum be_decode decode_line(struct backend *b, struct be_op *op, struct gw_buf *inb,
                                   const char *base, const struct mc_resp *u)
@@ -173,11 +184,7 @@ static enum be_decode decode_line(struct backend *b, struct be_op *op, struct gw
     } else {
         /* A line with text (a number, VERSION, an error): the reply points
          * into the read buffer, referenced. */
-        buf_unref(r->rline_buf);
-        r->rline = base;
-        r->rlen = u->line_len;
-        r->rline_buf = inb;
-        buf_ref(r->rline_buf);
+        hold_reply(r, inb, base, u->line_len);
         r->rkind = (uint8_t)u->kind;
     }
     return BE_DONE;
@@ -218,11 +225,7 @@ static enum be_decode decode_meta(struct gw_req *r, struct gw_rbuf *in, size_t *
     default:
         return BE_UNEXPECTED;
     }
-    buf_unref(r->rline_buf);
-    r->rline = base;
-    r->rlen = u.total_len;
-    r->rline_buf = in->b;
-    buf_ref(r->rline_buf);
+    hold_reply(r, in->b, base, u.total_len);
     in->pos += u.total_len;
     return BE_DONE;
 }

@@ -65,7 +65,7 @@ static const size_t META_CMP = offsetof(struct mc_meta_request, kbuf_len);
 static void check_flags(const char *b, const struct mc_meta_request *r)
 {
     uint64_t bits = 0;
-    uint32_t max = r->cmd == MC_MS ? MC_META_MAX_FLAGS - 1 : MC_META_MAX_FLAGS;
+    uint32_t max = r->cmd == MC_META_SET ? MC_META_MAX_FLAGS - 1 : MC_META_MAX_FLAGS;
     REQUIRE(r->nflags <= max);
     for (uint32_t i = 0; i < r->nflags; i++) {
         const struct mc_meta_flag *f = &r->flags[i];
@@ -85,9 +85,9 @@ static void check_flags(const char *b, const struct mc_meta_request *r)
     const struct mc_meta_flag *o = mc_meta_flag(r, 'O');
     REQUIRE(!o || o->len <= 32);
     REQUIRE(r->quiet == mc_meta_has(r, 'q'));
-    if (mc_meta_has(r, 'M') && r->cmd == MC_MS)
+    if (mc_meta_has(r, 'M') && r->cmd == MC_META_SET)
         REQUIRE(memchr("EAPRS", r->mode, 5) != NULL);
-    if (mc_meta_has(r, 'M') && r->cmd == MC_MA)
+    if (mc_meta_has(r, 'M') && r->cmd == MC_META_ARITH)
         REQUIRE(memchr("I+D-", r->mode, 4) != NULL);
 }
 
@@ -124,22 +124,22 @@ static void check_meta(const struct mc_parser *p, const char *b, size_t len,
         if (r->close)
             REQUIRE(strcmp(r->error, "CLIENT_ERROR line too long") == 0);
         else if (r->total_len != r->line_len)
-            REQUIRE(r->cmd == MC_MS);
+            REQUIRE(r->cmd == MC_META_SET);
         return;
     }
     REQUIRE(rc == GW_OK && r->error == NULL && !r->close);
     REQUIRE(r->total_len <= len && b[r->line_len - 1] == '\n');
-    REQUIRE(r->cmd > MC_META_NONE && r->cmd < MC_META_CMD_COUNT);
-    if (r->cmd == MC_MN) {
+    REQUIRE(mc_cmd_is_meta(r->cmd));
+    if (r->cmd == MC_META_NOOP) {
         REQUIRE(r->nflags == 0 && r->key_len == 0 && r->flag_bits == 0);
         REQUIRE(r->total_len == r->line_len);
         return;
     }
     check_key(p, b, r);
     check_flags(b, r);
-    if (r->cmd == MC_ME)
+    if (r->cmd == MC_META_DEBUG)
         REQUIRE(r->flag_bits == 0 || r->flag_bits == MC_META_BIT('b'));
-    if (r->cmd != MC_MS) {
+    if (r->cmd != MC_META_SET) {
         REQUIRE(r->total_len == r->line_len);
         return;
     }

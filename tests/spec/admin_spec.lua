@@ -269,6 +269,19 @@ local function start_gateway(add, text, opts)
   return g
 end
 
+-- A gateway with its admin listener and 2 threads over two fresh memcached
+-- servers in the pool "main".  Returns the gateway and the two servers.
+local function admin_gateway_over_two(add)
+  local a, b = memcached(add), memcached(add)
+  local g = start_gateway(add, string.format([[
+    gateway.admin "@ADMIN@"
+    gateway.settings { threads = 2 }
+    local main = memcache.pool { name = "main", servers = { "%s", "%s" }, retry_timeout = 0.5 }
+    memcache.route { default = main }
+  ]], a.addr, b.addr))
+  return g, a, b
+end
+
 -- Store keys through the gateway (pipelined), each with value(key), and
 -- check every STORED.
 local function store_all(port, keys, value)
@@ -322,13 +335,7 @@ describe("Prometheus", function()
      "a server killed with -9 down and back", function()
     local add, stop_all = stopper()
     finally(stop_all)
-    local a, b = memcached(add), memcached(add)
-    local g = start_gateway(add, string.format([[
-      gateway.admin "@ADMIN@"
-      gateway.settings { threads = 2 }
-      local main = memcache.pool { name = "main", servers = { "%s", "%s" }, retry_timeout = 0.5 }
-      memcache.route { default = main }
-    ]], a.addr, b.addr))
+    local g, a, b = admin_gateway_over_two(add)
     local prom = H.start_prometheus({ g.admin_addr })
     add(prom.stop)
     local function value(expr)
@@ -1346,13 +1353,7 @@ describe("stats servers, pools, config and settings", function()
   it("report requests, state, generation and files as they are", function()
     local add, stop_all = stopper()
     finally(stop_all)
-    local a, b = memcached(add), memcached(add)
-    local g = start_gateway(add, string.format([[
-      gateway.admin "@ADMIN@"
-      gateway.settings { threads = 2 }
-      local main = memcache.pool { name = "main", servers = { "%s", "%s" }, retry_timeout = 0.5 }
-      memcache.route { default = main }
-    ]], a.addr, b.addr))
+    local g, a, b = admin_gateway_over_two(add)
     local route = router(add, g)
     local by = split_by_route(route, keylist("s:", 40))
     local on_a, on_b = by[a.addr], by[b.addr]

@@ -62,11 +62,11 @@ static void check_flag(const struct mc_meta_request *r, const char *s,
 
 static void test_names(void)
 {
-    static const char *const want[] = {"none", "mg", "ms", "md", "ma", "mn", "me"};
-    CHECK_EQ_INT(GW_ARRAY_LEN(want), MC_META_CMD_COUNT);
-    for (int c = 0; c < MC_META_CMD_COUNT; c++)
-        CHECK(strcmp(mc_meta_cmd_name((enum mc_meta_cmd)c), want[c]) == 0);
-    CHECK(strcmp(mc_meta_cmd_name(MC_META_CMD_COUNT), "unknown") == 0);
+    static const char *const want[] = {"mg", "ms", "md", "ma", "mn", "me"};
+    for (int c = MC_META_GET; c <= MC_META_DEBUG; c++) {
+        CHECK(strcmp(mc_cmd_name((enum mc_cmd)c), want[c - MC_META_GET]) == 0);
+        CHECK(mc_cmd_is_meta((enum mc_cmd)c));
+    }
     CHECK_EQ_INT(MC_META_BIT('A'), 1);
     CHECK(MC_META_BIT('z') == 1ULL << 57);
 }
@@ -91,7 +91,7 @@ static void test_mg(void)
 {
     struct mc_meta_request r;
     CHECK_EQ_INT(parse("mg foo\r\n", &r), GW_OK);
-    CHECK_EQ_INT(r.cmd, MC_MG);
+    CHECK_EQ_INT(r.cmd, MC_META_GET);
     CHECK_EQ_INT(r.line_len, 8);
     CHECK_EQ_INT(r.total_len, 8);
     CHECK_EQ_MEM(last + r.key_off, r.key_len, "foo");
@@ -104,7 +104,7 @@ static void test_mg(void)
 
     const char *s = "  mg   foo   s v  t f c k l h u O123 q T30 N-1 R5 P/path Lx\n";
     CHECK_EQ_INT(parse(s, &r), GW_OK);
-    CHECK_EQ_INT(r.cmd, MC_MG);
+    CHECK_EQ_INT(r.cmd, MC_META_GET);
     CHECK_EQ_INT(r.total_len, strlen(s));
     CHECK_EQ_MEM(last + r.key_off, r.key_len, "foo");
     static const char *const fl[] = {"s", "v", "t", "f", "c", "k", "l", "h",
@@ -134,20 +134,20 @@ static void test_mg(void)
 static void test_each_flag(void)
 {
     static const char known[] = "bcfhklOqstuvxINTRCEFMJDPL";
-    static const enum mc_meta_cmd cmds[] = {MC_MG, MC_MD, MC_MA, MC_MS};
+    static const enum mc_cmd cmds[] = {MC_META_GET, MC_META_DELETE, MC_META_ARITH, MC_META_SET};
     char line[64];
     struct mc_meta_request r;
 
     for (size_t c = 0; c < GW_ARRAY_LEN(cmds); c++) {
-        enum mc_meta_cmd cmd = cmds[c];
-        bool collapsed = cmd == MC_MD || cmd == MC_MA;
+        enum mc_cmd cmd = cmds[c];
+        bool collapsed = cmd == MC_META_DELETE || cmd == MC_META_ARITH;
         for (int l = 0; l < 52; l++) {
             char f = (char)(l < 26 ? 'a' + l : 'A' + l - 26);
             for (int tok = 0; tok < 2; tok++) {
                 int n = snprintf(line, sizeof(line), "%s foo %s%c%s\r\n%s",
-                                 mc_meta_cmd_name(cmd),
-                                 cmd == MC_MS ? "2 " : "", f, tok ? "1" : "",
-                                 cmd == MC_MS ? "hi\r\n" : "");
+                                 mc_cmd_name(cmd),
+                                 cmd == MC_META_SET ? "2 " : "", f, tok ? "1" : "",
+                                 cmd == MC_META_SET ? "hi\r\n" : "");
                 const char *want = NULL;
                 if (!strchr(known, f))
                     want = collapsed ? E_IOD : E_INVALID;
@@ -165,9 +165,9 @@ static void test_each_flag(void)
                     want = E_MLEN;
                 if (want && collapsed && want != E_IOD)
                     want = E_IOD;
-                if (f == 'M' && tok && cmd == MC_MS)
+                if (f == 'M' && tok && cmd == MC_META_SET)
                     want = E_MS_MODE;
-                if (f == 'M' && tok && cmd == MC_MA)
+                if (f == 'M' && tok && cmd == MC_META_ARITH)
                     want = E_MA_MODE;
 
                 int rc = parse_n(line, (size_t)n, &r);
@@ -282,7 +282,7 @@ static void test_ms(void)
     struct mc_meta_request r;
     const char *s = "ms foo 5 T30 F7 c k O1 q MR I C9\r\nhe\r\no\r\n";
     CHECK_EQ_INT(parse(s, &r), GW_OK);
-    CHECK_EQ_INT(r.cmd, MC_MS);
+    CHECK_EQ_INT(r.cmd, MC_META_SET);
     CHECK_EQ_MEM(last + r.key_off, r.key_len, "foo");
     CHECK_EQ_INT(r.bytes, 5);
     size_t line = strlen("ms foo 5 T30 F7 c k O1 q MR I C9\r\n");
@@ -316,7 +316,7 @@ static void test_md_ma_mn_me(void)
     CHECK_EQ_INT(parse("md foo q I T30 C5 E6 x k O9 b\r\n", &r), GW_ERROR);
     CHECK(strcmp(r.error, E_IOD) == 0);  /* b on a key that is no base64 */
     CHECK_EQ_INT(parse("md Zm9v q I T30 C5 E6 x k O9 b\r\n", &r), GW_OK);
-    CHECK_EQ_INT(r.cmd, MC_MD);
+    CHECK_EQ_INT(r.cmd, MC_META_DELETE);
     CHECK_EQ_INT(r.nflags, 9);
     CHECK(r.quiet && r.binary_key);
     CHECK_EQ_INT(r.ttl, 30);
@@ -324,7 +324,7 @@ static void test_md_ma_mn_me(void)
     CHECK_EQ_INT(r.new_cas, 6);
 
     CHECK_EQ_INT(parse("ma n N0 J5 D3 v t c MD q\r\n", &r), GW_OK);
-    CHECK_EQ_INT(r.cmd, MC_MA);
+    CHECK_EQ_INT(r.cmd, MC_META_ARITH);
     CHECK_EQ_INT(r.vivify_ttl, 0);
     CHECK_EQ_INT(r.initial, 5);
     CHECK_EQ_INT(r.delta, 3);
@@ -332,7 +332,7 @@ static void test_md_ma_mn_me(void)
     CHECK_EQ_INT(r.nflags, 8);
 
     CHECK_EQ_INT(parse("mn\r\n", &r), GW_OK);
-    CHECK_EQ_INT(r.cmd, MC_MN);
+    CHECK_EQ_INT(r.cmd, MC_META_NOOP);
     CHECK_EQ_INT(r.total_len, 4);
     CHECK_EQ_INT(r.key_len, 0);
     CHECK_EQ_INT(parse("mn foo bar !!\r\n", &r), GW_OK);  /* ignored */
@@ -340,7 +340,7 @@ static void test_md_ma_mn_me(void)
     CHECK_EQ_INT(parse("mn\n", &r), GW_OK);
 
     CHECK_EQ_INT(parse("me foo\r\n", &r), GW_OK);
-    CHECK_EQ_INT(r.cmd, MC_ME);
+    CHECK_EQ_INT(r.cmd, MC_META_DEBUG);
     CHECK_EQ_MEM(last + r.key_off, r.key_len, "foo");
     CHECK_EQ_INT(r.nflags, 0);
     CHECK_EQ_INT(parse("me foo x v v !\r\n", &r), GW_OK);  /* ignored */
@@ -599,7 +599,7 @@ static void test_bad_chunk_resync(void)
     CHECK_EQ_INT(r.total_len, 12);
     CHECK(mc_is_meta(s + 12, n - 12));
     CHECK_EQ_INT(mc_meta_parse(&p, s + 12, n - 12, &r), GW_OK);
-    CHECK_EQ_INT(r.cmd, MC_MG);
+    CHECK_EQ_INT(r.cmd, MC_META_GET);
     CHECK_EQ_INT(r.total_len, n - 12);
     /* judged only once the whole block is there */
     CHECK_EQ_INT(mc_meta_parse(&p, s, 11, &r), GW_AGAIN);
@@ -777,17 +777,17 @@ static void test_pipeline_splits(void)
         bool meta;
         int cmd;
     } want[] = {
-        {GW_OK, true, MC_MS},     {GW_OK, false, MC_GET},
-        {GW_OK, true, MC_MG},     {GW_OK, true, MC_MG},
-        {GW_OK, false, MC_SET},   {GW_OK, true, MC_MS},
-        {GW_OK, true, MC_MD},     {GW_OK, true, MC_MA},
-        {GW_OK, true, MC_MN},     {GW_OK, true, MC_ME},
-        {GW_OK, true, MC_MG},     {GW_ERROR, true, MC_META_NONE},
-        {GW_ERROR, true, MC_MG},  {GW_ERROR, true, MC_MS},
-        {GW_ERROR, true, MC_MS},  {GW_ERROR, false, MC_NONE},
-        {GW_ERROR, true, MC_MS},  {GW_ERROR, true, MC_MG},
-        {GW_OK, false, MC_DELETE}, {GW_OK, true, MC_MG},
-        {GW_OK, true, MC_MN},
+        {GW_OK, true, MC_META_SET},     {GW_OK, false, MC_GET},
+        {GW_OK, true, MC_META_GET},     {GW_OK, true, MC_META_GET},
+        {GW_OK, false, MC_SET},   {GW_OK, true, MC_META_SET},
+        {GW_OK, true, MC_META_DELETE},     {GW_OK, true, MC_META_ARITH},
+        {GW_OK, true, MC_META_NOOP},     {GW_OK, true, MC_META_DEBUG},
+        {GW_OK, true, MC_META_GET},     {GW_ERROR, true, MC_NONE},
+        {GW_ERROR, true, MC_META_GET},  {GW_ERROR, true, MC_META_SET},
+        {GW_ERROR, true, MC_META_SET},  {GW_ERROR, false, MC_NONE},
+        {GW_ERROR, true, MC_META_SET},  {GW_ERROR, true, MC_META_GET},
+        {GW_OK, false, MC_DELETE}, {GW_OK, true, MC_META_GET},
+        {GW_OK, true, MC_META_NOOP},
     };
     const size_t max_value = 200;
     static struct rec ref[MAX_RECS], got[MAX_RECS];

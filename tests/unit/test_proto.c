@@ -41,7 +41,7 @@ static void test_names(void)
     static const char *const want[] = {
         "none", "get", "gets", "gat", "gats", "set", "add", "replace",
         "append", "prepend", "cas", "delete", "incr", "decr", "touch",
-        "flush_all", "version", "verbosity", "stats", "quit", "mg", "ms"};
+        "flush_all", "version", "verbosity", "stats", "quit", "mg", "ms", "md", "ma", "mn", "me"};
     CHECK_EQ_INT(GW_ARRAY_LEN(want), MC_CMD_COUNT);
     for (int c = 0; c < MC_CMD_COUNT; c++)
         CHECK(strcmp(mc_cmd_name((enum mc_cmd)c), want[c]) == 0);
@@ -53,7 +53,7 @@ static void test_names(void)
         bool rt = c == MC_GET || c == MC_GETS || c == MC_GAT || c == MC_GATS;
         CHECK_EQ_INT(mc_cmd_is_storage((enum mc_cmd)c), st);
         CHECK_EQ_INT(mc_cmd_is_retrieval((enum mc_cmd)c), rt);
-        CHECK_EQ_INT(mc_cmd_is_meta((enum mc_cmd)c), c == MC_META_GET || c == MC_META_SET);
+        CHECK_EQ_INT(mc_cmd_is_meta((enum mc_cmd)c), c >= MC_META_GET && c <= MC_META_DEBUG);
     }
     /* The text parser never gives a meta command. */
     struct mc_parser p;
