@@ -165,9 +165,12 @@ struct mc_request {
     uint64_t delta;      /* incr/decr */
     int64_t delay;       /* flush_all delay (0 if absent) */
     int64_t level;       /* verbosity level */
-    uint32_t args_off;   /* stats: the text after "stats ", trimmed */
-    uint32_t args_len;
+    uint32_t args_off;   /* stats: the text after "stats ", trimmed; a meta */
+    uint32_t args_len;   /* command: its flags as sent (meta.h) */
     bool noreply;
+    bool quiet;          /* meta: q, its nominal reply is dropped (noreply stays
+                          * false: a quiet request's errors are still sent) */
+    bool binary_key;     /* meta: b, key_off/key_len is the key in base64 */
 
     const char *error;   /* GW_ERROR: the reply line, without "\r\n" */
     bool close;          /* GW_ERROR: close the connection after replying */

@@ -269,7 +269,7 @@ static void stats_answer(struct gw_req *r)
 
 bool admin_answers(enum mc_cmd cmd)
 {
-    return cmd == MC_VERSION || cmd == MC_VERBOSITY || cmd == MC_STATS;
+    return cmd == MC_VERSION || cmd == MC_VERBOSITY || cmd == MC_STATS || cmd == MC_META_NOOP;
 }
 
 void admin_answer(struct gw_req *r)
@@ -280,6 +280,11 @@ void admin_answer(struct gw_req *r)
         break;
     case MC_VERBOSITY:
         req_reply_kind(r, RESP_OK);
+        break;
+    case MC_META_NOOP:
+        /* Replies go out in request order, so MN follows every earlier
+         * reply on the connection, however many servers they came from. */
+        req_reply_static(r, "MN\r\n");
         break;
     default:
         stats_answer(r);

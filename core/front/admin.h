@@ -1,6 +1,7 @@
 /* admin.h -- the commands the gateway answers itself, from its own state:
  * version, verbosity and stats (stats, stats settings, stats reset, and
- * the empty answers memcached tools expect for items/slabs/sizes/conns).
+ * the empty answers memcached tools expect for items/slabs/sizes/conns),
+ * and the meta no-op mn.
  *
  * They are answered on the spot on the client's thread: stats sums every
  * thread's counters (rt.h) and reads the config status reload publishes.

@@ -115,7 +115,8 @@ struct gw_req *client_request(struct client *c, const struct mc_request *mc, con
     r->started = gw_loop_now(c->rt->loop); /* the loop's clock: no syscall */
     /* What its reply may pin, at worst, until it is written. */
     r->charge = mc->total_len;
-    if (mc_cmd_is_retrieval(mc->cmd)) r->charge += (size_t)mc->nkeys * gw_settings.max_value;
+    if (mc_cmd_is_retrieval(mc->cmd) || mc->cmd == MC_META_GET)
+        r->charge += (size_t)mc->nkeys * gw_settings.max_value;
     c->inflight += r->charge;
     enqueue(c, r);
     return r;
@@ -249,6 +250,8 @@ static int queue_replies(struct client *c)
         }
         size_t before = c->out.bytes;
         if (mc_cmd_is_retrieval(r->mc.cmd) && !r->forced_reply && !req_retrieval_failed(r))
+            req_count_retrieval(r);
+        else if (r->mc.cmd == MC_META_GET && !r->errors)
             req_count_retrieval(r);
         if (r->nkeys > 0 && r->keys[0].route && r->started > 0)
             histo_observe(&r->keys[0].route->duration, gw_loop_now(c->rt->loop) - r->started);

@@ -4,8 +4,10 @@
  * requests back into bytes; the client (client.h) does everything else:
  * reading, ordering replies, back-pressure, writing.  Every codec feeds the
  * same internal request (proxy/req.h), so routing never knows which one a
- * client speaks.  The text protocol is the one codec today (text_codec.c);
- * meta and binary will each be another struct codec beside it.
+ * client speaks.  The text codec (text_codec.c) speaks memcached's text
+ * and meta protocols, which memcached lets a client mix request by
+ * request on one connection: it hands each meta request, and its reply,
+ * to meta_codec.c.  Binary will be another struct codec beside it.
  *
  *   decode  take every whole request at the start of the client's read
  *           buffer, in order: for each, make and dispatch a request with
@@ -19,6 +21,7 @@
 #ifndef GW_CODEC_H
 #define GW_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,5 +46,16 @@ struct codec_state {
 };
 
 extern const struct codec codec_text;
+
+/* The meta half of codec_text (meta_codec.c).  meta_decode takes the meta
+ * request at the start of the read buffer; false: stop decoding (it is
+ * incomplete, or the client is closing).  meta_encode queues the reply of
+ * a meta request (mc_cmd_is_meta). */
+bool meta_decode(struct client *c);
+int meta_encode(struct client *c, struct gw_req *r);
+
+/* Consume a request of total_len bytes that was answered without a
+ * gw_req of its own: what is not read yet is swallowed as it arrives. */
+void codec_consume(struct client *c, uint32_t total_len);
 
 #endif

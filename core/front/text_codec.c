@@ -1,5 +1,9 @@
 /* text_codec.c -- memcached's text protocol, client side (codec.h).
  *
+ * A connection may mix text and meta requests, as memcached allows: each
+ * request that starts with 'm' goes to the meta codec (meta_codec.c), and
+ * so does the rendering of its reply.
+ *
  * Requests are parsed by codec/proto.h straight out of the read buffer.
  * What the parser refuses is answered with its error line, and its data
  * block, when its length was readable, is swallowed so the stream stays in
@@ -12,6 +16,7 @@
 #include "client.h"
 #include "base/fmt.h"
 #include "codec.h"
+#include "codec/meta.h"
 #include "proxy/req.h"
 
 static const char END[] = "END\r\n";
@@ -35,6 +40,17 @@ static void refuse_set(struct client *c, const struct mc_request *mc, const char
     client_dispatch(c, r);
 }
 
+void codec_consume(struct client *c, uint32_t total_len)
+{
+    struct gw_rbuf *in = &c->in;
+    if (total_len > rbuf_len(in)) {
+        c->cs.swallow = total_len - (uint32_t)rbuf_len(in);
+        in->pos = in->end;
+    } else {
+        in->pos += total_len;
+    }
+}
+
 static void text_decode(struct client *c)
 {
     struct gw_rbuf *in = &c->in;
@@ -47,8 +63,12 @@ static void text_decode(struct client *c)
             continue;
         }
         if (client_busy(c)) break;
-        struct mc_request mc;
         const char *base = rbuf_data(in);
+        if (mc_is_meta(base, rbuf_len(in))) {
+            if (!meta_decode(c)) break;
+            continue;
+        }
+        struct mc_request mc;
         int rc = mc_parse(&cs->parser, base, rbuf_len(in), &mc);
         cs->need = rc == GW_AGAIN ? mc.total_len : 0;
         if (rc == GW_AGAIN) break;
@@ -57,12 +77,7 @@ static void text_decode(struct client *c)
                 refuse_set(c, &mc, base);
             else
                 client_refuse(c, &mc, mc.error, mc.close);
-            if (mc.total_len > rbuf_len(in)) {
-                cs->swallow = mc.total_len - (uint32_t)rbuf_len(in);
-                in->pos = in->end;
-            } else {
-                in->pos += mc.total_len;
-            }
+            codec_consume(c, mc.total_len);
             continue;
         }
         struct gw_req *r = client_request(c, &mc, base);
@@ -105,6 +120,7 @@ static int encode_values(struct client *c, struct gw_req *r)
 
 static int text_encode(struct client *c, struct gw_req *r)
 {
+    if (mc_cmd_is_meta(r->mc.cmd)) return meta_encode(c, r);
     if (r->forced_reply) return oq_push(&c->out, r->forced_reply, strlen(r->forced_reply));
     if (mc_cmd_is_retrieval(r->mc.cmd)) {
         /* One key that failed answers the error; in a multi-get failed keys

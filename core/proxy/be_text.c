@@ -5,13 +5,15 @@
  * A retrieval op asks for a batch of keys in one line; memcached answers
  * them in the order asked, skipping misses, then END.  Every other op is
  * one line (plus a data block for storage commands) and one reply line.
- * A meta op (mg, from Lua's pool:mg) goes out in the meta protocol on the
- * same connection, as memcached allows, and its reply is read with the
- * meta reply parser (codec/meta_resp.h).
+ * A meta op (a client's mg ms md ma me, or Lua's pool:mg and pool:ms)
+ * goes out in the meta protocol on the same connection, as memcached
+ * allows, and its reply is read with the meta reply parser
+ * (codec/meta_resp.h).
  */
 #include <string.h>
 
 #include "backend.h"
+#include "base/base64.h"
 #include "base/fmt.h"
 #include "codec/meta_resp.h"
 #include "codec/resp.h"
@@ -75,21 +77,73 @@ static int encode_retrieval(struct be_op *op, struct gw_oq *q)
     return rc;
 }
 
-/* "mg <key> <flags>\r\n", or "ms <key> <datalen> <flags>\r\n" and the
- * data: the flags are the request's args (the call checked them). */
+/* The key of a meta op, toward the server: the client's own base64 key
+ * when it sent one and no route changed the key (the server then keeps
+ * the item's key binary, as it would for the client directly), the key
+ * itself when it is a text key, else the key in base64.  *b: the key
+ * went as base64. */
+static int push_meta_key(struct gw_req *r, struct gw_oq *q, bool *b)
+{
+    const struct gw_key *k = &r->keys[0];
+    *b = true;
+    if (r->mc.binary_key && k->bkey == k->ckey)
+        return oq_push(q, r->base + r->mc.key_off, r->mc.key_len);
+    if (mc_key_valid(k->bkey, k->bklen)) {
+        *b = false;
+        return oq_push(q, k->bkey, k->bklen);
+    }
+    char *enc = req_alloc(r, base64_encoded_len(k->bklen));
+    if (!enc) return GW_NOMEM;
+    return oq_push(q, enc, base64_encode((const uint8_t *)k->bkey, k->bklen, enc));
+}
+
+static int push_run(struct gw_oq *q, const char *p, uint32_t n)
+{
+    int rc = oq_push(q, SPACE, 1);
+    return rc == GW_OK ? oq_push(q, p, n) : rc;
+}
+
+/* The request's flags f[0..n) as sent, less q and b: the gateway sends
+ * every request with a reply (and drops what q would drop on the way
+ * back), so each server stream stays in step and a failure is always
+ * seen; b goes with the key (push_meta_key).  The flags kept go out as
+ * runs of the client's own bytes. */
+static int push_meta_flags(struct gw_oq *q, const char *f, uint32_t n)
+{
+    int rc = GW_OK;
+    uint32_t i = 0, run = UINT32_MAX, run_end = 0;
+    while (rc == GW_OK) {
+        while (i < n && f[i] == ' ') i++;
+        if (i >= n) break;
+        uint32_t start = i;
+        while (i < n && f[i] != ' ') i++;
+        if (f[start] != 'q' && f[start] != 'b') {
+            if (run == UINT32_MAX) run = start;
+            run_end = i;
+        } else if (run != UINT32_MAX) {
+            rc = push_run(q, f + run, run_end - run);
+            run = UINT32_MAX;
+        }
+    }
+    if (rc == GW_OK && run != UINT32_MAX) rc = push_run(q, f + run, run_end - run);
+    return rc;
+}
+
+/* "<cmd> <key> <flags>\r\n", or "ms <key> <datalen> <flags>\r\n" and the
+ * data (straight from the client's buffer). */
 static int encode_meta(struct be_op *op, struct gw_oq *q)
 {
     struct gw_req *r = op->req;
-    bool set = op->cmd == MC_META_SET;
+    bool set = op->cmd == MC_META_SET, b;
     head_name(op, mc_cmd_name(op->cmd));
     int rc = oq_push(q, op->head, op->head_len);
-    if (rc == GW_OK) rc = oq_push(q, r->keys[0].bkey, r->keys[0].bklen);
+    if (rc == GW_OK) rc = push_meta_key(r, q, &b);
     if (rc == GW_OK && set) {
         op->tail_len = (uint16_t)fmt_sp_u64(op->tail, r->mc.bytes);
         rc = oq_push(q, op->tail, op->tail_len);
     }
-    if (rc == GW_OK && r->mc.args_len > 0) rc = oq_push(q, SPACE, 1);
-    if (rc == GW_OK) rc = oq_push(q, r->base + r->mc.args_off, r->mc.args_len);
+    if (rc == GW_OK && b) rc = oq_push(q, " b", 2);
+    if (rc == GW_OK) rc = push_meta_flags(q, r->base + r->mc.args_off, r->mc.args_len);
     if (rc == GW_OK) rc = oq_push(q, CRLF, 2);
     if (rc == GW_OK && set) rc = oq_push(q, r->base + r->mc.data_off, r->mc.bytes + 2);
     return rc;
@@ -162,6 +216,7 @@ static enum be_decode decode_retrieval(struct be_op *op, struct gw_buf *inb, con
 static void hold_reply(struct gw_req *r, struct gw_buf *inb, const char *base, uint32_t len)
 {
     buf_unref(r->rline_buf);
+    r->runit = false;
     r->rline = base;
     r->rlen = len;
     r->rline_buf = inb;
@@ -191,9 +246,9 @@ static enum be_decode decode_line(struct backend *b, struct be_op *op, struct gw
 }
 
 /* The reply to a meta op, whole (VA: line, data and "\r\n"): the op's
- * key is answered (KEY_HIT: VA, HD, and ms's NS, EX, NF), a miss (EN) or
- * an error, and r->rline is the unit, referenced in the read buffer, for
- * the caller to read its kind and flags. */
+ * key is answered (KEY_HIT: VA, HD, ME, and NS, EX, NF), a miss (EN) or
+ * an error, and r->rline is the unit, referenced in the read buffer
+ * (r->runit), for the client's codec to relay or a Lua call to read. */
 static enum be_decode decode_meta(struct gw_req *r, struct gw_rbuf *in, size_t *need)
 {
     const char *base = rbuf_data(in);
@@ -211,6 +266,7 @@ static enum be_decode decode_meta(struct gw_req *r, struct gw_rbuf *in, size_t *
     case MRESP_NS:
     case MRESP_EX:
     case MRESP_NF:
+    case MRESP_ME:
         key->state = KEY_HIT;
         break;
     case MRESP_EN:
@@ -226,6 +282,7 @@ static enum be_decode decode_meta(struct gw_req *r, struct gw_rbuf *in, size_t *
         return BE_UNEXPECTED;
     }
     hold_reply(r, in->b, base, u.total_len);
+    r->runit = true;
     in->pos += u.total_len;
     return BE_DONE;
 }

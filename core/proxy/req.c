@@ -73,6 +73,7 @@ struct gw_req *req_new(struct rt *rt, struct gw_buf *in, const char *base,
     r->errors = false;
     r->fail_whole = false;
     r->rkind = 0;
+    r->runit = false;
     r->rline = NULL;
     r->rlen = 0;
     r->forced_reply = NULL;
@@ -182,12 +183,14 @@ const char *req_describe(const struct gw_req *r, uint32_t k, char *out, size_t l
 
 void req_reply_static(struct gw_req *r, const char *line)
 {
+    r->runit = false;
     r->rline = line;
     r->rlen = (uint32_t)strlen(line);
 }
 
 void req_reply_kind(struct gw_req *r, enum mc_resp_kind kind)
 {
+    r->runit = false;
     r->rline = reply_line(kind);
     r->rlen = (uint32_t)reply_line_len(kind);
     r->rkind = (uint8_t)kind;
@@ -210,6 +213,7 @@ void req_reply_fmt(struct gw_req *r, const char *fmt, ...)
     memcpy(p, tmp, (size_t)n);
     p[n] = '\r';
     p[n + 1] = '\n';
+    r->runit = false;
     r->rline = p;
     r->rlen = (uint32_t)n + 2;
 }

@@ -90,6 +90,8 @@ struct gw_req {
     bool errors;               /* some backend op failed */
     bool fail_whole;           /* ... and its pool wants a multi-get to fail whole */
     uint8_t rkind;             /* enum mc_resp_kind of rline (RESP_NONE: unset) */
+    bool runit;                /* rline is a server's whole meta reply unit (VA
+                                * with its data), relayed as it came */
 
     /* The reply for everything but retrievals: one line (with "\r\n"),
      * static, in the arena, or in a backend buffer (rline_buf, ref). */

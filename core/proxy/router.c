@@ -31,6 +31,10 @@ void router_send(struct pool *p, struct gw_req *r, uint32_t k)
         else internal_single(p, r);
         return;
     }
+    if (p->text_only && mc_cmd_is_meta(r->mc.cmd)) {
+        req_fail_key(r, k, "pool speaks only the text protocol (protocol = \"text\")");
+        return;
+    }
     struct server *s = pool_pick_server(p, key->bkey, key->bklen);
     if (!s) {
         send_failed(p, r, k, "no server available");
@@ -55,9 +59,10 @@ static void dispatch_single(struct gw_req *r)
 {
     const struct mc_request *m = &r->mc;
     struct gw_stats *st = &r->rt->stats;
+    /* A meta request's codec set its key already (decoded from base64). */
+    if (r->nkeys == 0) req_key_init(r, 0, r->base + m->key_off, m->key_len);
     r->nkeys = 1;
-    req_key_init(r, 0, r->base + m->key_off, m->key_len);
-    if (mc_cmd_is_storage(m->cmd)) STAT_INC(st, cmd_set);
+    if (mc_cmd_is_storage(m->cmd) || m->cmd == MC_META_SET) STAT_INC(st, cmd_set);
     else if (m->cmd == MC_TOUCH) STAT_INC(st, cmd_touch);
     struct pool *p;
     if (resolver_route(r->res, r, 0, &p) == ROUTE_POOL) router_send(p, r, 0);

@@ -1,0 +1,284 @@
+/* meta_codec.c -- memcached's meta protocol, client side (codec.h).
+ *
+ * A meta request (mg ms md ma mn me) becomes one gw_req whose mc holds the
+ * command, the key as sent (key_off/key_len: base64 with b), its flags as
+ * sent (args_off/args_len), q (quiet) and b (binary_key); the key a route
+ * sees and a server is sent is the decoded one, kept in the request.  mn
+ * is answered by the gateway (admin.c): replies leave in request order, so
+ * its MN follows every earlier reply, whichever servers they came from.
+ *
+ * Replies
+ * - A server's reply unit is relayed as it came (r->runit), its value
+ *   never copied.  Only when a route changed the key, and the unit carries
+ *   it back (k), is the line rebuilt around the client's own key.
+ * - q: the server was asked without it (be_text.c), and what q suppresses
+ *   is dropped here, as memcached 1.6.18 drops it: EN for mg, HD for ms
+ *   and md, HD and VA for ma.  Errors are always sent.
+ * - A reply made by the gateway (a Lua route's memcache.hit(), the
+ *   embedded store, a failure) is rendered in meta with the flags the
+ *   client asked for that the gateway knows: O and k always (with b after
+ *   k when the key came in base64), and on an mg hit c, f and s.  h, l and
+ *   t, which only the server that holds the item knows, are left out.
+ */
+#include <string.h>
+
+#include "base/fmt.h"
+#include "client.h"
+#include "codec.h"
+#include "codec/meta.h"
+#include "codec/meta_resp.h"
+#include "proxy/req.h"
+
+static const char TOO_LARGE[] = "SERVER_ERROR object too large for cache\r\n";
+
+/* The request's fields, from the parse. */
+static void to_request(const struct mc_meta_request *m, struct mc_request *mc)
+{
+    memset(mc, 0, sizeof *mc);
+    mc->cmd = m->cmd;
+    mc->line_len = m->line_len;
+    mc->total_len = m->total_len;
+    mc->key_off = m->key_off;
+    mc->key_len = m->key_len;
+    mc->nkeys = m->cmd != MC_META_NOOP;
+    mc->bytes = m->bytes;
+    mc->data_off = m->data_off;
+    if (m->nflags > 0) {
+        const struct mc_meta_flag *last = &m->flags[m->nflags - 1];
+        mc->args_off = m->flags[0].off;
+        mc->args_len = last->off + last->len - m->flags[0].off;
+    }
+    mc->quiet = m->quiet;
+    mc->binary_key = m->binary_key;
+}
+
+/* The key routes see: the decoded one, copied into the request when it
+ * was base64 (the parse's buffer is gone once decoding moves on). */
+static int set_key(struct gw_req *r, const char *base, const struct mc_meta_request *m)
+{
+    size_t len;
+    const char *k = mc_meta_key(base, m, &len);
+    if (m->binary_key) {
+        char *p = req_alloc(r, len ? len : 1);
+        if (!p) return GW_NOMEM;
+        memcpy(p, k, len);
+        k = p;
+    }
+    r->nkeys = 1;
+    req_key_init(r, 0, k, (uint32_t)len);
+    return GW_OK;
+}
+
+/* memcached drops the stored value of a key whose ms it refuses as too
+ * large, whatever the mode: the refused ms becomes an md of its key,
+ * answered with the error. */
+static void refuse_set(struct client *c, const struct mc_meta_request *m, const char *base)
+{
+    struct mc_request mc;
+    to_request(m, &mc);
+    mc.cmd = MC_META_DELETE;
+    mc.args_len = 0;
+    mc.quiet = false;
+    struct gw_req *r = client_request(c, &mc, base);
+    if (!r) return;
+    r->forced_reply = TOO_LARGE;
+    STAT_INC(&c->rt->stats, gw_protocol_errors);
+    if (set_key(r, base, m) != GW_OK) {
+        r->done = true;
+        return;
+    }
+    client_dispatch(c, r);
+}
+
+bool meta_decode(struct client *c)
+{
+    struct gw_rbuf *in = &c->in;
+    struct codec_state *cs = &c->cs;
+    const char *base = rbuf_data(in);
+    struct mc_meta_request m;
+    int rc = mc_meta_parse(&cs->parser, base, rbuf_len(in), &m);
+    cs->need = rc == GW_AGAIN ? m.total_len : 0;
+    if (rc == GW_AGAIN) return false;
+    struct mc_request mc;
+    to_request(&m, &mc);
+    if (rc == GW_ERROR) {
+        if (m.cmd == MC_META_SET && m.error == MC_ERR_TOO_LARGE && !m.close)
+            refuse_set(c, &m, base);
+        else
+            client_refuse(c, &mc, m.error, m.close);
+        codec_consume(c, m.total_len);
+        return true;
+    }
+    struct gw_req *r = client_request(c, &mc, base);
+    in->pos += m.total_len;
+    if (!r) return false;
+    STAT_INC(&c->rt->stats, gw_requests);
+    if (m.cmd != MC_META_NOOP && set_key(r, base, &m) != GW_OK) {
+        req_reply_static(r, "SERVER_ERROR out of memory\r\n");
+        r->errors = true;
+        r->done = true;
+        return true;
+    }
+    client_dispatch(c, r);
+    return true;
+}
+
+/* --- replies ------------------------------------------------------------- */
+
+/* Whether q drops a reply that starts with word (two letters). */
+static bool quiet_drops(enum mc_cmd cmd, const char *word)
+{
+    bool hd = word[0] == 'H' && word[1] == 'D';
+    switch (cmd) {
+    case MC_META_GET: return word[0] == 'E' && word[1] == 'N';
+    case MC_META_SET:
+    case MC_META_DELETE: return hd;
+    case MC_META_ARITH: return hd || (word[0] == 'V' && word[1] == 'A');
+    default: return false;
+    }
+}
+
+/* Walk the flags as sent: each call gives the next flag's bytes. */
+static bool next_flag(const char *f, uint32_t n, uint32_t *pos, const char **tok, uint32_t *len)
+{
+    uint32_t i = *pos;
+    while (i < n && f[i] == ' ') i++;
+    if (i >= n) return false;
+    uint32_t start = i;
+    while (i < n && f[i] != ' ') i++;
+    *tok = f + start;
+    *len = i - start;
+    *pos = i;
+    return true;
+}
+
+/* " k<key as sent>" and " b" after it when it came in base64. */
+static size_t put_key_flag(char *h, const struct gw_req *r)
+{
+    size_t n = fmt_mem(h, " k", 2);
+    n += fmt_mem(h + n, r->base + r->mc.key_off, r->mc.key_len);
+    if (r->mc.binary_key) n += fmt_mem(h + n, " b", 2);
+    return n;
+}
+
+/* The most a rendered line can take besides its flags as sent: the word,
+ * a size, c f s numbers, the key and "\r\n". */
+#define LINE_EXTRA (8 + 4 * (FMT_U64_MAX + 2) + MC_KEY_MAX + 4)
+
+/* The unit came back about the key the route sent: rebuild its line with
+ * the client's key in k (and b as the client spelled it), then the value. */
+static int relay_rekeyed(struct client *c, struct gw_req *r)
+{
+    struct mc_meta_resp u;
+    if (mc_meta_resp_parse(r->rline, r->rlen, &u) != GW_OK ||
+        !(u.flag_bits & (MC_META_BIT('k') | MC_META_BIT('b'))))
+        return oq_push(&c->out, r->rline, r->rlen);
+    char *h = req_alloc(r, u.line_len + LINE_EXTRA);
+    if (!h) return GW_NOMEM;
+    const char *word = mc_meta_resp_word(u.kind);
+    size_t n = fmt_mem(h, word, strlen(word));
+    if (u.kind == MRESP_VA) n += fmt_sp_u64(h + n, u.bytes);
+    for (uint32_t i = 0; i < u.nflags; i++) {
+        const struct mc_meta_flag *f = &u.flags[i];
+        if (f->letter == 'b') continue;
+        if (f->letter == 'k') {
+            n += put_key_flag(h + n, r);
+            continue;
+        }
+        h[n++] = ' ';
+        n += fmt_mem(h + n, r->rline + f->off, f->len);
+    }
+    n += fmt_mem(h + n, "\r\n", 2);
+    int rc = oq_push(&c->out, h, n);
+    if (rc == GW_OK && u.kind == MRESP_VA) rc = oq_push(&c->out, r->rline + u.data_off, u.bytes + 2);
+    return rc;
+}
+
+static int relay_unit(struct client *c, struct gw_req *r)
+{
+    if (r->mc.quiet && quiet_drops(r->mc.cmd, r->rline)) return GW_OK;
+    const struct gw_key *k = &r->keys[0];
+    if (k->bkey == k->ckey) return oq_push(&c->out, r->rline, r->rlen);
+    return relay_rekeyed(c, r);
+}
+
+/* The meta word for a reply the gateway made of kind. */
+static const char *kind_word(enum mc_resp_kind kind)
+{
+    switch (kind) {
+    case RESP_END: return "EN";
+    case RESP_NOT_STORED: return "NS";
+    case RESP_EXISTS: return "EX";
+    case RESP_NOT_FOUND: return "NF";
+    default: return "HD"; /* STORED, DELETED, TOUCHED, OK, a number */
+    }
+}
+
+/* A reply the gateway made (no server unit), in meta. */
+static int render(struct client *c, struct gw_req *r)
+{
+    const struct gw_key *k = &r->keys[0];
+    const struct mc_request *m = &r->mc;
+    bool hit = false, value = false;
+    const char *vdata = NULL;
+    uint32_t vlen = 0;
+    const char *word;
+    if (m->cmd == MC_META_GET) {
+        hit = k->state == KEY_HIT;
+        word = hit ? "HD" : "EN";
+        vdata = k->vdata;
+        vlen = k->bytes;
+    } else if (m->cmd == MC_META_DEBUG) {
+        word = "EN";
+    } else if (!r->rkind) {
+        return oq_push(&c->out, "SERVER_ERROR no reply\r\n", 23);
+    } else {
+        word = kind_word(r->rkind);
+        if (r->rkind == RESP_NUMBER && m->cmd == MC_META_ARITH) {
+            hit = true;
+            vdata = r->rline;
+            vlen = r->rlen - 2;
+        }
+    }
+    uint32_t pos = 0, len;
+    const char *tok;
+    const char *f = r->base + m->args_off;
+    if (hit) {
+        while (next_flag(f, m->args_len, &pos, &tok, &len)) value |= tok[0] == 'v';
+        pos = 0;
+        if (value) word = "VA";
+    }
+    if (m->quiet && quiet_drops(m->cmd, word)) return GW_OK;
+    char *h = req_alloc(r, m->args_len + LINE_EXTRA);
+    if (!h) return GW_NOMEM;
+    size_t n = fmt_mem(h, word, 2);
+    if (value) n += fmt_sp_u64(h + n, vlen);
+    bool item = hit && m->cmd == MC_META_GET;
+    while (next_flag(f, m->args_len, &pos, &tok, &len)) {
+        char letter = tok[0];
+        if (letter == 'O') {
+            h[n++] = ' ';
+            n += fmt_mem(h + n, tok, len);
+        } else if (letter == 'k') {
+            n += put_key_flag(h + n, r);
+        } else if (item && (letter == 'c' || letter == 'f' || letter == 's')) {
+            h[n++] = ' ';
+            h[n++] = letter;
+            n += fmt_u64(h + n, letter == 'c' ? k->cas : letter == 'f' ? k->flags : k->bytes);
+        }
+    }
+    n += fmt_mem(h + n, "\r\n", 2);
+    int rc = oq_push(&c->out, h, n);
+    if (rc == GW_OK && value) rc = oq_push(&c->out, vdata, vlen + 2);
+    return rc;
+}
+
+int meta_encode(struct client *c, struct gw_req *r)
+{
+    if (r->forced_reply) return oq_push(&c->out, r->forced_reply, strlen(r->forced_reply));
+    if (r->runit) return relay_unit(c, r);
+    /* Failures, and mn's MN. */
+    if (r->rline && (r->errors || reply_is_error(r->rkind) || r->mc.cmd == MC_META_NOOP))
+        return oq_push(&c->out, r->rline, r->rlen);
+    return render(c, r);
+}
