@@ -17,7 +17,9 @@ struct gw_req;
 
 /* Key k of retrieval r (get/gets/gat/gats). */
 void internal_get(struct pool *p, struct gw_req *r, uint32_t k);
-/* The one key of r: set/add/replace/append/prepend/cas/delete/incr/decr/touch. */
+/* The one key of r: set/add/replace/append/prepend/cas/delete/incr/decr/touch,
+ * or a meta request (mg ms md ma; me and the flags the store cannot honour
+ * are answered with SERVER_ERROR). */
 void internal_single(struct pool *p, struct gw_req *r);
 /* flush_all [delay]. */
 void internal_flush(struct pool *p, int64_t delay);

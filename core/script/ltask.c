@@ -52,6 +52,10 @@ struct lresp {
     const char *data;          /* hit: the value, then "\r\n" when it is in buf (a
                                 * memcache.hit's is its Lua string, the user
                                 * value); else: the line with "\r\n" */
+    const char *unit;          /* pool:forward of a meta request: the server's
+                                * whole reply unit (in buf), relayed as it is
+                                * to the meta client the route answers */
+    uint32_t unit_len;
     char inl[48];
 };
 
@@ -527,9 +531,73 @@ static int mc_error(lua_State *L)
     return 1;
 }
 
+/* The number in a meta reply's flag token ("f30" -> 30), or 0. */
+static uint64_t unit_number(const struct gw_req *c, const struct mc_meta_resp *u, char letter)
+{
+    const struct mc_meta_flag *f = mc_meta_resp_flag(u, letter);
+    return f ? strtoull(c->rline + f->off + 1, NULL, 10) : 0;
+}
+
+/* The kind of response a meta reply to cmd is: what a text client would
+ * have been told. */
+static int unit_kind(enum mc_cmd cmd, enum mc_meta_resp_kind k)
+{
+    switch (k) {
+    case MRESP_VA: return cmd == MC_META_ARITH ? RESP_NUMBER : RESP_VALUE;
+    case MRESP_HD:
+        return cmd == MC_META_GET ? RESP_VALUE : cmd == MC_META_SET ? RESP_STORED
+             : cmd == MC_META_DELETE ? RESP_DELETED : RESP_OK;
+    case MRESP_EN: return RESP_END;
+    case MRESP_NS: return RESP_NOT_STORED;
+    case MRESP_EX: return RESP_EXISTS;
+    case MRESP_NF: return RESP_NOT_FOUND;
+    case MRESP_ERROR: return RESP_ERROR;
+    case MRESP_CLIENT_ERROR: return RESP_CLIENT_ERROR;
+    case MRESP_SERVER_ERROR: return RESP_SERVER_ERROR;
+    default: return RESP_OK; /* ME */
+    }
+}
+
+/* The reply of a finished meta call: the server's unit, kept whole for a
+ * meta client, read as the response a text client would have got. */
+static void push_unit_response(lua_State *L, struct gw_req *c)
+{
+    struct mc_meta_resp u;
+    if (mc_meta_resp_parse(c->rline, c->rlen, &u) != GW_OK) {
+        resp_set_line(L, resp_new(L, RESP_SERVER_ERROR, 0), "SERVER_ERROR bad reply", 22);
+        return;
+    }
+    int kind = unit_kind(c->mc.cmd, u.kind);
+    struct lresp *rs = resp_new(L, kind, 0);
+    rs->buf = c->rline_buf;
+    buf_ref(rs->buf);
+    rs->unit = c->rline;
+    rs->unit_len = c->rlen;
+    if (u.kind == MRESP_VA) {
+        rs->data = c->rline + u.data_off;
+        rs->bytes = u.bytes;
+        rs->len = u.bytes + 2;
+        if (u.bytes >= 1024) lua_gc(L, LUA_GCSTEP, (int)(u.bytes / 1024));
+    } else if (kind == RESP_VALUE) {
+        rs->data = "\r\n"; /* a hit without its value (no v) */
+    } else if (kind_is_error(kind)) {
+        rs->data = c->rline;
+        rs->len = u.line_len;
+    } else {
+        rs->data = reply_line(kind);
+        rs->len = (uint32_t)reply_line_len(kind);
+    }
+    rs->flags = (uint32_t)unit_number(c, &u, 'f');
+    rs->cas = unit_number(c, &u, 'c');
+}
+
 /* The reply of a finished call, as a response. */
 static void push_call_response(lua_State *L, struct gw_req *c)
 {
+    if (c->runit) {
+        push_unit_response(L, c);
+        return;
+    }
     const struct gw_key *key = &c->keys[0];
     if (mc_cmd_is_retrieval(c->mc.cmd) && key->state != KEY_ERROR) {
         struct lresp *rs = resp_new(L, key->state == KEY_HIT ? RESP_VALUE : RESP_END, 0);
@@ -562,11 +630,32 @@ static void push_call_response(lua_State *L, struct gw_req *c)
     }
 }
 
+/* A meta request answered with a server's meta reply unit (pool:forward):
+ * the unit goes to the client as it is, as if the route had named the
+ * pool. */
+static void relay_unit(struct gw_req *r, const struct lresp *rs)
+{
+    buf_unref(r->rline_buf);
+    r->rline_buf = rs->buf;
+    buf_ref(r->rline_buf);
+    r->rline = rs->unit;
+    r->rlen = rs->unit_len;
+    r->runit = true;
+    r->rkind = rs->kind;
+    r->keys[0].state = rs->kind == RESP_END ? KEY_MISS : kind_is_error(rs->kind) ? KEY_ERROR : KEY_HIT;
+    if (kind_is_error(rs->kind)) r->errors = true;
+}
+
 /* Answer key k of r, routed by route, with response rs. */
 static enum route_result apply_response(const char *route, struct gw_req *r, uint32_t k,
                                         const struct lresp *rs)
 {
-    bool retrieval = mc_cmd_is_retrieval(r->mc.cmd);
+    if (rs->unit && mc_cmd_is_meta(r->mc.cmd)) {
+        relay_unit(r, rs);
+        return ROUTE_ANSWERED;
+    }
+    /* An mg is answered like a get: a value or a miss. */
+    bool retrieval = mc_cmd_is_retrieval(r->mc.cmd) || r->mc.cmd == MC_META_GET;
     if (kind_is_error(rs->kind)) {
         if (retrieval) r->keys[k].state = KEY_ERROR;
         r->errors = true;
@@ -643,6 +732,57 @@ static void push_conn_table(lua_State *L, uint64_t conn_id)
     lua_remove(L, -2);
 }
 
+/* req.meta's __index: a flag's token (a string), true for a flag without
+ * one, nil for a flag not sent; anything but one letter is a mistake. */
+static int meta_index(lua_State *L)
+{
+    size_t n;
+    const char *name = lua_tolstring(L, 2, &n);
+    if (!name || n != 1 || !((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z')))
+        return luaL_error(L, "req.meta has no field '%s' (meta flags are single letters)",
+                          name ? name : luaL_typename(L, 2));
+    lua_rawget(L, lua_upvalueindex(1));
+    return 1;
+}
+
+static int meta_newindex(lua_State *L)
+{
+    return luaL_error(L, "req.meta is read-only");
+}
+
+/* req.meta: a meta request's flags as sent, read-only (nil for a text
+ * request).  The route reads them, the request goes on with them. */
+static void push_meta_table(lua_State *L, const struct gw_req *r)
+{
+    const struct mc_request *m = &r->mc;
+    if (!mc_cmd_is_meta(m->cmd)) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_createtable(L, 0, 0);                /* the proxy */
+    lua_createtable(L, 0, 3);                /* its metatable */
+    lua_createtable(L, 0, 8);                /* the flags */
+    const char *f = r->base + m->args_off;
+    uint32_t i = 0;
+    while (i < m->args_len) {
+        while (i < m->args_len && f[i] == ' ') i++;
+        if (i >= m->args_len) break;
+        uint32_t start = i;
+        while (i < m->args_len && f[i] != ' ') i++;
+        lua_pushlstring(L, f + start, 1);
+        if (i - start > 1) lua_pushlstring(L, f + start + 1, i - start - 1);
+        else lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
+    }
+    lua_pushcclosure(L, meta_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, meta_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+}
+
 static int req_index(lua_State *L)
 {
     struct lreq *q = check_req(L, 1);
@@ -662,8 +802,10 @@ static int req_index(lua_State *L)
     } else if (!strcmp(f, "delay")) {
         if (m->cmd == MC_FLUSH_ALL) lua_pushinteger(L, m->delay);
         else lua_pushnil(L);
+    } else if (!strcmp(f, "meta")) {
+        push_meta_table(L, r);
     } else if (!strcmp(f, "value")) {
-        if (storage) lua_pushlstring(L, r->base + m->data_off, m->bytes);
+        if (storage || m->cmd == MC_META_SET) lua_pushlstring(L, r->base + m->data_off, m->bytes);
         else lua_pushnil(L);
     } else if (!strcmp(f, "flags")) {
         if (storage) lua_pushinteger(L, m->flags);
@@ -1181,6 +1323,9 @@ static int pool_forward(lua_State *L)
         return 2;
     }
     c->mc.noreply = false;
+    /* A meta request's base64 key goes as the client sent it only while
+     * the route left the key alone (be_text.c). */
+    if (key->bkey != key->ckey) c->mc.binary_key = false;
     c->in = r->in;
     if (c->in) buf_ref(c->in);
     c->base = r->base;
