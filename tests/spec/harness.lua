@@ -346,13 +346,14 @@ function Conn:fail(err, what)
     err == "closed" and "connection closed" or "timed out", what or "", H.show(self.buf)), 0)
 end
 
--- One line and, after a "VALUE <key> <flags> <bytes>" line, its data
--- block: returns those exact bytes, the line, and the data block's length
--- (nil after any other line).  Raises (Conn:fail) on EOF or timeout.
+-- One line and, after a "VALUE <key> <flags> <bytes>" line or a meta
+-- "VA <bytes> ..." line, its data block: returns those exact bytes, the
+-- line, and the data block's length (nil after any other line).  Raises
+-- (Conn:fail) on EOF or timeout.
 function Conn:unit(deadline)
   local l, err = self:raw_line(deadline)
   if not l then self:fail(err) end
-  local n = l:match("^VALUE %S+ %d+ (%d+)")
+  local n = l:match("^VALUE %S+ %d+ (%d+)") or l:match("^VA (%d+)")
   if not n then return l, l end
   n = tonumber(n) + 2
   local data, err2 = self:bytes(n, deadline)
@@ -361,15 +362,15 @@ function Conn:unit(deadline)
 end
 
 -- Read one whole reply, byte-exact: for a retrieval, every VALUE unit up to
--- END, STAT lines up to END for stats, else one line.  Raises on EOF or
--- timeout.
+-- END, STAT lines up to END for stats, a meta VA unit, else one line.
+-- Raises on EOF or timeout.
 function Conn:reply(deadline)
   if not deadline and self.whole_reply then deadline = socket.gettime() + self.timeout end
   local out = {}
   while true do
     local unit, l, n = self:unit(deadline)
     out[#out + 1] = unit
-    if not n and not l:match("^STAT ") then return table.concat(out) end
+    if (not n and not l:match("^STAT ")) or l:match("^VA ") then return table.concat(out) end
   end
 end
 
