@@ -257,6 +257,13 @@ static inline void set_key(struct mc_request *req, const struct tok *t)
 
 /* ---- commands ---------------------------------------------------------- */
 
+enum mc_cmd mc_cmd_named(const char *name)
+{
+    for (int c = MC_NONE + 1; c < MC_CMD_COUNT; c++)
+        if (strcmp(name, mc_cmd_name((enum mc_cmd)c)) == 0) return (enum mc_cmd)c;
+    return MC_NONE;
+}
+
 enum mc_cmd mc_cmd_lookup(const char *s, size_t n)
 {
 #define IS(lit) (memcmp(s, lit, sizeof(lit) - 1) == 0)

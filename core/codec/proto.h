@@ -131,8 +131,10 @@ enum mc_cmd {
 /* Name of a command as the client spells it ("get", "set", ...). */
 const char *mc_cmd_name(enum mc_cmd cmd);
 
-/* The command a client spells s[0..n), or MC_NONE. */
+/* The text command a client spells s[0..n), or MC_NONE (the parser's). */
 enum mc_cmd mc_cmd_lookup(const char *s, size_t n);
+/* Any command, text or meta ("mg"), by its name; MC_NONE if none. */
+enum mc_cmd mc_cmd_named(const char *name);
 
 /* True for set/add/replace/append/prepend/cas (they carry a data block). */
 bool mc_cmd_is_storage(enum mc_cmd cmd);

@@ -205,11 +205,12 @@ static enum MHD_Result on_main(struct MHD_Connection *c, void (*fn)(void *), str
     return reply_json(c, status, t->text, t->len);
 }
 
-/* Commands a client sends with a key: the ones a route sees. */
+/* Commands a client sends with a key, text or meta: the ones a route sees. */
 static bool command_has_key(const char *name)
 {
-    switch (mc_cmd_lookup(name, strlen(name))) {
+    switch (mc_cmd_named(name)) {
     case MC_NONE: case MC_FLUSH_ALL: case MC_VERSION: case MC_VERBOSITY: case MC_STATS: case MC_QUIT:
+    case MC_META_NOOP:
         return false;
     default:
         return true;

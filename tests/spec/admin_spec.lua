@@ -677,6 +677,9 @@ describe("/route", function()
       local r = route(keys[7], "delete")
       assert.are.equal("delete", r.command)
       assert.are.equal(where[keys[7]], r.server)
+      r = route(keys[7], "mg") -- meta commands are routed the same
+      assert.are.equal("mg", r.command)
+      assert.are.equal(where[keys[7]], r.server)
     end
 
     -- a route function: no pool or server to name; no route: null
@@ -691,6 +694,7 @@ describe("/route", function()
     route("k1", "stats", 400)
     route("k1", "flush_all", 400)
     route("k1", "bogus", 400)
+    route("k1", "mn", 400)
     assert.are.equal(400, (g.http("GET", "/route")))
     g.assert_alive()
   end)
