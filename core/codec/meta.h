@@ -170,6 +170,23 @@ const struct mc_meta_flag *mc_meta_flag_find(const struct mc_meta_flag *flags,
                                              uint32_t n, uint64_t bits,
                                              char letter);
 
+/* Walk flags as sent, f[0..n) (a request's args: space-separated tokens,
+ * each a letter and its token): each call sets the next flag's bytes
+ * *tok[0..*len) and advances *pos (start at 0); false at the end. */
+static inline bool mc_meta_next_flag(const char *f, uint32_t n, uint32_t *pos,
+                                     const char **tok, uint32_t *len)
+{
+    uint32_t i = *pos;
+    while (i < n && f[i] == ' ') i++;
+    if (i >= n) return false;
+    uint32_t start = i;
+    while (i < n && f[i] != ' ') i++;
+    *tok = f + start;
+    *len = i - start;
+    *pos = i;
+    return true;
+}
+
 /* The request's flag with this letter, or NULL. */
 static inline const struct mc_meta_flag *
 mc_meta_flag(const struct mc_meta_request *req, char letter)

@@ -138,20 +138,6 @@ static bool quiet_drops(enum mc_cmd cmd, const char *word)
     }
 }
 
-/* Walk the flags as sent: each call gives the next flag's bytes. */
-static bool next_flag(const char *f, uint32_t n, uint32_t *pos, const char **tok, uint32_t *len)
-{
-    uint32_t i = *pos;
-    while (i < n && f[i] == ' ') i++;
-    if (i >= n) return false;
-    uint32_t start = i;
-    while (i < n && f[i] != ' ') i++;
-    *tok = f + start;
-    *len = i - start;
-    *pos = i;
-    return true;
-}
-
 /* " k<key as sent>" and " b" after it when it came in base64. */
 static size_t put_key_flag(char *h, const struct gw_req *r)
 {
@@ -244,7 +230,7 @@ static int render(struct client *c, struct gw_req *r)
     const char *tok;
     const char *f = r->base + m->args_off;
     if (hit) {
-        while (next_flag(f, m->args_len, &pos, &tok, &len)) value |= tok[0] == 'v';
+        while (mc_meta_next_flag(f, m->args_len, &pos, &tok, &len)) value |= tok[0] == 'v';
         pos = 0;
         if (value) word = "VA";
     }
@@ -254,7 +240,7 @@ static int render(struct client *c, struct gw_req *r)
     size_t n = fmt_mem(h, word, 2);
     if (value) n += fmt_sp_u64(h + n, vlen);
     bool item = hit && m->cmd == MC_META_GET;
-    while (next_flag(f, m->args_len, &pos, &tok, &len)) {
+    while (mc_meta_next_flag(f, m->args_len, &pos, &tok, &len)) {
         char letter = tok[0];
         if (letter == 'O') {
             h[n++] = ' ';

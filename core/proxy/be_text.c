@@ -111,21 +111,18 @@ static int push_run(struct gw_oq *q, const char *p, uint32_t n)
 static int push_meta_flags(struct gw_oq *q, const char *f, uint32_t n)
 {
     int rc = GW_OK;
-    uint32_t i = 0, run = UINT32_MAX, run_end = 0;
-    while (rc == GW_OK) {
-        while (i < n && f[i] == ' ') i++;
-        if (i >= n) break;
-        uint32_t start = i;
-        while (i < n && f[i] != ' ') i++;
-        if (f[start] != 'q' && f[start] != 'b') {
-            if (run == UINT32_MAX) run = start;
-            run_end = i;
-        } else if (run != UINT32_MAX) {
-            rc = push_run(q, f + run, run_end - run);
-            run = UINT32_MAX;
+    uint32_t pos = 0, len;
+    const char *tok, *run = NULL, *run_end = NULL;
+    while (rc == GW_OK && mc_meta_next_flag(f, n, &pos, &tok, &len)) {
+        if (tok[0] != 'q' && tok[0] != 'b') {
+            if (!run) run = tok;
+            run_end = tok + len;
+        } else if (run) {
+            rc = push_run(q, run, (uint32_t)(run_end - run));
+            run = NULL;
         }
     }
-    if (rc == GW_OK && run != UINT32_MAX) rc = push_run(q, f + run, run_end - run);
+    if (rc == GW_OK && run) rc = push_run(q, run, (uint32_t)(run_end - run));
     return rc;
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "base/buf.h"
+#include "codec/meta.h"
 #include "pool.h"
 #include "req.h"
 #include "rt/rt.h"
@@ -83,16 +84,12 @@ static const enum store_op store_ops[MC_CMD_COUNT] = {
  * NULL when it was not sent. */
 static const char *meta_token(const struct gw_req *r, char letter, uint32_t *len)
 {
-    const char *f = r->base + r->mc.args_off;
-    uint32_t n = r->mc.args_len, i = 0;
-    while (i < n) {
-        while (i < n && f[i] == ' ') i++;
-        if (i >= n) break;
-        uint32_t start = i;
-        while (i < n && f[i] != ' ') i++;
-        if (f[start] == letter) {
-            *len = i - start - 1;
-            return f + start + 1;
+    uint32_t pos = 0, n;
+    const char *tok;
+    while (mc_meta_next_flag(r->base + r->mc.args_off, r->mc.args_len, &pos, &tok, &n)) {
+        if (tok[0] == letter) {
+            *len = n - 1;
+            return tok + 1;
         }
     }
     return NULL;

@@ -762,15 +762,11 @@ static void push_meta_table(lua_State *L, const struct gw_req *r)
     lua_createtable(L, 0, 0);                /* the proxy */
     lua_createtable(L, 0, 3);                /* its metatable */
     lua_createtable(L, 0, 8);                /* the flags */
-    const char *f = r->base + m->args_off;
-    uint32_t i = 0;
-    while (i < m->args_len) {
-        while (i < m->args_len && f[i] == ' ') i++;
-        if (i >= m->args_len) break;
-        uint32_t start = i;
-        while (i < m->args_len && f[i] != ' ') i++;
-        lua_pushlstring(L, f + start, 1);
-        if (i - start > 1) lua_pushlstring(L, f + start + 1, i - start - 1);
+    uint32_t pos = 0, len;
+    const char *tok;
+    while (mc_meta_next_flag(r->base + m->args_off, m->args_len, &pos, &tok, &len)) {
+        lua_pushlstring(L, tok, 1);
+        if (len > 1) lua_pushlstring(L, tok + 1, len - 1);
         else lua_pushboolean(L, 1);
         lua_rawset(L, -3);
     }
