@@ -9,8 +9,10 @@
  *
  * Replies
  * - A server's reply unit is relayed as it came (r->runit), its value
- *   never copied.  Only when a route changed the key, and the unit carries
- *   it back (k), is the line rebuilt around the client's own key.
+ *   never copied.  Its line is rebuilt around the client's own key only
+ *   when a route changed the key and the unit carries it back (k), or when
+ *   the server was not asked for k (req_meta_key_hidden: a key that is no
+ *   text key, which memcached may write raw).
  * - q: the server was asked without it (be_text.c), and what q suppresses
  *   is dropped here, as memcached 1.6.18 drops it: EN for mg, HD for ms
  *   and md, HD and VA for ma.  Errors are always sent.
@@ -125,10 +127,13 @@ bool meta_decode(struct client *c)
 
 /* --- replies ------------------------------------------------------------- */
 
-/* Whether q drops a reply that starts with word (two letters). */
+/* Whether q drops a reply that starts with word (two letters).  An MN
+ * unit stands for a reply the server itself suppressed (be_text.c's
+ * probe). */
 static bool quiet_drops(enum mc_cmd cmd, const char *word)
 {
     bool hd = word[0] == 'H' && word[1] == 'D';
+    if (word[0] == 'M' && word[1] == 'N') return true;
     switch (cmd) {
     case MC_META_GET: return word[0] == 'E' && word[1] == 'N';
     case MC_META_SET:
@@ -151,14 +156,32 @@ static size_t put_key_flag(char *h, const struct gw_req *r)
  * a size, c f s numbers, the key and "\r\n". */
 #define LINE_EXTRA (8 + 4 * (FMT_U64_MAX + 2) + MC_KEY_MAX + 4)
 
-/* The unit came back about the key the route sent: rebuild its line with
- * the client's key in k (and b as the client spelled it), then the value. */
-static int relay_rekeyed(struct client *c, struct gw_req *r)
+/* k was not asked of the server (req_meta_key_hidden): it goes where
+ * memcached puts it, in request order, before the first reply flag that a
+ * request flag after k asked for, or before the W X Z it adds at the end. */
+static bool key_goes_before(const struct gw_req *r, char letter)
+{
+    if (letter == 'W' || letter == 'X' || letter == 'Z') return true;
+    uint32_t pos = 0, len;
+    const char *tok;
+    bool after_k = false;
+    while (mc_meta_next_flag(r->base + r->mc.args_off, r->mc.args_len, &pos, &tok, &len)) {
+        if (tok[0] == 'k') after_k = true;
+        else if (after_k && tok[0] == letter) return true;
+    }
+    return false;
+}
+
+/* The unit's line rebuilt around the client's key: in place of the key
+ * the route sent (moved), or added where the server was not asked for it
+ * (hidden); b as the client spelled it.  Then the value, not copied. */
+static int relay_rebuilt(struct client *c, struct gw_req *r, bool hidden)
 {
     struct mc_meta_resp u;
-    if (mc_meta_resp_parse(r->rline, r->rlen, &u) != GW_OK ||
-        !(u.flag_bits & (MC_META_BIT('k') | MC_META_BIT('b'))))
-        return oq_push(&c->out, r->rline, r->rlen);
+    bool has_key = false;
+    if (mc_meta_resp_parse(r->rline, r->rlen, &u) != GW_OK || u.kind >= MRESP_MN ||
+        (!hidden && !(u.flag_bits & (MC_META_BIT('k') | MC_META_BIT('b')))))
+        return oq_push(&c->out, r->rline, r->rlen); /* errors, ME: as they are */
     char *h = req_alloc(r, u.line_len + LINE_EXTRA);
     if (!h) return GW_NOMEM;
     const char *word = mc_meta_resp_word(u.kind);
@@ -166,14 +189,20 @@ static int relay_rekeyed(struct client *c, struct gw_req *r)
     if (u.kind == MRESP_VA) n += fmt_sp_u64(h + n, u.bytes);
     for (uint32_t i = 0; i < u.nflags; i++) {
         const struct mc_meta_flag *f = &u.flags[i];
+        if (hidden && !has_key && key_goes_before(r, f->letter)) {
+            n += put_key_flag(h + n, r);
+            has_key = true;
+        }
         if (f->letter == 'b') continue;
         if (f->letter == 'k') {
             n += put_key_flag(h + n, r);
+            has_key = true;
             continue;
         }
         h[n++] = ' ';
         n += fmt_mem(h + n, r->rline + f->off, f->len);
     }
+    if (hidden && !has_key) n += put_key_flag(h + n, r);
     n += fmt_mem(h + n, "\r\n", 2);
     int rc = oq_push(&c->out, h, n);
     if (rc == GW_OK && u.kind == MRESP_VA) rc = oq_push(&c->out, r->rline + u.data_off, u.bytes + 2);
@@ -184,8 +213,11 @@ static int relay_unit(struct client *c, struct gw_req *r)
 {
     if (r->mc.quiet && quiet_drops(r->mc.cmd, r->rline)) return GW_OK;
     const struct gw_key *k = &r->keys[0];
-    if (k->bkey == k->ckey) return oq_push(&c->out, r->rline, r->rlen);
-    return relay_rekeyed(c, r);
+    bool moved = k->bkey != k->ckey;
+    if (!moved && !r->mc.binary_key) return oq_push(&c->out, r->rline, r->rlen);
+    bool hidden = req_meta_key_hidden(r);
+    if (!moved && !hidden) return oq_push(&c->out, r->rline, r->rlen);
+    return relay_rebuilt(c, r, hidden);
 }
 
 /* The meta word for a reply the gateway made of kind. */

@@ -103,18 +103,35 @@ static int push_run(struct gw_oq *q, const char *p, uint32_t n)
     return rc == GW_OK ? oq_push(q, p, n) : rc;
 }
 
-/* The request's flags f[0..n) as sent, less q and b: the gateway sends
- * every request with a reply (and drops what q would drop on the way
- * back), so each server stream stays in step and a failure is always
- * seen; b goes with the key (push_meta_key).  The flags kept go out as
- * runs of the client's own bytes. */
-static int push_meta_flags(struct gw_oq *q, const char *f, uint32_t n)
+/* memcached 1.6.18 drops a quiet ma's reply only when it found the item:
+ * an ma whose N created the item answers HD (or VA) all the same, which
+ * the gateway could not tell from any ma's reply if it sent it without q.
+ * So an ma with q and N goes with its q and an mn after it, and the
+ * server's own answer (its reply then MN, or MN alone) says. */
+static bool meta_probe(const struct gw_req *r)
+{
+    if (r->mc.cmd != MC_META_ARITH || !r->mc.quiet) return false;
+    uint32_t pos = 0, len;
+    const char *tok;
+    while (mc_meta_next_flag(r->base + r->mc.args_off, r->mc.args_len, &pos, &tok, &len))
+        if (tok[0] == 'N') return true;
+    return false;
+}
+
+/* The request's flags f[0..n) as sent, less those in drop (MC_META_BIT):
+ * q, as the gateway sends every request with a reply (and drops what q
+ * would drop on the way back), so each server stream stays in step and a
+ * failure is always seen (a probe keeps it, meta_probe); b, which goes
+ * with the key (push_meta_key); k when the key is hidden
+ * (req_meta_key_hidden).  The flags kept go out as runs of the client's
+ * own bytes. */
+static int push_meta_flags(struct gw_oq *q, const char *f, uint32_t n, uint64_t drop)
 {
     int rc = GW_OK;
     uint32_t pos = 0, len;
     const char *tok, *run = NULL, *run_end = NULL;
     while (rc == GW_OK && mc_meta_next_flag(f, n, &pos, &tok, &len)) {
-        if (tok[0] != 'q' && tok[0] != 'b') {
+        if (!(drop & MC_META_BIT(tok[0]))) { /* the parser let only letters in */
             if (!run) run = tok;
             run_end = tok + len;
         } else if (run) {
@@ -140,9 +157,14 @@ static int encode_meta(struct be_op *op, struct gw_oq *q)
         rc = oq_push(q, op->tail, op->tail_len);
     }
     if (rc == GW_OK && b) rc = oq_push(q, " b", 2);
-    if (rc == GW_OK) rc = push_meta_flags(q, r->base + r->mc.args_off, r->mc.args_len);
+    bool probe = meta_probe(r);
+    uint64_t drop = MC_META_BIT('b');
+    if (!probe) drop |= MC_META_BIT('q');
+    if (req_meta_key_hidden(r)) drop |= MC_META_BIT('k');
+    if (rc == GW_OK) rc = push_meta_flags(q, r->base + r->mc.args_off, r->mc.args_len, drop);
     if (rc == GW_OK) rc = oq_push(q, CRLF, 2);
     if (rc == GW_OK && set) rc = oq_push(q, r->base + r->mc.data_off, r->mc.bytes + 2);
+    if (rc == GW_OK && probe) rc = oq_push(q, "mn\r\n", 4);
     return rc;
 }
 
@@ -257,6 +279,19 @@ static enum be_decode decode_meta(struct gw_req *r, struct gw_rbuf *in, size_t *
     }
     if (rc != GW_OK) return BE_INVALID;
     struct gw_key *key = &r->keys[0];
+    bool probe = meta_probe(r);
+    if (u.kind == MRESP_MN && (probe || r->runit)) {
+        /* A probe's end: MN alone is the reply q suppressed, held for the
+         * client's codec to drop; after a reply (which held the unit) it
+         * is only consumed. */
+        if (!r->runit) {
+            hold_reply(r, in->b, base, u.total_len);
+            r->runit = true;
+            key->state = KEY_HIT;
+        }
+        in->pos += u.total_len;
+        return BE_DONE;
+    }
     switch (u.kind) {
     case MRESP_VA:
     case MRESP_HD:
@@ -281,7 +316,9 @@ static enum be_decode decode_meta(struct gw_req *r, struct gw_rbuf *in, size_t *
     hold_reply(r, in->b, base, u.total_len);
     r->runit = true;
     in->pos += u.total_len;
-    return BE_DONE;
+    if (!probe) return BE_DONE;
+    r->mc.quiet = false; /* the server applied q itself: the reply goes out */
+    return BE_MORE;
 }
 
 static enum be_decode text_decode(struct backend *b, struct be_op *op, struct gw_rbuf *in,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec/meta.h"
 #include "resolver.h"
 #include "rt/rt.h"
 
@@ -216,6 +217,18 @@ void req_reply_fmt(struct gw_req *r, const char *fmt, ...)
     r->runit = false;
     r->rline = p;
     r->rlen = (uint32_t)n + 2;
+}
+
+bool req_meta_key_hidden(const struct gw_req *r)
+{
+    const struct gw_key *k = &r->keys[0];
+    if (!r->mc.binary_key && k->bkey == k->ckey) return false; /* a text key, as sent */
+    if (mc_key_valid(k->bkey, k->bklen)) return false;
+    uint32_t pos = 0, len;
+    const char *tok;
+    while (mc_meta_next_flag(r->base + r->mc.args_off, r->mc.args_len, &pos, &tok, &len))
+        if (tok[0] == 'k') return true;
+    return false;
 }
 
 void req_fail_key(struct gw_req *r, uint32_t k, const char *why)

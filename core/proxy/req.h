@@ -152,6 +152,15 @@ void req_fail_key(struct gw_req *r, uint32_t k, const char *why);
  * request is done and on_done runs. */
 void req_op_done(struct gw_req *r);
 
+/* A meta request whose key the server is not asked to send back (k): its
+ * key as sent to the server is no text key, and memcached 1.6.18 writes a
+ * key raw in k (and in me's reply) for items that mg or ma created with N,
+ * whatever b said: a space or line break in it would break the reply
+ * line, make the connection fail for every request on it, and count
+ * toward marking the server down.  The client's codec writes k itself
+ * (the key as the client sent it), where memcached would have. */
+bool req_meta_key_hidden(const struct gw_req *r);
+
 /* A retrieval that answers its error line instead of values: its one key
  * failed, or a key failed and its pool fails a multi-get whole. */
 static inline bool req_retrieval_failed(const struct gw_req *r)

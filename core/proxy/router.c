@@ -31,6 +31,11 @@ void router_send(struct pool *p, struct gw_req *r, uint32_t k)
         else internal_single(p, r);
         return;
     }
+    if (r->mc.cmd == MC_META_DEBUG && !mc_key_valid(key->bkey, key->bklen)) {
+        /* me's reply writes the key raw (req_meta_key_hidden). */
+        req_fail_key(r, k, "me is not relayed for a key that is no text key");
+        return;
+    }
     if (p->text_only && mc_cmd_is_meta(r->mc.cmd)) {
         req_fail_key(r, k, "pool speaks only the text protocol (protocol = \"text\")");
         return;
