@@ -232,47 +232,49 @@ static const char *kind_word(enum mc_resp_kind kind)
     }
 }
 
-/* A reply the gateway made (no server unit), in meta. */
-static int render(struct client *c, struct gw_req *r)
+/* What a reply the gateway made (no server unit) says: its word and, for
+ * a value (an mg hit, an ma's number), the value.  False: nothing was set. */
+struct made_reply {
+    const char *word;
+    const char *vdata;   /* the value, then "\r\n" */
+    uint32_t vlen;
+    bool hit;            /* a value to give (with v) */
+};
+
+static bool made_reply(const struct gw_req *r, struct made_reply *out)
 {
     const struct gw_key *k = &r->keys[0];
-    const struct mc_request *m = &r->mc;
-    bool hit = false, value = false;
-    const char *vdata = NULL;
-    uint32_t vlen = 0;
-    const char *word;
-    if (m->cmd == MC_META_GET) {
-        hit = k->state == KEY_HIT;
-        word = hit ? "HD" : "EN";
-        vdata = k->vdata;
-        vlen = k->bytes;
-    } else if (m->cmd == MC_META_DEBUG) {
-        word = "EN";
+    enum mc_cmd cmd = r->mc.cmd;
+    memset(out, 0, sizeof *out);
+    if (cmd == MC_META_GET) {
+        out->hit = k->state == KEY_HIT;
+        out->word = out->hit ? "HD" : "EN";
+        out->vdata = k->vdata;
+        out->vlen = k->bytes;
+    } else if (cmd == MC_META_DEBUG) {
+        out->word = "EN";
     } else if (!r->rkind) {
-        return oq_push(&c->out, "SERVER_ERROR no reply\r\n", 23);
+        return false;
     } else {
-        word = kind_word(r->rkind);
-        if (r->rkind == RESP_NUMBER && m->cmd == MC_META_ARITH) {
-            hit = true;
-            vdata = r->rline;
-            vlen = r->rlen - 2;
+        out->word = kind_word(r->rkind);
+        if (r->rkind == RESP_NUMBER && cmd == MC_META_ARITH) {
+            out->hit = true;
+            out->vdata = r->rline;
+            out->vlen = r->rlen - 2;
         }
     }
+    return true;
+}
+
+/* The flags asked for that the gateway knows, in request order: O, k, and
+ * for an mg hit (item) c, f and s. */
+static size_t put_known_flags(char *h, const struct gw_req *r, bool item)
+{
+    const struct gw_key *k = &r->keys[0];
     uint32_t pos = 0, len;
     const char *tok;
-    const char *f = r->base + m->args_off;
-    if (hit) {
-        while (mc_meta_next_flag(f, m->args_len, &pos, &tok, &len)) value |= tok[0] == 'v';
-        pos = 0;
-        if (value) word = "VA";
-    }
-    if (m->quiet && quiet_drops(m->cmd, word)) return GW_OK;
-    char *h = req_alloc(r, m->args_len + LINE_EXTRA);
-    if (!h) return GW_NOMEM;
-    size_t n = fmt_mem(h, word, 2);
-    if (value) n += fmt_sp_u64(h + n, vlen);
-    bool item = hit && m->cmd == MC_META_GET;
-    while (mc_meta_next_flag(f, m->args_len, &pos, &tok, &len)) {
+    size_t n = 0;
+    while (mc_meta_next_flag(r->base + r->mc.args_off, r->mc.args_len, &pos, &tok, &len)) {
         char letter = tok[0];
         if (letter == 'O') {
             h[n++] = ' ';
@@ -285,9 +287,34 @@ static int render(struct client *c, struct gw_req *r)
             n += fmt_u64(h + n, letter == 'c' ? k->cas : letter == 'f' ? k->flags : k->bytes);
         }
     }
+    return n;
+}
+
+static bool asks_value(const struct gw_req *r)
+{
+    uint32_t pos = 0, len;
+    const char *tok;
+    while (mc_meta_next_flag(r->base + r->mc.args_off, r->mc.args_len, &pos, &tok, &len))
+        if (tok[0] == 'v') return true;
+    return false;
+}
+
+/* A reply the gateway made, in meta. */
+static int render(struct client *c, struct gw_req *r)
+{
+    struct made_reply m;
+    if (!made_reply(r, &m)) return oq_push(&c->out, "SERVER_ERROR no reply\r\n", 23);
+    bool value = m.hit && asks_value(r);
+    if (value) m.word = "VA";
+    if (r->mc.quiet && quiet_drops(r->mc.cmd, m.word)) return GW_OK;
+    char *h = req_alloc(r, r->mc.args_len + LINE_EXTRA);
+    if (!h) return GW_NOMEM;
+    size_t n = fmt_mem(h, m.word, 2);
+    if (value) n += fmt_sp_u64(h + n, m.vlen);
+    n += put_known_flags(h + n, r, m.hit && r->mc.cmd == MC_META_GET);
     n += fmt_mem(h + n, "\r\n", 2);
     int rc = oq_push(&c->out, h, n);
-    if (rc == GW_OK && value) rc = oq_push(&c->out, vdata, vlen + 2);
+    if (rc == GW_OK && value) rc = oq_push(&c->out, m.vdata, m.vlen + 2);
     return rc;
 }
 
