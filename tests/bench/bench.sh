@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench.sh -- the gateway vs twemproxy vs direct memcached, side by side.
 #
-#   make bench                         (about 12 minutes on 2 cores)
+#   make bench                         (about 13 minutes on 2 cores)
 #   BENCH_QUICK=1 make bench           (a smoke run, about 2 minutes)
 #   sh tests/bench/bench.sh            (from the repo root, after make)
 #
@@ -18,6 +18,11 @@
 #             connections, 10,000 preloaded keys; counted in keys/s
 #   large     loadgen, closed loop: 90/10 get/set of 100 KB values
 #             (BENCH_LARGE_SIZE), 8 connections, 1,000 preloaded keys
+#   meta      loadgen -M, closed loop, the meta protocol: 90% "mg <key> v f",
+#             10% "ms <key> 100 T0", 100 B values, 32 connections, 10,000
+#             keys (preloaded with text sets); direct, the gateway and the
+#             extras that answer meta (twemproxy speaks no meta: left out);
+#             memcached counts an mg in cmd_get and an ms in cmd_set
 #   yield     the mix against the gateway with the function route (gateway)
 #             and with a route that calls pool:get from Lua and answers
 #             memcache.hit/miss (gw_yield), same run
@@ -43,7 +48,7 @@
 # Then a table of the goals with PASS/MISS.
 #
 # Knobs (environment):
-#   BENCH_WORKLOADS="mix multiget large yield memory threads latency"
+#   BENCH_WORKLOADS="mix multiget large meta yield memory threads latency"
 #   BENCH_ROUNDS=5  BENCH_SECONDS=6  BENCH_WARMUP=1 (seconds per target)
 #   BENCH_QUICK=1   defaults of 3 rounds of 2 s, no warmup, 1,000 memory
 #                   connections (each knob set explicitly still wins)
@@ -56,10 +61,12 @@
 #   GATEWAY_BIN=./gateway  LOADGEN=build/bench/loadgen
 #   BENCH_IDLE_MEMORY=tests/bench/idle_memory.py
 #   BENCH_BASELINE=path/to/other/gateway adds it as the target "baseline"
-#       (with its own lua/ next to it) to mix, multiget, large and latency
+#       (with its own lua/ next to it) to mix, multiget, large, meta and
+#       latency (to meta only if it answers meta: an older build is skipped)
 #   BENCH_MCPROXY=path/to/memcached (built with the proxy) and
 #   BENCH_MCPROXY_LIB=path/to/routelib.lua add memcached's proxy as
-#       "mcproxy" to mix, multiget, large and latency (not in Debian: off)
+#       "mcproxy" to mix, multiget, large, meta and latency (not in Debian:
+#       off)
 #   BENCH_KEEP=1 keeps the work directory (logs, configs, raw output)
 # The machine has 2 cores: the load generator takes about one, the target
 # the other.
@@ -89,7 +96,7 @@ RATE=${BENCH_RATE:-20000}
 LAT_CONNS=${BENCH_LAT_CONNS:-32}
 MEM_CONNS=${BENCH_MEM_CONNS:-$q_mem}
 MEM_SET=${BENCH_MEM_SET:-12288}
-WORKLOADS=${BENCH_WORKLOADS:-"mix multiget large yield memory threads latency"}
+WORKLOADS=${BENCH_WORKLOADS:-"mix multiget large meta yield memory threads latency"}
 TARGETS=${BENCH_TARGETS:-"direct twemproxy gateway gw_admin"}
 
 for tool in memcached nutcracker memcaslap; do
@@ -405,6 +412,27 @@ EOF
         loadgen_workload "-c $LARGE_CONC -g 0.9 -v $LARGE_SIZE -n 1000" "-v $LARGE_SIZE -n 1000" \
             "loadgen closed loop, 90/10 get/set, $LARGE_SIZE B values, $LARGE_CONC conns, 1,000 keys"
         ;;
+    meta)
+        # The meta protocol from the client: twemproxy does not speak it.
+        # The keys are preloaded with text sets (the servers' contents are
+        # the same either way; the run's ms are what measure meta sets).
+        DRIVER=loadgen DRIVER_ARGS="-M -c $CONC -g 0.9 -n 10000" PRELOAD_ARGS="-n 10000"
+        TITLE="loadgen -M closed loop: 90% mg <key> v f, 10% ms <key> 100 T0, 100 B values, $CONC conns, 10,000 keys"
+        pairs=""
+        for t in direct gateway $EXTRA; do
+            has "$TARGETS" "$t" || has "$EXTRA" "$t" || continue
+            eval "port=\$PORT_$t"
+            if ! $UTIL meta_probe "$t" "$port"; then
+                case $t in
+                baseline|mcproxy)
+                    echo "bench: meta: $t does not answer the meta protocol; left out of meta"
+                    continue ;;
+                esac
+            fi
+            pairs="$pairs $t=$t"
+        done
+        run_workload "$pairs"
+        ;;
     yield)
         DRIVER=memcaslap DRIVER_ARGS="-c $CONC -T $THREADS"
         TITLE="memcaslap as in mix; gw_yield: a get calls pool:get from Lua and answers memcache.hit/miss"
@@ -461,7 +489,7 @@ EOF
         done
         ;;
     *)
-        echo "bench: unknown workload $W (mix multiget large yield memory threads latency)" >&2
+        echo "bench: unknown workload $W (mix multiget large meta yield memory threads latency)" >&2
         exit 1 ;;
     esac
 done

@@ -6,8 +6,13 @@
     bench_util.py cpu PID                  utime+stime of PID, in microseconds
     bench_util.py backend_ops PORT...      sum of cmd_get + cmd_set over servers
                                            (memcached counts each key of a
-                                           multi-get in cmd_get)
+                                           multi-get in cmd_get, and, as of
+                                           1.6.18, each mg in cmd_get and
+                                           each ms in cmd_set)
     bench_util.py probe NAME PORT          warn if NAME rejects memcaslap-style keys
+    bench_util.py meta_probe NAME PORT     exit 1, with a warning, unless NAME
+                                           answers a meta get (mg ... v f) and
+                                           a meta no-op (mn) as memcached does
     bench_util.py parse OUTPUT             memcaslap's or loadgen's output as
                                            "ops=N secs=S mean_us=..."
     bench_util.py show LINE                one RESULTS line, readable
@@ -97,6 +102,30 @@ def probe(name, port):
     if buf != want:
         print("bench: WARNING: %s answers a memcaslap-style key (%r) with %r; "
               "memcached answers %r" % (name, req, buf, want), file=sys.stderr)
+
+
+def meta_probe(name, port):
+    """Whether NAME speaks the meta protocol: a get of a key nobody stored
+    must answer EN, and mn MN."""
+    req = b"mg bench_meta_probe_%d v f\r\nmn\r\n" % os.getpid()
+    want = b"EN\r\nMN\r\n"
+    buf = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(req)
+            deadline = time.monotonic() + 5
+            while buf.count(b"\r\n") < 2 and time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+    except OSError as e:
+        buf += (" (%s)" % e).encode()
+    if buf != want:
+        print("bench: WARNING: %s answers %r with %r, not %r: it does not speak the "
+              "meta protocol" % (name, req, buf, want), file=sys.stderr)
+        return False
+    return True
 
 
 def parse(path):
@@ -210,7 +239,8 @@ def median(xs):
 
 
 def rate(d):
-    return d["ops"] / d["secs"] if d["secs"] else None
+    # loadgen's seconds run to its last good reply: 0 when it had none
+    return d["ops"] / d["secs"] if d["secs"] else 0.0 if d["ops"] == 0 else None
 
 
 def cpu_op(d):
@@ -271,6 +301,8 @@ class Results:
         if not self.has(w, t):
             return None
         ops = sum(d["ops"] for d in self.runs[w][t].values())
+        if ops == 0:
+            return "no request succeeded (%d errors)" % self.errors(w, t)
         if self.fwd(w, t) < 0.95:
             return ("the memcached servers saw %.2f get/set commands per client op "
                     "(expected about 1.00): it answered without forwarding (error "
@@ -289,6 +321,8 @@ def table(res, w):
     vs = [("twemproxy", "× twemproxy"), ("direct", "× direct")]
     if w == "yield":
         vs = [("gateway", "× function route")]
+    if w == "meta":                 # twemproxy speaks no meta
+        vs = [("direct", "× direct")]
     if w == "latency":
         print("%-10s %4s %9s %8s %8s %9s %9s %9s %7s %10s %10s %11s" % (
             "target", "runs", "req/s", "p50 µs", "p99 µs", "p99.9 µs", "max µs",
@@ -380,6 +414,14 @@ def goals(res):
                      "PASS" if abs(v) <= 0.10 else "MISS"))
     else:
         rows.append((text, "not run", "-"))
+    text = "meta (90% mg v f, 10% ms): gateway vs direct"
+    if res.has("meta", "gateway") and res.has("meta", "direct"):
+        rows.append((text, "%s× ops/s, CPU/op %s×" % (
+            fmt(res.paired("meta", "gateway", "direct", rate), ".2f"),
+            fmt(res.paired("meta", "gateway", "direct", cpu_op), ".2f")),
+            "INVALID" if res.invalid("meta", "gateway") else "report"))
+    else:
+        rows.append((text, "not run", "-"))
     for b in ("direct", "twemproxy"):
         text = "2 threads: gateway (2 threads) vs %s" % b
         if res.has("threads", "gateway") and res.has("threads", b):
@@ -429,6 +471,8 @@ def main():
         backend_ops([int(p) for p in sys.argv[2:]])
     elif cmd == "probe":
         probe(sys.argv[2], int(sys.argv[3]))
+    elif cmd == "meta_probe":
+        sys.exit(0 if meta_probe(sys.argv[2], int(sys.argv[3])) else 1)
     elif cmd == "parse":
         parse(sys.argv[2])
     elif cmd == "show":

@@ -1,8 +1,9 @@
-/* loadgen -- a small memcached text-protocol load generator for make bench.
+/* loadgen -- a small memcached load generator for make bench: the text
+ * protocol, or with -M the meta protocol.
  *
  *   loadgen -s HOST:PORT [-c CONNS] [-r RATE] [-t SECONDS] [-g GET_RATIO]
  *           [-n KEYS] [-k KEY_LEN] [-v VALUE_LEN] [-m KEYS_PER_GET]
- *           [-d DEPTH] [-P]
+ *           [-d DEPTH] [-M] [-P]
  *
  * Open loop (-r RATE > 0): request i is due at start + i/RATE, whatever
  * the replies; it goes to connection i % CONNS (pipelined behind what that
@@ -20,6 +21,22 @@
  * VALUE lines of the keys asked, in their order, with VALUE_LEN bytes each,
  * then END; a set must answer STORED.  Anything else counts as an error
  * (an unparseable stream also closes that connection).
+ *
+ * Meta (-M): a get of one key is "mg <key> v f" and must answer either
+ * "VA <VALUE_LEN> f0" and the value (a hit) or "EN" (a miss); a get of
+ * KEYS_PER_GET > 1 keys is that many quiet gets "mg <key> v f q k" and an
+ * "mn", and must answer only "VA <VALUE_LEN> f0 k<key>" lines (flags in
+ * any order) of the keys asked, in their order, each with its value, then
+ * "MN" (a quiet get that misses says nothing).  A set is
+ * "ms <key> <VALUE_LEN> T0" with the value (flags 0 and no expiry, as the
+ * text set) and must answer "HD".  A VA line with any other flag, another
+ * length or flags other than 0 (every writer of these keys stores 0) makes
+ * its request an error; so does any other line (ERROR, CLIENT_ERROR, ...):
+ * for a one-key get or a set it is the reply, for a multi-key get the
+ * request still waits for its MN.  A request with an error counts in
+ * errors, not in requests, hits or misses.  An ms answered ERROR (a target
+ * that knows no ms reads the value as a command, and answers that too)
+ * also closes its connection.
  *
  * The last line of output is "RESULT name=value ...": requests, keys,
  * seconds, rate (requests/s), keys_per_s, hits, misses, errors, dropped
@@ -68,6 +85,8 @@ struct conn {
     int in_data;           /* reading a value's bytes */
     size_t remain;         /* of the value, with its \r\n */
     unsigned cursor, hits; /* of the request at the head */
+    int bad;               /* meta: the head request had a wrong reply line */
+    int end_after_data;    /* meta: the value being read ends the head request */
 };
 
 static struct {
@@ -75,6 +94,7 @@ static struct {
     double rate, secs, get_ratio;
 } opt = { 32, 32, 100, 10000, 1, 0, 0, 5, 0.9 };
 static int mget = 1;
+static int meta;           /* -M: the meta protocol */
 
 static struct conn *cs;
 static char *value;
@@ -210,11 +230,25 @@ static void issue(struct conn *c, uint64_t due)
     if (q->op == OP_SET) {
         char line[64];
         q->key[0] = opt.preload ? (uint32_t)preload_next++ : (uint32_t)(rnd() % opt.nkeys);
-        put(c, "set ", 4);
+        put(c, meta ? "ms " : "set ", meta ? 3 : 4);
         put_key(c, q->key[0]);
-        put(c, line, snprintf(line, sizeof line, " 0 0 %d\r\n", opt.vlen));
+        put(c, line, snprintf(line, sizeof line, meta ? " %d T0\r\n" : " 0 0 %d\r\n", opt.vlen));
         put(c, value, opt.vlen);
         put(c, "\r\n", 2);
+        return;
+    }
+    if (meta) {
+        for (int i = 0; i < mget; i++) {
+            q->key[i] = (uint32_t)(rnd() % opt.nkeys);
+            put(c, "mg ", 3);
+            put_key(c, q->key[i]);
+            if (mget == 1)
+                put(c, " v f\r\n", 6);
+            else
+                put(c, " v f q k\r\n", 10);
+        }
+        if (mget > 1)
+            put(c, "mn\r\n", 4);
         return;
     }
     put(c, "get", 3);
@@ -252,6 +286,7 @@ static void complete(struct conn *c, uint64_t now, int ok)
     c->head = (c->head + 1) % RING;
     c->count--;
     c->cursor = c->hits = 0;
+    c->bad = c->end_after_data = 0;
     if (may_issue(now))
         issue(c, now);
 }
@@ -281,6 +316,102 @@ static int value_line(struct conn *c, const char *l, size_t len)
     return 1;
 }
 
+/* Meta: a VA line for the head get.  Sets up reading its value when its
+ * length parses (else c->in_data stays 0: the stream cannot be followed);
+ * 1 if it is a hit the get asked for: VALUE_LEN bytes, flags f0 and, for a
+ * multi-key get, k<key> of a key asked after the ones already answered,
+ * and no other flag. */
+static int va_line(struct conn *c, const char *l, size_t len)
+{
+    struct req *q = &c->ring[c->head];
+    const char *p = l + 3, *end = l + len;
+    char *e;
+    unsigned long bytes = strtoul(p, &e, 10);
+    if (e == p || *p < '0' || *p > '9' || (e != end && *e != ' '))
+        return 0;
+    c->remain = bytes + 2;
+    c->in_data = 1;
+    int ok = bytes == (unsigned long)opt.vlen, seen_f = 0, seen_k = 0;
+    p = e;
+    while (p < end) {
+        while (p < end && *p == ' ')
+            p++;
+        if (p == end)
+            break;
+        const char *tok = p;
+        while (p < end && *p != ' ')
+            p++;
+        size_t tlen = p - tok;
+        if (tok[0] == 'f' && !seen_f) {
+            seen_f = 1;
+            ok &= tlen == 2 && tok[1] == '0';
+        } else if (tok[0] == 'k' && !seen_k && mget > 1) {
+            seen_k = 1;
+            if (tlen - 1 != (size_t)opt.keylen || tok[1] != 'l' || tok[2] != 'g') {
+                ok = 0;
+                continue;
+            }
+            unsigned long k = 0;
+            for (size_t i = 3; i < tlen; i++) {
+                if (tok[i] < '0' || tok[i] > '9')
+                    ok = 0;
+                k = k * 10 + (unsigned long)(tok[i] - '0');
+            }
+            while (c->cursor < (unsigned)mget && q->key[c->cursor] != k)
+                c->cursor++;
+            if (c->cursor == (unsigned)mget)
+                ok = 0;
+            else
+                c->cursor++;
+        } else
+            ok = 0;
+    }
+    ok &= seen_f && (mget == 1 || seen_k);
+    if (ok)
+        c->hits++;
+    return ok;
+}
+
+/* Meta: one reply line l (len bytes) for the head request; 0 when the
+ * stream cannot be followed (c is closed). */
+static int meta_line(struct conn *c, const char *l, size_t len, uint64_t now)
+{
+    int op = c->ring[c->head].op;
+    if (op == OP_GET && len > 3 && memcmp(l, "VA ", 3) == 0) {
+        if (!va_line(c, l, len)) {
+            if (!c->in_data) {
+                kill_conn(c, "a VA line without a length");
+                return 0;
+            }
+            if (n_err < 10)
+                fprintf(stderr, "loadgen: unexpected %.*s\n", (int)(len > 80 ? 80 : len), l);
+            c->bad = 1;
+        }
+        c->end_after_data = mget == 1;
+        return 1;
+    }
+    if (op == OP_GET && mget > 1 && !(len == 2 && memcmp(l, "MN", 2) == 0)) {
+        if (n_err < 10)
+            fprintf(stderr, "loadgen: mg answered %.*s\n", (int)(len > 80 ? 80 : len), l);
+        c->bad = 1;
+        return 1;
+    }
+    int ok = !c->bad && ((op == OP_GET && mget == 1 && len == 2 && memcmp(l, "EN", 2) == 0)
+                         || (op == OP_GET && mget > 1)     /* MN */
+                         || (op == OP_SET && len == 2 && memcmp(l, "HD", 2) == 0));
+    if (!ok && !c->bad && n_err < 10)
+        fprintf(stderr, "loadgen: %s answered %.*s\n", op == OP_GET ? "mg" : "ms",
+                (int)(len > 80 ? 80 : len), l);
+    complete(c, now, ok);
+    if (op == OP_SET && len == 5 && memcmp(l, "ERROR", 5) == 0) {
+        /* it did not know ms: the value it will read as a command line
+         * answers too, and every reply after it would be the wrong one's */
+        kill_conn(c, "ms answered ERROR (its value is taken for a command)");
+        return 0;
+    }
+    return 1;
+}
+
 /* Parse what c has read; complete the requests whose replies are whole. */
 static void parse(struct conn *c, uint64_t now)
 {
@@ -300,6 +431,8 @@ static void parse(struct conn *c, uint64_t now)
             }
             pos += 2;
             c->in_data = 0;
+            if (c->end_after_data)
+                complete(c, now, !c->bad);
             continue;
         }
         char *l = c->in + pos, *eol = memmem(l, c->inlen - pos, "\r\n", 2);
@@ -314,6 +447,11 @@ static void parse(struct conn *c, uint64_t now)
             fprintf(stderr, "loadgen: unasked reply: %.*s\n", (int)(len > 80 ? 80 : len), l);
             kill_conn(c, "a reply to nothing");
             return;
+        }
+        if (meta) {
+            if (!meta_line(c, l, len, now))
+                return;
+            continue;
         }
         int op = c->ring[c->head].op;
         if (op == OP_GET && len > 6 && memcmp(l, "VALUE ", 6) == 0) {
@@ -423,7 +561,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: loadgen -s HOST:PORT [-c CONNS] [-r RATE] [-t SECONDS] "
                     "[-g GET_RATIO] [-n KEYS] [-k KEY_LEN] [-v VALUE_LEN] "
-                    "[-m KEYS_PER_GET] [-d DEPTH] [-P]\n");
+                    "[-m KEYS_PER_GET] [-d DEPTH] [-M] [-P]\n");
     return 2;
 }
 
@@ -431,7 +569,7 @@ int main(int argc, char **argv)
 {
     const char *target = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "s:c:r:t:g:n:k:v:m:d:P")) != -1) {
+    while ((ch = getopt(argc, argv, "s:c:r:t:g:n:k:v:m:d:MP")) != -1) {
         switch (ch) {
         case 's': target = optarg; break;
         case 'c': opt.conns = atoi(optarg); break;
@@ -443,6 +581,7 @@ int main(int argc, char **argv)
         case 'v': opt.vlen = atoi(optarg); break;
         case 'm': mget = atoi(optarg); break;
         case 'd': opt.depth = atoi(optarg); break;
+        case 'M': meta = 1; break;
         case 'P': opt.preload = 1; break;
         default: return usage();
         }
@@ -528,8 +667,9 @@ int main(int argc, char **argv)
     double secs = t_last > t_start ? (t_last - t_start) / 1e9 : 0;
     if (opt.rate > 0)
         secs = opt.secs;
-    printf("loadgen: %s %s, %d conns, %.0f%% get x%d keys, %d B values, %d keys, %.1f s\n",
-           target, opt.preload ? "preload" : opt.rate > 0 ? "open loop" : "closed loop",
+    printf("loadgen: %s %s%s, %d conns, %.0f%% get x%d keys, %d B values, %d keys, %.1f s\n",
+           target, meta ? "meta, " : "",
+           opt.preload ? "preload" : opt.rate > 0 ? "open loop" : "closed loop",
            opt.conns, opt.get_ratio * 100, mget, opt.vlen, opt.nkeys, opt.secs);
     printf("RESULT requests=%llu keys=%llu seconds=%.3f rate=%.1f keys_per_s=%.1f "
            "hits=%llu misses=%llu errors=%llu dropped=%llu mean_us=%.1f p50_us=%.1f p99_us=%.1f "
