@@ -173,6 +173,12 @@ struct mc_request {
     bool quiet;          /* meta: q, its nominal reply is dropped (noreply stays
                           * false: a quiet request's errors are still sent) */
     bool binary_key;     /* meta: b, key_off/key_len is the key in base64 */
+    bool binary;         /* from a binary client (binary.h): the key is any
+                          * bytes, the value has no "\r\n" after it, exptime
+                          * of incr/decr is its create's (MC_BIN_NO_CREATE:
+                          * none) and initial its first value */
+    uint16_t status;     /* binary: a refused request's answer */
+    uint64_t initial;    /* binary incr/decr */
 
     const char *error;   /* GW_ERROR: the reply line, without "\r\n" */
     bool close;          /* GW_ERROR: close the connection after replying */

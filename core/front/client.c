@@ -8,6 +8,7 @@
 
 #include "admin.h"
 #include "base/loop.h"
+#include "codec/binary.h"
 #include "listener.h"
 #include "proxy/req.h"
 #include "proxy/resolver.h"
@@ -165,6 +166,19 @@ void client_refuse(struct client *c, const struct mc_request *mc, const char *li
     if (close) c->closing = true;
 }
 
+bool client_authenticated(const struct client *c)
+{
+    (void)c;
+    return true;
+}
+
+uint16_t client_sasl(struct client *c, uint8_t opcode, const char *mech, size_t mlen,
+                     const char *data, size_t dlen)
+{
+    (void)c; (void)opcode; (void)mech; (void)mlen; (void)data; (void)dlen;
+    return BIN_UNKNOWN_COMMAND;
+}
+
 bool client_busy(const struct client *c)
 {
     return c->pending >= gw_settings.max_pending || c->out.bytes >= gw_settings.max_output ||
@@ -174,6 +188,10 @@ bool client_busy(const struct client *c)
 static void client_decode(struct client *c)
 {
     if (c->closing) return;
+    if (!c->cs.started && rbuf_len(&c->in) > 0) {
+        c->cs.started = true;
+        c->codec = codec_pick((uint8_t)rbuf_data(&c->in)[0]);
+    }
     c->codec->decode(c);
     if (client_busy(c) && rbuf_len(&c->in) > 0) c->paused = true;
     mark(c);

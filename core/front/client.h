@@ -90,6 +90,13 @@ void client_dispatch(struct client *c, struct gw_req *r);
 /* A request the codec refused: its reply is `line` (no "\r\n"); close the
  * connection after it if `close`.  noreply follows mc. */
 void client_refuse(struct client *c, const struct mc_request *mc, const char *line, bool close);
+/* May the client send commands (its listener needs no authentication, or
+ * it has authenticated)? */
+bool client_authenticated(const struct client *c);
+/* A binary SASL request (opcode: list mechs, auth, step; mech and data
+ * its key and value): the status to answer (binary.h). */
+uint16_t client_sasl(struct client *c, uint8_t opcode, const char *mech, size_t mlen,
+                     const char *data, size_t dlen);
 /* Too much is pending: stop decoding until replies drain. */
 bool client_busy(const struct client *c);
 

@@ -43,9 +43,15 @@ struct codec_state {
     uint32_t need;             /* bytes the incomplete request at the start of
                                 * the read buffer needs in all, when its line
                                 * says (a storage command's data); else 0 */
+    bool started;              /* the first byte was seen: the codec is chosen */
 };
 
 extern const struct codec codec_text;
+extern const struct codec codec_binary;
+
+/* The codec of a connection whose first byte is `first`: binary for 0x80
+ * (memcached decides the same way, once per connection), else text. */
+const struct codec *codec_pick(uint8_t first);
 
 /* The meta half of codec_text (meta_codec.c).  meta_decode takes the meta
  * request at the start of the read buffer; false: stop decoding (it is
@@ -57,5 +63,7 @@ int meta_encode(struct client *c, struct gw_req *r);
 /* Consume a request of total_len bytes that was answered without a
  * gw_req of its own: what is not read yet is swallowed as it arrives. */
 void codec_consume(struct client *c, uint32_t total_len);
+/* Swallow what is left of such a request; true if there was some. */
+bool codec_swallow(struct client *c);
 
 #endif

@@ -51,17 +51,28 @@ void codec_consume(struct client *c, uint32_t total_len)
     }
 }
 
+bool codec_swallow(struct client *c)
+{
+    struct gw_rbuf *in = &c->in;
+    struct codec_state *cs = &c->cs;
+    if (!cs->swallow) return false;
+    uint32_t k = rbuf_len(in) < cs->swallow ? (uint32_t)rbuf_len(in) : cs->swallow;
+    in->pos += k;
+    cs->swallow -= k;
+    return true;
+}
+
+const struct codec *codec_pick(uint8_t first)
+{
+    return first == 0x80 ? &codec_binary : &codec_text;
+}
+
 static void text_decode(struct client *c)
 {
     struct gw_rbuf *in = &c->in;
     struct codec_state *cs = &c->cs;
     while (rbuf_len(in) > 0 && !c->closing) {
-        if (cs->swallow) {
-            uint32_t k = rbuf_len(in) < cs->swallow ? (uint32_t)rbuf_len(in) : cs->swallow;
-            in->pos += k;
-            cs->swallow -= k;
-            continue;
-        }
+        if (codec_swallow(c)) continue;
         if (client_busy(c)) break;
         const char *base = rbuf_data(in);
         if (mc_is_meta(base, rbuf_len(in))) {

@@ -159,6 +159,7 @@ struct be_op *op_new(struct rt *rt, struct gw_req *r, const struct be_policy *po
     op->batch_bytes = 0;
     op->head_len = op->tail_len = 0;
     op->queued = false;
+    op->meta = false;
     op->resent = 0;
     r->refs++;
     r->pending++;
@@ -288,6 +289,7 @@ static void op_reroute(struct backend *b, struct be_op *op, const char *reason)
             continue;
         }
         one->stats = ns;
+        one->meta = op->meta;
         op_first_key(one, (uint32_t)k);
         backend_enqueue(nb, one);
     }

@@ -91,6 +91,11 @@ struct be_codec {
      * of cmd may carry, so that no line a server would refuse is sent; 0:
      * no limit. */
     size_t (*batch_limit)(enum mc_cmd cmd);
+    /* Why key k of r cannot go to a server as the command meant (meta:
+     * its op would be sent in meta, op->meta), or NULL: a server that
+     * would read another command than the one routed must never get it.
+     * NULL: every request can go. */
+    const char *(*refuses)(const struct gw_req *r, uint32_t k, bool meta);
 };
 
 extern const struct be_codec be_codec_text;
@@ -102,6 +107,9 @@ struct be_op {
     struct server_stats *stats;      /* where it is counted (metrics.h), or NULL */
     enum mc_cmd cmd;
     bool queued;           /* counted in its backend's nqueued */
+    bool meta;             /* a text command sent in meta: a binary client's,
+                            * whose answer needs what only meta gives back
+                            * (be_meta.c) */
     uint8_t resent;        /* times sent again on a fresh connection */
     int32_t first_key;     /* retrieval: the batch's first key index */
     int32_t last_key;      /* retrieval: where the next key is linked */

@@ -13,8 +13,9 @@
 #include <string.h>
 
 #include "backend.h"
-#include "base/base64.h"
+#include "be_meta.h"
 #include "base/fmt.h"
+#include "codec/binary.h"
 #include "codec/meta_resp.h"
 #include "codec/resp.h"
 #include "req.h"
@@ -77,26 +78,6 @@ static int encode_retrieval(struct be_op *op, struct gw_oq *q)
     return rc;
 }
 
-/* The key of a meta op, toward the server: the client's own base64 key
- * when it sent one and no route changed the key (the server then keeps
- * the item's key binary, as it would for the client directly), the key
- * itself when it is a text key, else the key in base64.  *b: the key
- * went as base64. */
-static int push_meta_key(struct gw_req *r, struct gw_oq *q, bool *b)
-{
-    const struct gw_key *k = &r->keys[0];
-    *b = true;
-    if (r->mc.binary_key && k->bkey == k->ckey)
-        return oq_push(q, r->base + r->mc.key_off, r->mc.key_len);
-    if (mc_key_valid(k->bkey, k->bklen)) {
-        *b = false;
-        return oq_push(q, k->bkey, k->bklen);
-    }
-    char *enc = req_alloc(r, base64_encoded_len(k->bklen));
-    if (!enc) return GW_NOMEM;
-    return oq_push(q, enc, base64_encode((const uint8_t *)k->bkey, k->bklen, enc));
-}
-
 static int push_run(struct gw_oq *q, const char *p, uint32_t n)
 {
     int rc = oq_push(q, SPACE, 1);
@@ -143,27 +124,35 @@ static int push_meta_flags(struct gw_oq *q, const char *f, uint32_t n, uint64_t 
     return rc;
 }
 
+/* The flags of r not sent on (MC_META_BIT): see push_meta_flags. */
+static uint64_t meta_drop(const struct gw_req *r)
+{
+    uint64_t drop = MC_META_BIT('b');
+    if (!meta_probe(r)) drop |= MC_META_BIT('q');
+    if (req_meta_key_hidden(r)) drop |= MC_META_BIT('k');
+    return drop;
+}
+
 /* "<cmd> <key> <flags>\r\n", or "ms <key> <datalen> <flags>\r\n" and the
  * data (straight from the client's buffer). */
 static int encode_meta(struct be_op *op, struct gw_oq *q)
 {
     struct gw_req *r = op->req;
-    bool set = op->cmd == MC_META_SET, b;
+    bool set = op->cmd == MC_META_SET;
+    struct be_key key;
+    be_key_form(r, &r->keys[0], &key);
     head_name(op, mc_cmd_name(op->cmd));
     int rc = oq_push(q, op->head, op->head_len);
-    if (rc == GW_OK) rc = push_meta_key(r, q, &b);
+    if (rc == GW_OK) rc = be_push_key(r, &key, q);
     if (rc == GW_OK && set) {
         op->tail_len = (uint16_t)fmt_sp_u64(op->tail, r->mc.bytes);
         rc = oq_push(q, op->tail, op->tail_len);
     }
-    if (rc == GW_OK && b) rc = oq_push(q, " b", 2);
+    if (rc == GW_OK && key.b) rc = oq_push(q, " b", 2);
     bool probe = meta_probe(r);
-    uint64_t drop = MC_META_BIT('b');
-    if (!probe) drop |= MC_META_BIT('q');
-    if (req_meta_key_hidden(r)) drop |= MC_META_BIT('k');
-    if (rc == GW_OK) rc = push_meta_flags(q, r->base + r->mc.args_off, r->mc.args_len, drop);
+    if (rc == GW_OK) rc = push_meta_flags(q, r->base + r->mc.args_off, r->mc.args_len, meta_drop(r));
     if (rc == GW_OK) rc = oq_push(q, CRLF, 2);
-    if (rc == GW_OK && set) rc = oq_push(q, r->base + r->mc.data_off, r->mc.bytes + 2);
+    if (rc == GW_OK && set) rc = be_push_value(r, q);
     if (rc == GW_OK && probe) rc = oq_push(q, "mn\r\n", 4);
     return rc;
 }
@@ -171,6 +160,7 @@ static int encode_meta(struct be_op *op, struct gw_oq *q)
 static int text_encode(struct be_op *op, struct gw_oq *q)
 {
     struct gw_req *r = op->req;
+    if (op->meta) return be_meta_encode(op, q);
     if (mc_cmd_is_retrieval(op->cmd)) return encode_retrieval(op, q);
     if (mc_cmd_is_meta(op->cmd)) return encode_meta(op, q);
     if (op->cmd == MC_FLUSH_ALL) {
@@ -185,8 +175,7 @@ static int text_encode(struct be_op *op, struct gw_oq *q)
     int rc = oq_push(q, op->head, op->head_len);
     if (rc == GW_OK) rc = oq_push(q, r->keys[0].bkey, r->keys[0].bklen);
     if (rc == GW_OK) rc = oq_push(q, op->tail, op->tail_len);
-    if (rc == GW_OK && mc_cmd_is_storage(op->cmd))
-        rc = oq_push(q, r->base + r->mc.data_off, r->mc.bytes + 2);
+    if (rc == GW_OK && mc_cmd_is_storage(op->cmd)) rc = be_push_value(r, q);
     return rc;
 }
 
@@ -230,18 +219,6 @@ static enum be_decode decode_retrieval(struct be_op *op, struct gw_buf *inb, con
     return BE_UNEXPECTED;
 }
 
-/* r's reply is the len bytes at base, in the read buffer inb (referenced,
- * not copied). */
-static void hold_reply(struct gw_req *r, struct gw_buf *inb, const char *base, uint32_t len)
-{
-    buf_unref(r->rline_buf);
-    r->runit = false;
-    r->rline = base;
-    r->rlen = len;
-    r->rline_buf = inb;
-    buf_ref(r->rline_buf);
-}
-
 /* The reply line of any other op. */
 static enum be_decode decode_line(struct backend *b, struct be_op *op, struct gw_buf *inb,
                                   const char *base, const struct mc_resp *u)
@@ -258,7 +235,7 @@ static enum be_decode decode_line(struct backend *b, struct be_op *op, struct gw
     } else {
         /* A line with text (a number, VERSION, an error): the reply points
          * into the read buffer, referenced. */
-        hold_reply(r, inb, base, u->line_len);
+        req_reply_held(r, inb, base, u->line_len);
         r->rkind = (uint8_t)u->kind;
     }
     return BE_DONE;
@@ -285,7 +262,7 @@ static enum be_decode decode_meta(struct gw_req *r, struct gw_rbuf *in, size_t *
          * client's codec to drop; after a reply (which held the unit) it
          * is only consumed. */
         if (!r->runit) {
-            hold_reply(r, in->b, base, u.total_len);
+            req_reply_held(r, in->b, base, u.total_len);
             r->runit = true;
             key->state = KEY_HIT;
         }
@@ -313,7 +290,7 @@ static enum be_decode decode_meta(struct gw_req *r, struct gw_rbuf *in, size_t *
     default:
         return BE_UNEXPECTED;
     }
-    hold_reply(r, in->b, base, u.total_len);
+    req_reply_held(r, in->b, base, u.total_len);
     r->runit = true;
     in->pos += u.total_len;
     if (!probe) return BE_DONE;
@@ -324,6 +301,7 @@ static enum be_decode decode_meta(struct gw_req *r, struct gw_rbuf *in, size_t *
 static enum be_decode text_decode(struct backend *b, struct be_op *op, struct gw_rbuf *in,
                                   size_t *need)
 {
+    if (op->meta) return be_meta_decode(b, op, in, need);
     if (mc_cmd_is_meta(op->cmd)) return decode_meta(op->req, in, need);
     const char *base = rbuf_data(in);
     struct mc_resp u;
@@ -351,9 +329,55 @@ static size_t text_batch_limit(enum mc_cmd cmd)
     return cmd == MC_GAT || cmd == MC_GATS ? SERVER_LINE_MAX - GAT_HEAD_MAX - 2 : 0;
 }
 
+/* The most flags memcached takes on a meta command (ms: one fewer). */
+#define SERVER_META_FLAGS 17
+
+/* The flags r goes to the server with (push_meta_flags), and its line's
+ * length, as be_text writes them. */
+static void meta_sent(const struct gw_req *r, const struct be_key *key, uint32_t *nflags,
+                      size_t *line)
+{
+    uint64_t drop = meta_drop(r);
+    uint32_t pos = 0, len, n = key->b;
+    const char *tok;
+    while (mc_meta_next_flag(r->base + r->mc.args_off, r->mc.args_len, &pos, &tok, &len))
+        n += !(drop & MC_META_BIT(tok[0]));
+    *nflags = n;
+    *line = 3 + key->len + (r->mc.cmd == MC_META_SET ? 1 + 10 : 0) + (key->b ? 2 : 0) + 1 +
+            r->mc.args_len + 2;
+}
+
+static const char *text_refuses(const struct gw_req *r, uint32_t k, bool meta)
+{
+    const struct mc_request *m = &r->mc;
+    const struct gw_key *key = &r->keys[k];
+    if (!meta && !mc_cmd_is_meta(m->cmd)) {
+        /* A binary client's key may hold any byte, and its incr may
+         * create the item: text can carry neither. */
+        if (!m->binary) return NULL;
+        if (!mc_key_valid(key->bkey, key->bklen))
+            return "key is no text key, and the pool speaks only text";
+        if ((m->cmd == MC_INCR || m->cmd == MC_DECR) && m->exptime != (int64_t)MC_BIN_NO_CREATE)
+            return "an incr or decr that creates its item needs meta, and the pool speaks only text";
+        return NULL;
+    }
+    struct be_key bk;
+    be_key_form(r, key, &bk);
+    if (bk.len > MC_KEY_MAX) return "key over 250 bytes in base64, longer than memcached reads";
+    if (meta) return NULL;
+    uint32_t nflags;
+    size_t line;
+    meta_sent(r, &bk, &nflags, &line);
+    if (nflags > SERVER_META_FLAGS - (m->cmd == MC_META_SET))
+        return "too many flags for memcached once b is added for the key";
+    if (line > SERVER_LINE_MAX) return "line longer than memcached reads (2048 bytes)";
+    return NULL;
+}
+
 const struct be_codec be_codec_text = {
     .name = "text",
     .encode = text_encode,
     .decode = text_decode,
     .batch_limit = text_batch_limit,
+    .refuses = text_refuses,
 };

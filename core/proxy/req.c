@@ -182,6 +182,16 @@ const char *req_describe(const struct gw_req *r, uint32_t k, char *out, size_t l
     return out;
 }
 
+void req_reply_held(struct gw_req *r, struct gw_buf *buf, const char *p, uint32_t len)
+{
+    buf_ref(buf);
+    buf_unref(r->rline_buf);
+    r->runit = false;
+    r->rline = p;
+    r->rlen = len;
+    r->rline_buf = buf;
+}
+
 void req_reply_static(struct gw_req *r, const char *line)
 {
     r->runit = false;

@@ -139,6 +139,9 @@ char *req_alloc(struct gw_req *r, size_t n);
 #define REQ_DESCRIBE_LEN 1100
 const char *req_describe(const struct gw_req *r, uint32_t k, char *out, size_t len);
 
+/* Set the reply to the len bytes at p, in buffer buf (referenced, not
+ * copied): a server's line or unit, as it was read. */
+void req_reply_held(struct gw_req *r, struct gw_buf *buf, const char *p, uint32_t len);
 /* Set a single-line reply: a static string (with "\r\n"). */
 void req_reply_static(struct gw_req *r, const char *line);
 /* Set a single-line reply of a fixed kind (STORED, ...) from reply.h. */

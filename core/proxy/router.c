@@ -22,6 +22,19 @@ static void send_failed(struct pool *p, struct gw_req *r, uint32_t k, const char
     req_fail_key(r, k, why);
 }
 
+/* Can key k of r go to backend b of pool p?  *meta: its op goes in meta
+ * (a binary client's request, to a pool that speaks meta: be_meta.h).
+ * If not, the key fails with the backend codec's reason. */
+static bool sendable(const struct pool *p, const struct backend *b, struct gw_req *r, uint32_t k,
+                     bool *meta)
+{
+    *meta = r->mc.binary && !p->text_only;
+    const char *why = b->codec->refuses ? b->codec->refuses(r, k, *meta) : NULL;
+    if (!why) return true;
+    req_fail_key(r, k, why);
+    return false;
+}
+
 void router_send(struct pool *p, struct gw_req *r, uint32_t k)
 {
     bool retrieval = mc_cmd_is_retrieval(r->mc.cmd);
@@ -46,7 +59,9 @@ void router_send(struct pool *p, struct gw_req *r, uint32_t k)
         return;
     }
     struct backend *b = s->be;
-    if (retrieval) {
+    bool meta;
+    if (!sendable(p, b, r, k, &meta)) return;
+    if (retrieval && !meta) {
         struct be_op *open = backend_open_batch(b, r, &p->policy);
         if (open && op_add_key(b, open, k)) return;
     }
@@ -56,6 +71,7 @@ void router_send(struct pool *p, struct gw_req *r, uint32_t k)
         return;
     }
     op->stats = s->stats;
+    op->meta = meta;
     if (retrieval) op_first_key(op, k);
     backend_enqueue(b, op);
 }
@@ -181,7 +197,8 @@ void router_dispatch(struct gw_req *r)
      * reload switches the thread to another meanwhile. */
     r->res = r->rt->resolver;
     resolver_hold(r->res);
-    if (mc_cmd_is_retrieval(r->mc.cmd)) dispatch_retrieval(r);
+    /* A binary client's get has one key, set by its codec. */
+    if (mc_cmd_is_retrieval(r->mc.cmd) && !r->mc.binary) dispatch_retrieval(r);
     else dispatch_single(r);
     req_op_done(r);
 }
