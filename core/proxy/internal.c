@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "base/buf.h"
+#include "codec/binary.h"
 #include "codec/meta.h"
 #include "pool.h"
 #include "req.h"
@@ -150,6 +151,20 @@ static enum store_result meta_set(struct pool *p, struct gw_req *r)
     return res;
 }
 
+/* An incr or decr of a missing key that creates it (ma's N, a binary
+ * client's expiration): the item made at its initial value, which is
+ * what the client is answered. */
+static enum store_result create_number(struct pool *p, const struct gw_key *k, uint64_t initial,
+                                       int64_t exptime, uint64_t *n)
+{
+    char num[24];
+    int nl = snprintf(num, sizeof num, "%" PRIu64, initial);
+    enum store_result res = store_update(p->store, STORE_ADD, k->bkey, k->bklen, 0, exptime,
+                                         num, (size_t)nl, 0);
+    *n = initial;
+    return res == STORE_STORED ? STORE_ARITH_OK : res;
+}
+
 /* ma: incr or decr by D (1), creating a missing item at J (0) with N. */
 static enum store_result meta_arith(struct pool *p, struct gw_req *r, uint64_t *n)
 {
@@ -159,14 +174,8 @@ static enum store_result meta_arith(struct pool *p, struct gw_req *r, uint64_t *
     bool incr = !mode || mode[0] == 'I' || mode[0] == 'i' || mode[0] == '+';
     enum store_result res = store_arith(p->store, k->bkey, k->bklen, incr,
                                         (uint64_t)meta_number(r, 'D', 1), n);
-    if (res == STORE_NOT_FOUND && meta_token(r, 'N', &len)) {
-        char num[24];
-        *n = (uint64_t)meta_number(r, 'J', 0);
-        int nl = snprintf(num, sizeof num, "%" PRIu64, *n);
-        res = store_update(p->store, STORE_ADD, k->bkey, k->bklen, 0, meta_number(r, 'N', 0),
-                           num, (size_t)nl, 0);
-        if (res == STORE_STORED) res = STORE_ARITH_OK;
-    }
+    if (res == STORE_NOT_FOUND && meta_token(r, 'N', &len))
+        res = create_number(p, k, (uint64_t)meta_number(r, 'J', 0), meta_number(r, 'N', 0), n);
     if (res == STORE_ARITH_OK && meta_token(r, 'T', &len))
         store_touch(p->store, k->bkey, k->bklen, meta_number(r, 'T', 0));
     return res;
@@ -225,6 +234,8 @@ void internal_single(struct pool *p, struct gw_req *r)
     case MC_INCR:
     case MC_DECR:
         res = store_arith(p->store, k->bkey, k->bklen, m->cmd == MC_INCR, m->delta, &n);
+        if (res == STORE_NOT_FOUND && m->binary && m->exptime != (int64_t)MC_BIN_NO_CREATE)
+            res = create_number(p, k, m->initial, m->exptime, &n);
         break;
     case MC_TOUCH:
         res = store_touch(p->store, k->bkey, k->bklen, m->exptime);

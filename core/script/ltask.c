@@ -838,9 +838,9 @@ static int req_newindex(lua_State *L)
     if (!strcmp(f, "key") && q->k < r->nkeys) {
         size_t len;
         const char *k = luaL_checklstring(L, 3, &len);
-        /* A meta request's key may hold any byte: it goes to the server
-         * in base64 when it is no text key (be_text.c). */
-        if (!mc_cmd_is_meta(r->mc.cmd)) check_key(L, k, len, 0, "req.key");
+        /* A meta or binary request's key may hold any byte: it goes to
+         * the server in base64 when it is no text key (be_meta.h). */
+        if (!mc_cmd_is_meta(r->mc.cmd) && !r->mc.binary) check_key(L, k, len, 0, "req.key");
         else if (len < 1 || len > MC_KEY_MAX) luaL_error(L, "req.key: a key is 1..250 bytes");
         char *p = req_alloc(r, len);
         if (!p) return luaL_error(L, "out of memory");
