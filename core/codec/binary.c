@@ -13,7 +13,6 @@ enum shape {
     SHAPE_ARITH,      /* 20 bytes of extras and a key: Increment, Decrement */
     SHAPE_TOUCH,      /* 4 bytes of extras and a key: Touch, GAT* */
     SHAPE_FLUSH,      /* 0 or 4 bytes of extras */
-    SHAPE_VERBOSITY,  /* 4 bytes of extras */
     SHAPE_STAT,       /* an optional key */
     SHAPE_SASL,       /* a key (the mechanism) and a value */
 };
@@ -57,7 +56,6 @@ static const struct op_info OPS[256] = {
     [BIN_FLUSHQ] = { SHAPE_FLUSH, MC_FLUSH_ALL, true, false },
     [BIN_NOOP] = { SHAPE_EMPTY, MC_NONE, false, false },
     [BIN_VERSION] = { SHAPE_EMPTY, MC_VERSION, false, false },
-    [BIN_VERBOSITY] = { SHAPE_VERBOSITY, MC_VERBOSITY, false, false },
     [BIN_STAT] = { SHAPE_STAT, MC_STATS, false, false },
     [BIN_SASL_LIST_MECHS] = { SHAPE_EMPTY, MC_NONE, false, false },
     [BIN_SASL_AUTH] = { SHAPE_SASL, MC_NONE, false, false },
@@ -103,7 +101,6 @@ static bool shape_ok(enum shape s, const struct mc_bin_request *r)
     case SHAPE_TOUCH: return r->extlen == 4 && r->keylen > 0 && r->bodylen == kx;
     case SHAPE_FLUSH: return r->keylen == 0 && r->bodylen == r->extlen &&
                              (r->extlen == 0 || r->extlen == 4);
-    case SHAPE_VERBOSITY: return r->extlen == 4 && r->keylen == 0 && r->bodylen == 4;
     case SHAPE_STAT: return r->extlen == 0 && r->bodylen == r->keylen;
     case SHAPE_SASL: return r->extlen == 0 && r->keylen > 0 && r->bodylen >= kx &&
                             r->bodylen <= SASL_MAX;
@@ -128,9 +125,6 @@ static void read_extras(enum shape s, const uint8_t *x, struct mc_bin_request *r
         break;
     case SHAPE_FLUSH:
         if (r->extlen == 4) r->exptime = get32(x);
-        break;
-    case SHAPE_VERBOSITY:
-        r->verbosity = get32(x);
         break;
     default:
         break;
@@ -159,6 +153,10 @@ int mc_bin_parse(const struct mc_parser *p, const char *buf, size_t len,
     req->cmd = (enum mc_cmd)op->cmd;
     req->quiet = op->quiet;
     req->with_key = op->with_key;
+    /* A key and extras longer than the body: memcached answers "Unknown
+     * command" and closes, whatever the opcode. */
+    if ((uint32_t)req->keylen + req->extlen > req->bodylen)
+        return fail(req, BIN_UNKNOWN_COMMAND, true);
     if (op->shape == SHAPE_NONE) return fail(req, BIN_UNKNOWN_COMMAND, false);
     if (req->keylen > MC_KEY_MAX || !shape_ok(op->shape, req)) return fail(req, BIN_EINVAL, true);
     req->value_len = req->bodylen - req->extlen - req->keylen;
@@ -174,8 +172,10 @@ int mc_bin_parse(const struct mc_parser *p, const char *buf, size_t len,
     }
     if (len < req->total_len) return GW_AGAIN;
     read_extras(op->shape, h + MC_BIN_HEADER, req);
-    /* A Set with a cas is a cas: the command a route sees. */
-    if (req->cmd == MC_SET && req->cas) req->cmd = MC_CAS;
+    /* A Set, Add or Replace with a cas is a cas (memcached stores it as
+     * one, whatever the opcode): the command a route sees. */
+    if ((req->cmd == MC_SET || req->cmd == MC_ADD || req->cmd == MC_REPLACE) && req->cas)
+        req->cmd = MC_CAS;
     return GW_OK;
 }
 

@@ -22,8 +22,10 @@
  *
  * Checks, as memcached 1.6.18 makes them (proto_bin.c)
  * - A first byte other than 0x80: close, no answer.
- * - An opcode memcached does not serve: "Unknown command" (0x81); the body
- *   is swallowed and the connection goes on.
+ * - An opcode memcached does not serve (Verbosity included: 1.6.18 does
+ *   not): "Unknown command" (0x81); the body is swallowed and the
+ *   connection goes on.
+ * - A key and extras longer than the body: "Unknown command", then close.
  * - Extras, key and value lengths that do not fit the opcode (e.g. a Get
  *   with extras, a Set without its 8 bytes of flags and expiration, a key
  *   over 250 bytes): "Invalid arguments" (0x04), then close, as memcached
@@ -35,7 +37,8 @@
  *
  * What a request maps to
  *   cmd is the text command it carries out (MC_GET for Get, GetQ, GetK,
- *   GetKQ; MC_SET, MC_CAS for a Set with a cas; ...; MC_NONE for the ones
+ *   GetKQ; MC_SET; MC_CAS for a Set, Add or Replace with a cas, which
+ *   memcached stores as a cas; ...; MC_NONE for the ones
  *   only the front answers: Noop, SASL), so routes see "get", "set", ...
  *   whatever the protocol.  quiet: a Q opcode (answers only on error, and
  *   a Get's miss not at all); with_key: the answer carries the key (GetK,
@@ -107,7 +110,6 @@ struct mc_bin_request {
     uint32_t exptime;        /* Set, Add, Replace, Touch, GAT, Flush; Incr/Decr: create's */
     uint64_t delta;          /* Incr/Decr */
     uint64_t initial;        /* Incr/Decr */
-    uint32_t verbosity;
 
     uint16_t status;         /* GW_ERROR: the answer (0: none, close only) */
     bool close;              /* GW_ERROR: close the connection (after the answer) */

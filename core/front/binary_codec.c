@@ -39,12 +39,17 @@ static void to_request(const struct mc_bin_request *b, struct mc_request *mc)
     mc->bytes = b->value_len;
     mc->data_off = b->value_off;
     mc->flags = b->flags;
-    mc->exptime = b->exptime;
+    /* memcached reads an expiration as unsigned: past 2^31-1 it is an
+     * absolute time after 2038, which meta's T and N (signed 32-bit)
+     * cannot carry, and as good as never: no expiry.  (Incr's "do not
+     * create" stays as it is.) */
+    bool arith = b->cmd == MC_INCR || b->cmd == MC_DECR;
+    mc->exptime = b->exptime > INT32_MAX && !(arith && b->exptime == MC_BIN_NO_CREATE)
+                      ? 0 : b->exptime;
     mc->cas = b->cas;
     mc->delta = b->delta;
     mc->initial = b->initial;
     mc->delay = b->cmd == MC_FLUSH_ALL ? b->exptime : 0;
-    mc->level = b->verbosity;
     if (b->cmd == MC_STATS) {
         mc->args_off = b->key_off;
         mc->args_len = b->keylen;
@@ -357,8 +362,6 @@ static int binary_encode(struct client *c, struct gw_req *r)
     }
     case MC_STATS:
         return answer_stats(c, r, &a);
-    case MC_VERBOSITY:
-        return push_answer(c, r, &a);
     case MC_FLUSH_ALL:
         if (r->errors || (r->rkind && r->rkind != RESP_OK)) return push_error(c, r, &a);
         return r->mc.quiet ? GW_OK : push_answer(c, r, &a);

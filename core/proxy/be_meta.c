@@ -113,8 +113,7 @@ static size_t put_flags(char *t, enum mc_cmd cmd, const struct mc_request *m)
         break;
     }
     }
-    if (m->cas && cmd != MC_GET && cmd != MC_GETS && cmd != MC_GAT && cmd != MC_GATS &&
-        cmd != MC_TOUCH && cmd != MC_INCR && cmd != MC_DECR) {
+    if (m->cas && !mc_cmd_is_retrieval(cmd) && cmd != MC_TOUCH) {
         n += fmt_mem(t + n, " C", 2);
         n += fmt_u64(t + n, m->cas);
     }

@@ -357,8 +357,11 @@ static const char *text_refuses(const struct gw_req *r, uint32_t k, bool meta)
         if (!m->binary) return NULL;
         if (!mc_key_valid(key->bkey, key->bklen))
             return "key is no text key, and the pool speaks only text";
-        if ((m->cmd == MC_INCR || m->cmd == MC_DECR) && m->exptime != (int64_t)MC_BIN_NO_CREATE)
+        bool arith = m->cmd == MC_INCR || m->cmd == MC_DECR;
+        if (arith && m->exptime != (int64_t)MC_BIN_NO_CREATE)
             return "an incr or decr that creates its item needs meta, and the pool speaks only text";
+        if (m->cas && m->cmd != MC_CAS)
+            return "a cas on this command needs meta, and the pool speaks only text";
         return NULL;
     }
     struct be_key bk;
