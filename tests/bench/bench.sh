@@ -23,6 +23,14 @@
 #             keys (preloaded with text sets); direct, the gateway and the
 #             extras that answer meta (twemproxy speaks no meta: left out);
 #             memcached counts an mg in cmd_get and an ms in cmd_set
+#   binary    memcaslap -B, the binary protocol (Get and Set opcodes): the
+#             mix (90/10 get/set, 32 B keys, 100 B values, 32 connections)
+#             against direct, the gateway and the extras that answer binary
+#             (twemproxy speaks no binary: left out); memcached counts a
+#             binary Get in cmd_get and a Set in cmd_set, and the gateway
+#             sends them on in meta (mg/ms, counted the same), memcaslap's
+#             keys, which hold control bytes, in base64 (binary keys may be
+#             any bytes: binary_keys plays no part)
 #   yield     the mix against the gateway with the function route (gateway)
 #             and with a route that calls pool:get from Lua and answers
 #             memcache.hit/miss (gw_yield), same run
@@ -48,7 +56,7 @@
 # Then a table of the goals with PASS/MISS.
 #
 # Knobs (environment):
-#   BENCH_WORKLOADS="mix multiget large meta yield memory threads latency"
+#   BENCH_WORKLOADS="mix multiget large meta binary yield memory threads latency"
 #   BENCH_ROUNDS=5  BENCH_SECONDS=6  BENCH_WARMUP=1 (seconds per target)
 #   BENCH_QUICK=1   defaults of 3 rounds of 2 s, no warmup, 1,000 memory
 #                   connections (each knob set explicitly still wins)
@@ -61,12 +69,13 @@
 #   GATEWAY_BIN=./gateway  LOADGEN=build/bench/loadgen
 #   BENCH_IDLE_MEMORY=tests/bench/idle_memory.py
 #   BENCH_BASELINE=path/to/other/gateway adds it as the target "baseline"
-#       (with its own lua/ next to it) to mix, multiget, large, meta and
-#       latency (to meta only if it answers meta: an older build is skipped)
+#       (with its own lua/ next to it) to mix, multiget, large, meta,
+#       binary and latency (to meta or binary only if it answers that
+#       protocol: an older build is skipped)
 #   BENCH_MCPROXY=path/to/memcached (built with the proxy) and
 #   BENCH_MCPROXY_LIB=path/to/routelib.lua add memcached's proxy as
-#       "mcproxy" to mix, multiget, large, meta and latency (not in Debian:
-#       off)
+#       "mcproxy" to mix, multiget, large, meta, binary and latency (not in
+#       Debian: off; left out of binary unless it answers binary)
 #   BENCH_KEEP=1 keeps the work directory (logs, configs, raw output)
 # The machine has 2 cores: the load generator takes about one, the target
 # the other.
@@ -96,7 +105,7 @@ RATE=${BENCH_RATE:-20000}
 LAT_CONNS=${BENCH_LAT_CONNS:-32}
 MEM_CONNS=${BENCH_MEM_CONNS:-$q_mem}
 MEM_SET=${BENCH_MEM_SET:-12288}
-WORKLOADS=${BENCH_WORKLOADS:-"mix multiget large meta yield memory threads latency"}
+WORKLOADS=${BENCH_WORKLOADS:-"mix multiget large meta binary yield memory threads latency"}
 TARGETS=${BENCH_TARGETS:-"direct twemproxy gateway gw_admin"}
 
 for tool in memcached nutcracker memcaslap; do
@@ -433,6 +442,26 @@ EOF
         done
         run_workload "$pairs"
         ;;
+    binary)
+        # The binary protocol from the client (memcaslap -B: Get and Set),
+        # the mix's config and connections.  twemproxy does not speak it.
+        DRIVER=memcaslap DRIVER_ARGS="-B -c $CONC -T $THREADS"
+        TITLE="memcaslap -B (binary Get/Set), 90/10 get/set, 32 B keys, 100 B values, $CONC conns, -T $THREADS; the gateway sends them on as mg/ms"
+        pairs=""
+        for t in direct gateway $EXTRA; do
+            has "$TARGETS" "$t" || has "$EXTRA" "$t" || continue
+            eval "port=\$PORT_$t"
+            if ! $UTIL binary_probe "$t" "$port"; then
+                case $t in
+                baseline|mcproxy)
+                    echo "bench: binary: $t does not answer the binary protocol; left out of binary"
+                    continue ;;
+                esac
+            fi
+            pairs="$pairs $t=$t"
+        done
+        run_workload "$pairs"
+        ;;
     yield)
         DRIVER=memcaslap DRIVER_ARGS="-c $CONC -T $THREADS"
         TITLE="memcaslap as in mix; gw_yield: a get calls pool:get from Lua and answers memcache.hit/miss"
@@ -489,7 +518,7 @@ EOF
         done
         ;;
     *)
-        echo "bench: unknown workload $W (mix multiget large meta yield memory threads latency)" >&2
+        echo "bench: unknown workload $W (mix multiget large meta binary yield memory threads latency)" >&2
         exit 1 ;;
     esac
 done

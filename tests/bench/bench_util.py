@@ -13,6 +13,10 @@
     bench_util.py meta_probe NAME PORT     exit 1, with a warning, unless NAME
                                            answers a meta get (mg ... v f) and
                                            a meta no-op (mn) as memcached does
+    bench_util.py binary_probe NAME PORT   exit 1, with a warning, unless NAME
+                                           answers the binary protocol as
+                                           memcached does: a Set and a Get of
+                                           a memcaslap-style key, then a Noop
     bench_util.py parse OUTPUT             memcaslap's or loadgen's output as
                                            "ops=N secs=S mean_us=..."
     bench_util.py show LINE                one RESULTS line, readable
@@ -124,6 +128,66 @@ def meta_probe(name, port):
     if buf != want:
         print("bench: WARNING: %s answers %r with %r, not %r: it does not speak the "
               "meta protocol" % (name, req, buf, want), file=sys.stderr)
+        return False
+    return True
+
+
+def read_bin_replies(s, n, deadline):
+    """Up to n binary responses from s, as (magic, opcode, status, opaque,
+    extras, key, value); fewer at EOF, timeout or a byte that is no
+    response's magic."""
+    import struct
+    buf, out = b"", []
+    while len(out) < n and time.monotonic() < deadline:
+        while len(buf) >= 24:
+            magic, op, klen, elen, _, status, blen, opaque, _ = struct.unpack(
+                ">BBHBBHIIQ", buf[:24])
+            if magic != 0x81 or len(buf) < 24 + blen:
+                break
+            body = buf[24:24 + blen]
+            out.append((magic, op, status, opaque, body[:elen], body[elen:elen + klen],
+                        body[elen + klen:]))
+            buf = buf[24 + blen:]
+        if len(out) >= n or (buf and buf[0] != 0x81):
+            break
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    return out, buf
+
+
+def binary_probe(name, port):
+    """Whether NAME speaks the binary protocol as memcaslap -B uses it: a Set
+    (flags 0, no expiry) of a key with memcaslap's control bytes must answer
+    status 0, a Get of it status 0 with flags 0 and the value, and a Noop
+    status 0."""
+    import struct
+
+    def req(op, opaque, extras=b"", key=b"", value=b""):
+        return struct.pack(">BBHBBHIIQ", 0x80, op, len(key), len(extras), 0, 0,
+                           len(extras) + len(key) + len(value), opaque, 0) + extras + key + value
+
+    key = b"\x10\xb0\x10\x10\x10\x10\x10\x10binprobe%d" % os.getpid()
+    msg = (req(0x01, 1, struct.pack(">II", 0, 0), key, b"abc")   # Set
+           + req(0x00, 2, key=key)                                # Get
+           + req(0x0a, 3))                                        # Noop
+    want = [(0x01, 0, 1, b"", b"", b""), (0x00, 0, 2, b"\0\0\0\0", b"", b"abc"),
+            (0x0a, 0, 3, b"", b"", b"")]
+    got, rest = [], b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(msg)
+            got, rest = read_bin_replies(s, 3, time.monotonic() + 5)
+    except OSError as e:
+        rest += (" (%s)" % e).encode()
+    seen = [(op, status, opaque, extras, k, v) for _, op, status, opaque, extras, k, v in got]
+    if seen != want or rest:
+        print("bench: WARNING: %s answers a binary Set, Get and Noop of %r with %r%s, not "
+              "%r: it does not speak the binary protocol as memcached does"
+              % (name, key, seen, " and then %r" % rest[:64] if rest else "", want),
+              file=sys.stderr)
         return False
     return True
 
@@ -321,7 +385,7 @@ def table(res, w):
     vs = [("twemproxy", "× twemproxy"), ("direct", "× direct")]
     if w == "yield":
         vs = [("gateway", "× function route")]
-    if w == "meta":                 # twemproxy speaks no meta
+    if w in ("meta", "binary"):     # twemproxy speaks neither
         vs = [("direct", "× direct")]
     if w == "latency":
         print("%-10s %4s %9s %8s %8s %9s %9s %9s %7s %10s %10s %11s" % (
@@ -422,6 +486,14 @@ def goals(res):
             "INVALID" if res.invalid("meta", "gateway") else "report"))
     else:
         rows.append((text, "not run", "-"))
+    text = "binary (memcaslap -B, the mix): gateway vs direct"
+    if res.has("binary", "gateway") and res.has("binary", "direct"):
+        rows.append((text, "%s× ops/s, CPU/op %s×" % (
+            fmt(res.paired("binary", "gateway", "direct", rate), ".2f"),
+            fmt(res.paired("binary", "gateway", "direct", cpu_op), ".2f")),
+            "INVALID" if res.invalid("binary", "gateway") else "report"))
+    else:
+        rows.append((text, "not run", "-"))
     for b in ("direct", "twemproxy"):
         text = "2 threads: gateway (2 threads) vs %s" % b
         if res.has("threads", "gateway") and res.has("threads", b):
@@ -473,6 +545,8 @@ def main():
         probe(sys.argv[2], int(sys.argv[3]))
     elif cmd == "meta_probe":
         sys.exit(0 if meta_probe(sys.argv[2], int(sys.argv[3])) else 1)
+    elif cmd == "binary_probe":
+        sys.exit(0 if binary_probe(sys.argv[2], int(sys.argv[3])) else 1)
     elif cmd == "parse":
         parse(sys.argv[2])
     elif cmd == "show":
