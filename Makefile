@@ -31,7 +31,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread -Ico
            $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null || echo -I/usr/include/lua5.4) \
            -MMD -MP
 LDLIBS  += $(shell pkg-config --libs $(LUA_PC) 2>/dev/null || echo -llua5.4) \
-           -lev -lxxhash -lmicrohttpd -lm -pthread
+           -lev -lxxhash -lmicrohttpd -lcrypt -lm -pthread
 
 ifeq ($(SANITIZE),1)
 CC      := clang
@@ -49,7 +49,7 @@ CORE_OBJS := $(CORE_SRCS:core/%.c=$(BUILD)/%.o)
 # tests link only those, which is what keeps the middle testable.
 LOW_LAYERS := base codec place store rt proxy
 LOW_OBJS  := $(foreach l,$(LOW_LAYERS),$(filter $(BUILD)/$(l)/%,$(CORE_OBJS)))
-LOW_LIBS  := -lev -lxxhash -lm -pthread
+LOW_LIBS  := -lev -lxxhash -lcrypt -lm -pthread
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
@@ -113,7 +113,7 @@ $(BUILD) $(BUILD)/unit $(BUILD)/tools:
 # systemd is there for systemd-analyze, which checks the installed unit
 # (tests/spec/install_spec.lua); a Debian host has it already.
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libev-dev \
-            libxxhash-dev libmicrohttpd-dev prometheus lua-busted lua-dkjson lua-socket memcached python3 \
+            libxxhash-dev libmicrohttpd-dev libcrypt-dev prometheus lua-busted lua-dkjson lua-socket memcached python3 \
             python3-memcache python3-pymemcache libmemcached-tools nutcracker \
             valgrind systemd
 ifneq ($(filter 1,$(SANITIZE))$(filter fuzz,$(MAKECMDGOALS)),)
@@ -230,7 +230,8 @@ fuzz: deps $(FUZZ_BINS)
 	done
 
 # The binary, lua/ as DATADIR (and scripts/*.lua as DATADIR/scripts, where
-# require looks next to the library, as in this tree), the example config
+# require looks next to the library, as in this tree, with users.example,
+# the demo users file tenants.lua names), the example config
 # unless a config is already there, and the unit made from
 # scripts/gateway.service with this PREFIX's paths.  Modes are explicit,
 # not left to root's umask: the service's own user must read it all.
@@ -241,7 +242,7 @@ install: gateway
 	install -m 0755 $(BUILD)/gateway $(DESTDIR)$(BINDIR)/gateway
 	for d in $$(cd lua && find . -type d); do install -d -m 0755 $(DESTDIR)$(DATADIR)/$$d; done
 	for f in $$(cd lua && find . -name '*.lua'); do install -m 0644 lua/$$f $(DESTDIR)$(DATADIR)/$$f; done
-	install -m 0644 scripts/*.lua $(DESTDIR)$(DATADIR)/scripts/
+	install -m 0644 scripts/*.lua scripts/users.example $(DESTDIR)$(DATADIR)/scripts/
 	@if [ -e $(DESTDIR)$(CONFDIR)/gateway.lua ]; then \
 	  echo "install: keeping $(DESTDIR)$(CONFDIR)/gateway.lua"; \
 	else \
@@ -258,7 +259,7 @@ install: gateway
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/gateway $(DESTDIR)$(UNITDIR)/gateway.service
 	for f in $$(cd lua && find . -name '*.lua'); do rm -f $(DESTDIR)$(DATADIR)/$$f; done
-	for f in $$(cd scripts && echo *.lua); do rm -f $(DESTDIR)$(DATADIR)/scripts/$$f; done
+	for f in $$(cd scripts && echo *.lua) users.example; do rm -f $(DESTDIR)$(DATADIR)/scripts/$$f; done
 	for d in $$(cd lua && find . -mindepth 1 -depth -type d) scripts; do \
 	  rmdir $(DESTDIR)$(DATADIR)/$$d 2>/dev/null || true; done
 	rmdir $(DESTDIR)$(DATADIR) 2>/dev/null || true

@@ -23,6 +23,20 @@ static bool is_delim(char c)
     return c == ' ' || c == '\t' || c == '\'' || c == '"' || c == '(' || c == '\0';
 }
 
+/* Where the file name ends in a word that names a file by its path and a
+ * line ("dir/file:12:") or by an absolute path alone ("/dir/file:"), as
+ * error messages start; NULL if the word is neither. */
+static const char *file_ref_end(const char *in, const char *end)
+{
+    if (end - in < 2 || end[-1] != ':') return NULL;
+    const char *colon = end - 1, *p = colon;
+    while (p > in && p[-1] >= '0' && p[-1] <= '9') p--;
+    if (p < colon && p > in && p[-1] == ':') p--;  /* "file:12:" */
+    else if (*in == '/') p = colon;                /* "/dir/file:" */
+    else return NULL;
+    return memchr(in, '/', (size_t)(p - in)) ? p : NULL;
+}
+
 void log_strip_dirs(char *msg)
 {
     char *out = msg;
@@ -34,10 +48,13 @@ void log_strip_dirs(char *msg)
         }
         const char *end = in;
         while (!is_delim(*end)) end++;
-        /* A word naming a Lua file keeps what follows its last '/'. */
-        const char *lua = memmem(in, (size_t)(end - in), ".lua", 4);
+        /* A word naming a Lua file, another file with a line
+         * ("/etc/gw/users:3:"), or an absolute path before a colon
+         * ("/etc/gw/users:"), keeps what follows its last '/' before that. */
+        const char *stop = memmem(in, (size_t)(end - in), ".lua", 4);
+        if (!stop) stop = file_ref_end(in, end);
         const char *from = in;
-        for (const char *p = in; lua && p < lua; p++)
+        for (const char *p = in; stop && p < stop; p++)
             if (*p == '/') from = p + 1;
         memmove(out, from, (size_t)(end - from));
         out += end - from;

@@ -54,8 +54,10 @@ void log_set_repeat_window(double seconds);
 double log_repeat_window(void);
 
 /* A message fit for a client: every file path in it ("/srv/gw/routes.lua:12:")
- * keeps only its file name ("routes.lua:12:").  The log keeps whole paths;
- * a client has no business learning the server's directories.  In place. */
+ * keeps only its file name ("routes.lua:12:"): a word naming a Lua file, a
+ * path with a line ("/etc/gw/users:3:") or an absolute path before a colon
+ * ("/etc/gw/users:").  The log keeps whole paths; a client has no business
+ * learning the server's directories.  In place. */
 void log_strip_dirs(char *msg);
 
 void log_write(int level, const char *file, int line, const char *fmt, ...)

@@ -24,10 +24,28 @@
  *                request is freed, so the config outlives its requests.
  *   conn_closed  the client connection conn_id closed: forget what the
  *                config kept for it (req.conn).
+ *   auth         may a client of listener `listener` (its label, as
+ *                r->listener holds) go on without authenticating (user
+ *                NULL: AUTH_NONE when the listener needs no auth, else
+ *                AUTH_DENIED), or are user/pass good (AUTH_OK /
+ *                AUTH_DENIED)?  A user given to a listener that needs no
+ *                auth: AUTH_NONE (the codec answers as a server without
+ *                SASL would).  user and pass are bytes with lengths, not
+ *                NUL-terminated.  The password is never kept or logged; a
+ *                wrong one is logged (warn) with the listener and the
+ *                user's name, an unknown name without that name (it may
+ *                be a password typed in the wrong field), rate limited per
+ *                listener; the client's address is the caller's to log.
+ *                Never waits, but a check costs one password hash on the
+ *                calling thread (base/users.h).
+ *                Optional: a resolver without it (ops->auth NULL), like no
+ *                resolver at all, asks no client to authenticate
+ *                (resolver_auth answers AUTH_NONE).
  */
 #ifndef GW_RESOLVER_H
 #define GW_RESOLVER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct gw_req;
@@ -43,6 +61,8 @@ enum route_result {
 
 enum keyless_verdict { KEYLESS_ALLOWED, KEYLESS_ANSWERED };
 
+enum auth_verdict { AUTH_NONE, AUTH_OK, AUTH_DENIED };
+
 struct resolver_ops {
     enum route_result (*route)(struct resolver *rs, struct gw_req *r, uint32_t k,
                                struct pool **pool);
@@ -52,6 +72,8 @@ struct resolver_ops {
     void (*hold)(struct resolver *rs);
     void (*release)(struct resolver *rs);
     void (*conn_closed)(struct resolver *rs, uint64_t conn_id);
+    enum auth_verdict (*auth)(struct resolver *rs, const char *listener, const char *user,
+                              size_t ulen, const char *pass, size_t plen);
 };
 
 /* Embed as the implementation's first member. */
@@ -78,6 +100,13 @@ static inline void resolver_release(struct resolver *rs) { rs->ops->release(rs);
 static inline void resolver_conn_closed(struct resolver *rs, uint64_t conn_id)
 {
     if (rs) rs->ops->conn_closed(rs, conn_id);
+}
+static inline enum auth_verdict resolver_auth(struct resolver *rs, const char *listener,
+                                              const char *user, size_t ulen, const char *pass,
+                                              size_t plen)
+{
+    if (!rs || !rs->ops->auth) return AUTH_NONE;
+    return rs->ops->auth(rs, listener, user, ulen, pass, plen);
 }
 
 #endif

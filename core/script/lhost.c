@@ -22,6 +22,7 @@
 
 #include "base/log.h"
 #include "base/net.h"
+#include "base/users.h"
 #include "codec/proto.h"
 #include "lmatch.h"
 #include "place/hash.h"
@@ -353,9 +354,11 @@ static struct pool **pool_list(lua_State *L, int idx, int *n)
     return pools;
 }
 
-/* core.listen(addr, name_or_nil, flush, stats): flush is "all", "deny" or
- * a list of pools; stats is "all", "read" or "deny" (validated by the
- * prelude). */
+/* core.listen(addr, name_or_nil, flush, stats [, auth, auth_text]): flush
+ * is "all", "deny" or a list of pools; stats is "all", "read" or "deny"
+ * (validated by the prelude); auth is the users file's path (resolved) and
+ * auth_text its text, as the prelude read it.  A bad users file raises
+ * "path:line: what is wrong", with no position of its own. */
 static int core_listen(lua_State *L)
 {
     struct lhost *h = host_of(L);
@@ -363,16 +366,32 @@ static int core_listen(lua_State *L)
     const char *name = luaL_optstring(L, 2, NULL);
     static const char *const stats_modes[] = { "all", "read", "deny", NULL };
     int stats = luaL_checkoption(L, 4, "all", stats_modes);
+    const char *auth = luaL_optstring(L, 5, NULL);
+    struct users *users = NULL;
+    if (auth) {
+        size_t tlen;
+        const char *text = luaL_checklstring(L, 6, &tlen);
+        char err[512];
+        if (!(users = users_parse(auth, text, tlen, err, sizeof err)))
+            return luaL_error(L, "%s", err);
+    }
     int n = h->cfg.nlisten + 1;
     char **a = realloc(h->cfg.listen, (size_t)n * sizeof *a);
     if (a) h->cfg.listen = a;
     char **nm = realloc(h->cfg.listen_names, (size_t)n * sizeof *nm);
     if (nm) h->cfg.listen_names = nm;
+    char **au = realloc(h->cfg.listen_auth, (size_t)n * sizeof *au);
+    if (au) h->cfg.listen_auth = au;
     struct listen_policy *pol = realloc(h->policies, (size_t)n * sizeof *pol);
     if (pol) h->policies = pol;
-    if (!a || !nm || !pol) return luaL_error(L, "out of memory");
+    if (!a || !nm || !au || !pol) {
+        users_free(users);
+        return luaL_error(L, "out of memory");
+    }
     struct listen_policy *p = &h->policies[n - 1];
     memset(p, 0, sizeof *p);
+    p->users = users;
+    h->npolicies = n;
     p->stats = (enum stats_policy)stats;
     if (lua_istable(L, 3)) {
         p->flush = FLUSH_POOLS;
@@ -380,10 +399,10 @@ static int core_listen(lua_State *L)
     } else {
         p->flush = !strcmp(luaL_checkstring(L, 3), "deny") ? FLUSH_DENY : FLUSH_ALL;
     }
-    h->npolicies = n;
     p->label = dupstr(L, name ? name : addr);
     h->cfg.listen[n - 1] = dupstr(L, addr);
     h->cfg.listen_names[n - 1] = name ? dupstr(L, name) : NULL;
+    h->cfg.listen_auth[n - 1] = auth ? dupstr(L, auth) : NULL;
     h->cfg.nlisten = n;
     return 0;
 }
@@ -811,15 +830,18 @@ void lhost_free(struct lhost *h)
     for (int i = 0; i < h->cfg.nlisten; i++) {
         free(h->cfg.listen[i]);
         free(h->cfg.listen_names[i]);
+        free(h->cfg.listen_auth[i]);
     }
     for (int i = 0; i < h->npolicies; i++) {
         free(h->policies[i].label);
         free(h->policies[i].pools);
+        users_free(h->policies[i].users);
     }
     free(h->policies);
     free(h->cfg.admin);
     free(h->cfg.listen);
     free(h->cfg.listen_names);
+    free(h->cfg.listen_auth);
     for (int i = 0; i < h->cfg.nfiles; i++) {
         free(h->cfg.files[i]);
         free(h->cfg.texts[i]);
@@ -898,13 +920,19 @@ static enum route_result host_route(struct resolver *rs, struct gw_req *r, uint3
     return ltask_route(h, rt->fref, rt->prefix ? rt->prefix : "default", r, k, pool);
 }
 
-/* The policy of the listener r came in on; NULL: the defaults (all). */
-static const struct listen_policy *policy_for(const struct lhost *h, const struct gw_req *r)
+/* The policy of the listener labelled label; NULL: the defaults (all, no
+ * auth). */
+static const struct listen_policy *policy_of(const struct lhost *h, const char *label)
 {
-    const char *label = r->listener ? *r->listener : NULL;
     for (int i = 0; label && i < h->npolicies; i++)
         if (!strcmp(h->policies[i].label, label)) return &h->policies[i];
     return NULL;
+}
+
+/* The policy of the listener r came in on. */
+static const struct listen_policy *policy_for(const struct lhost *h, const struct gw_req *r)
+{
+    return policy_of(h, r->listener ? *r->listener : NULL);
 }
 
 static bool args_are(const struct gw_req *r, const char *word)
@@ -978,6 +1006,11 @@ void lhost_fences(const struct lhost *h, int i, const char **flush, const char *
     *stats = i < h->npolicies ? statses[h->policies[i].stats] : "all";
 }
 
+size_t lhost_auth_users(const struct lhost *h, int i)
+{
+    return i < h->npolicies ? users_count(h->policies[i].users) : 0;
+}
+
 int lhost_pools(const struct lhost *h, struct pool ***pools)
 {
     *pools = h->pools;
@@ -1004,6 +1037,40 @@ static void host_conn_closed(struct resolver *rs, uint64_t conn_id)
     lua_pop(L, 1);
 }
 
+/* Who may use the listener: its users file decides (resolver.h).  The
+ * password is neither kept nor logged.  A failure is logged once per
+ * window (base/log.h) per listener and user; an unknown name is not
+ * logged, as it may be a password typed in the wrong field. */
+static enum auth_verdict host_auth(struct resolver *rs, const char *listener, const char *user,
+                                   size_t ulen, const char *pass, size_t plen)
+{
+    struct lhost *h = (struct lhost *)rs;
+    const struct listen_policy *p = policy_of(h, listener);
+    if (!p || !p->users) return AUTH_NONE;
+    if (!user) return AUTH_DENIED;
+    char topic[USERS_NAME_MAX + 256];
+    switch (users_check(p->users, user, ulen, pass, plen)) {
+    case USERS_MATCH:
+        return AUTH_OK;
+    case USERS_WRONG_PASSWORD: /* a name from the users file: printable, no spaces */
+        snprintf(topic, sizeof topic, "%s %.*s", p->label, (int)ulen, user);
+        LOG_WARN_LIMIT(topic, "auth: listener %s: wrong password for user %.*s", p->label,
+                       (int)ulen, user);
+        break;
+    case USERS_NO_SUCH_USER:
+        LOG_WARN_LIMIT(p->label, "auth: listener %s: no such user (the name is not logged: it "
+                       "may be a password typed in the wrong field)", p->label);
+        break;
+    case USERS_FAILED: /* the name only if it is in the file (see above) */
+        if (!users_has(p->users, user, ulen)) ulen = 0;
+        snprintf(topic, sizeof topic, "%s %.*s", p->label, (int)ulen, user);
+        LOG_ERROR_LIMIT(topic, "auth: listener %s: could not check a password (user %.*s): out "
+                        "of memory, or crypt(3) refused the user's hash", p->label, (int)ulen, user);
+        break;
+    }
+    return AUTH_DENIED;
+}
+
 static const struct resolver_ops lhost_resolver_ops = {
     .route = host_route,
     .pools = host_pools,
@@ -1011,4 +1078,5 @@ static const struct resolver_ops lhost_resolver_ops = {
     .hold = host_hold,
     .release = host_release,
     .conn_closed = host_conn_closed,
+    .auth = host_auth,
 };

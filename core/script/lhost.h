@@ -29,8 +29,15 @@
  * Per-connection tables (req.conn) are kept by connection id and dropped
  * when the resolver hears the connection closed.
  *
- * Ownership: the host owns its pools; lhost_free closes the state and frees
- * them.  Strings in lhost_config live as long as the host.
+ * Authentication: a listener with gateway.listen's auth has the users file
+ * the config named (base/users.h), read once per load like the config's
+ * Lua files (so it is one of lhost_config's files, watched, and a worker
+ * checks against the bytes the main thread validated); a bad users file
+ * fails the load with its path:line.  The resolver's auth answers by the
+ * listener's label (resolver.h).
+ *
+ * Ownership: the host owns its pools and users tables; lhost_free closes
+ * the state and frees them.  Strings in lhost_config live as long as the host.
  */
 #ifndef GW_LHOST_H
 #define GW_LHOST_H
@@ -49,6 +56,8 @@ struct resolver;
 struct lhost_config {
     char **listen;             /* addresses from gateway.listen */
     char **listen_names;       /* optional names (NULL entries) */
+    char **listen_auth;        /* gateway.listen's auth: each one's users file (its
+                                * path, resolved as the config read it), or NULL */
     int nlisten;
     char *admin;               /* gateway.admin's address, or NULL */
     struct gw_settings settings;   /* the defaults, and what gateway.settings set */
@@ -99,6 +108,9 @@ bool lhost_match(const struct lhost *h, const char *key, size_t len, struct rout
 /* Listener i's fences, as gateway.listen's flush and stats words ("all",
  * "deny", "pools", "read"). */
 void lhost_fences(const struct lhost *h, int i, const char **flush, const char **stats);
+/* How many users listener i's users file holds (0 when it asks for no
+ * authentication: cfg.listen_auth[i] NULL). */
+size_t lhost_auth_users(const struct lhost *h, int i);
 /* The pools the config made (count returned). */
 int lhost_pools(const struct lhost *h, struct pool ***pools);
 

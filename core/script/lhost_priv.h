@@ -41,6 +41,7 @@ struct group;
 struct gw_req;
 struct gw_timer;
 struct task;
+struct users;
 
 /* What one route call (one key of a request) may spend, with every task it
  * starts (memcache.wait's, memcache.spawn's, theirs): instructions, time
@@ -103,6 +104,7 @@ struct listen_policy {
     struct pool **pools;         /* FLUSH_POOLS: the only pools flush_all reaches */
     int npools;
     enum stats_policy stats;
+    struct users *users;         /* gateway.listen's auth: who may log in (owned); NULL: no auth */
 };
 
 struct route {

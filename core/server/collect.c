@@ -414,11 +414,14 @@ static void json_listeners(struct json *j, struct worker *w, const struct lhost_
     json_key(j, "listeners");
     json_open(j, '[');
     for (const struct listener *l = w->listeners; l; l = l->next) {
-        const char *flush = "all", *stats = "all";
+        const char *flush = "all", *stats = "all", *auth = NULL;
+        size_t users = 0;
         for (int i = 0; i < cfg->nlisten; i++) {
             const char *label = cfg->listen_names[i] ? cfg->listen_names[i] : cfg->listen[i];
             if (!strcmp(label, l->label)) {
                 lhost_fences(w->lua, i, &flush, &stats);
+                auth = cfg->listen_auth[i];
+                users = lhost_auth_users(w->lua, i);
                 break;
             }
         }
@@ -427,6 +430,13 @@ static void json_listeners(struct json *j, struct worker *w, const struct lhost_
         json_kstr(j, "name", l->name);
         json_kstr(j, "flush", flush);
         json_kstr(j, "stats", stats);
+        if (auth) { /* the file and how many users it holds; never a hash */
+            json_key(j, "auth");
+            json_open(j, '{');
+            json_kstr(j, "users_file", auth);
+            json_knum(j, "users", (double)users);
+            json_close(j, '}');
+        }
         json_close(j, '}');
     }
     json_close(j, ']');

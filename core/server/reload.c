@@ -172,9 +172,28 @@ static void log_listening(const char *what, const char *addr, const char *name)
              name ? ")" : "");
 }
 
+/* -l replaces the config's listeners, names, fences and auth included
+ * (the -l listener's label is its address): say so when that leaves out a
+ * listener's auth.  Only an unnamed listener of the config on the -l
+ * address itself keeps its auth. */
+static void warn_override_auth(const struct lhost_config *cfg)
+{
+    if (!override) return;
+    bool any = false, kept = false;
+    for (int i = 0; i < cfg->nlisten; i++) {
+        if (!cfg->listen_auth[i]) continue;
+        any = true;
+        if (!cfg->listen_names[i] && !strcmp(cfg->listen[i], override)) kept = true;
+    }
+    if (any && !kept)
+        LOG_WARN("-l %s replaces the config's listeners, and with them their auth: clients of %s "
+                 "are not asked to log in", override, override);
+}
+
 int reload_start(const struct lhost_config *cfg, const char *listen_override)
 {
     override = listen_override;
+    warn_override_auth(cfg);
     const char *const *addrs;
     char *const *names;
     int n = wanted(cfg, &addrs, &names);
@@ -424,6 +443,7 @@ void reload_now(void)
         record(false, err);
     } else {
         warn_settings(cfg);
+        warn_override_auth(cfg);
         watch_files(cfg);
         config_log_reload(check, record(true, NULL));
     }

@@ -183,7 +183,7 @@ function M.pool_spec(opts)
     multiget_errors = mg, text_only = protocol == "text" }
 end
 
-local LISTEN_OPTS = set_of("addr", "name", "flush", "stats")
+local LISTEN_OPTS = set_of("addr", "name", "flush", "stats", "auth")
 local FLUSH_MODES = set_of("all", "deny", "routed")
 local STATS_MODES = set_of("all", "read", "deny")
 
@@ -434,10 +434,15 @@ function M.boot(core, config_path, lua_dir, live, sources)
   end
 
   local gateway, memcache = {}, {}
+  -- The config's folder (where require looks first, and what a relative
+  -- users file is relative to), and this load's file reader.
+  local config_dir = config_path:match("^(.*)/[^/]*$") or "."
+  local read = make_reader(core, sources)
 
   -- Listeners are given to the core once the config has run, when the
   -- routes that flush = "routed" looks at are known.
   local listens, routes = {}, nil
+  local auth_by_label = {} -- label -> { path, where } of the first listener with it
 
   local function is_pool_list(v)
     if type(v) ~= "table" or #v == 0 then return false end
@@ -449,11 +454,11 @@ function M.boot(core, config_path, lua_dir, live, sources)
 
   function gateway.listen(spec)
     config_only("gateway.listen")
-    local addr, name, flush, stats = spec, nil, "all", "all"
+    local addr, name, flush, stats, auth = spec, nil, "all", "all", nil
     if type(spec) == "table" then
       check_table("gateway.listen", spec, LISTEN_OPTS)
       addr, name = spec[1] or spec.addr, spec.name
-      flush, stats = spec.flush or "all", spec.stats or "all"
+      flush, stats, auth = spec.flush or "all", spec.stats or "all", spec.auth
     end
     if not valid_addr(addr) then
       config_error("gateway.listen: address must be \"host:port\" (port 1 to 65535), got %s",
@@ -471,8 +476,32 @@ function M.boot(core, config_path, lua_dir, live, sources)
       config_error("gateway.listen: stats must be \"all\", \"read\" or \"deny\", got %s",
         tostring(stats))
     end
+    -- auth: a users file, relative to the config's folder unless absolute;
+    -- read now (so it is read once per load, and watched), parsed by the
+    -- core when the listener is made.
+    local auth_path, auth_text
+    if auth ~= nil then
+      if type(auth) ~= "string" or auth == "" then
+        config_error("gateway.listen: auth must be the path of a users file (a string), got %s",
+          type(auth) == "string" and "\"\"" or tostring(auth))
+      end
+      auth_path = (auth:sub(1, 1) == "/" or config_dir == ".") and auth or (config_dir .. "/" .. auth)
+      local text, err = read(auth_path)
+      if not text then config_error("gateway.listen: auth: cannot read the users file %s", err) end
+      auth_text = text
+    end
+    -- Listeners that share a label (a name, or an address) are one to the
+    -- core: they must agree on auth, or one would let in whom the other
+    -- keeps out.
+    local label = name or addr
+    local seen = auth_by_label[label]
+    if seen and seen.path ~= auth_path then
+      config_error("gateway.listen: the listeners labelled %q must have the same auth (%s at %s)",
+        label, seen.path and ("auth = " .. string.format("%q", seen.path)) or "no auth", seen.where)
+    end
+    auth_by_label[label] = seen or { path = auth_path, where = (where():gsub(": $", "")) }
     listens[#listens + 1] = { addr = addr, name = name, flush = flush, stats = stats,
-      where = where() }
+      auth = auth_path, auth_text = auth_text, where = where() }
   end
 
   -- flush = "routed": the pools the route table names.  A route function's
@@ -565,16 +594,24 @@ function M.boot(core, config_path, lua_dir, live, sources)
   for k, v in pairs(core.request_api or {}) do memcache[k] = v end
 
   local root = lua_dir:gsub("/lua/?$", "")
-  local config_dir = config_path:match("^(.*)/[^/]*$") or "."
   local env = M.make_env({ gateway = gateway, memcache = memcache })
   env.print = function(...) gateway.log("info", ...) end
-  local read = make_reader(core, sources)
   env.require = make_require(env, { config_dir, lua_dir, root .. "/scripts" }, read, sources,
     function() return phase == "request" end)
 
   load_file(read, config_path, env)()
   for _, l in ipairs(listens) do
-    core.listen(l.addr, l.name, l.flush == "routed" and routed_pools(l) or l.flush, l.stats)
+    local flush = l.flush == "routed" and routed_pools(l) or l.flush
+    if l.auth then
+      -- A bad users file: "users:3: what is wrong", then where it was named.
+      local ok, err = pcall(core.listen, l.addr, l.name, flush, l.stats, l.auth, l.auth_text)
+      if not ok then
+        error(tostring(err) .. " (the users file of gateway.listen at " ..
+          l.where:gsub(": $", "") .. ")", 0)
+      end
+    else
+      core.listen(l.addr, l.name, flush, l.stats)
+    end
   end
   phase = "request"
   M.seal(env)

@@ -286,7 +286,7 @@ static enum keyless_verdict table_keyless(struct resolver *rs, struct gw_req *r,
 }
 
 static const struct resolver_ops table_ops = {table_route, table_pools, table_keyless,
-                                              table_hold, table_release, table_closed};
+                                              table_hold, table_release, table_closed, NULL};
 
 /* A pool of n servers on loopback ports nothing listens on (never used:
  * the backends never connect). */

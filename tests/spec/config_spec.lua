@@ -8,6 +8,7 @@
 -- Run from the repo root:
 --   busted --lpath='./lua/?.lua;./lua/?/init.lua;./tests/spec/?.lua' tests/spec/config_spec.lua
 local H = require "harness"
+local F = require "fakes"
 
 -- Run the gateway; returns stdout, stderr, exit status.
 local function gateway(args)
@@ -110,6 +111,12 @@ describe("gateway --check", function()
       1, "nowhere" },
     { "a bad internal size", "local near = memcache.internal { size = \"lots\" }\nmemcache.route { default = near }\n",
       1, "lots" },
+    { "a misspelled gateway.listen option", "gateway.listen { \"127.0.0.1:1\", auht = \"users\" }\nmemcache.route { default = memcache.internal {} }\n",
+      1, "unknown option 'auht'" },
+    { "an auth that is no path", "local x = 1\ngateway.listen { \"127.0.0.1:1\", auth = 5 }\nmemcache.route { default = memcache.internal {} }\n",
+      2, "auth must be the path of a users file" },
+    { "a missing users file", "local x = 1\n\ngateway.listen { \"127.0.0.1:1\", auth = \"no-such-users\" }\nmemcache.route { default = memcache.internal {} }\n",
+      3, "cannot read the users file .*no%-such%-users: No such file" },
   }
 
   for _, c in ipairs(cases) do
@@ -154,6 +161,142 @@ describe("gateway --check", function()
     out, err, status = gateway("-l 127.0.0.1:" .. port .. " " .. H.quote(path2))
     assert.is_true(status ~= 0 and status ~= 124, "exit status " .. tostring(status))
     assert.is_truthy(err:find(path2 .. ":3: ", 1, true), "stderr:\n" .. err)
+  end)
+end)
+
+-- gateway.listen { ..., auth = "users" }: the users file is read with the
+-- config (relative to its folder), a bad one refused with its path:line,
+-- shown in /config without its hashes, and read again by every reload.
+describe("users files (gateway.listen's auth)", function()
+  -- mkpasswd -m yescrypt -R 1: alice-pw, "bob pw with spaces"
+  local ALICE = "alice:$y$j75$ojOuLtao.0dqneIYtXqAv1$peSRkpgH9pkxFrZa9jVYWcPbE1Bt7NOjaGJRAvx951A\n"
+  local BOB = "bob:$y$j75$Hr68nhGiVcfgc3Z478Ixi0$Qu60pgUwyw6fykRzE0z/uutOUG18ehgMF1eIsamRWFD\n"
+  local MD5 = "bob:$1$4CHoEdVK$DIJSYvAeeIuOYUn/Y3JlI0\n"
+
+  local function users_file(text)
+    counter = counter + 1
+    local name = string.format("config-spec-users-%d-%d", H.free_port(), counter)
+    H.write_file(H.tmpdir .. "/" .. name, text)
+    return name, H.tmpdir .. "/" .. name
+  end
+
+  -- n free ports, all different (a port is only known free until bound)
+  local function ports(n)
+    local list, seen = {}, {}
+    while #list < n do
+      local p = H.free_port()
+      if not seen[p] then
+        seen[p] = true
+        list[#list + 1] = p
+      end
+    end
+    return table.unpack(list)
+  end
+
+  local function auth_config(users, port, sasl_port, extra)
+    if not port then port, sasl_port = ports(2) end
+    return string.format('gateway.listen "127.0.0.1:%d"\n'
+      .. 'gateway.listen { "127.0.0.1:%d", name = "sasl", auth = %q }\n%s'
+      .. "memcache.route { default = memcache.internal {} }\n", port, sasl_port, users, extra or "")
+  end
+
+  it("--check takes a good users file, named relative to the config's folder", function()
+    local name = users_file("# two users\n" .. ALICE .. "\n" .. BOB)
+    local path = config(auth_config(name))
+    local out, err, status = check(path)
+    assert.are.equal(0, status, out .. err)
+    assert.are.equal(path .. ": ok\n", out)
+    -- and an empty one (nobody may log in yet)
+    name = users_file("# nobody yet\n")
+    path = config(auth_config(name))
+    out, err, status = check(path)
+    assert.are.equal(0, status, out .. err)
+  end)
+
+  it("--check refuses a bad users file: its path:line and what is wrong, then the config's line", function()
+    local cases = {
+      { ALICE .. "\n" .. MD5, 3, "user 'bob': md5crypt hashes are too weak" },
+      { "alice:D82Wtqx8JSCIg\n", 1, "user 'alice': a DES crypt hash: too weak" },
+      { ALICE .. BOB .. ALICE, 3, "user 'alice' is given twice (first at line 1)" },
+      { "alice\n", 1, "expected name:hash" },
+      { "alice:alice-pw\n", 1, "user 'alice': not a crypt(3) hash" },
+    }
+    for _, c in ipairs(cases) do
+      local name, upath = users_file(c[1])
+      local path = config(auth_config(name))
+      local out, err, status = check(path)
+      local all = out .. err
+      assert.are.equal(1, status, all)
+      local want = upath .. ":" .. c[2] .. ": " .. c[3]
+      assert.are.equal(want, all:sub(1, #want), all)
+      assert.is_truthy(all:find("(the users file of gateway.listen at " .. path .. ":2)\n", 1, true), all)
+      assert.is_falsy(all:find("4CHoEdVK", 1, true), "a hash in the message: " .. all)
+    end
+  end)
+
+  it("shows in /config, is read again by a reload, and a bad one fails the reload, the old config staying",
+    function()
+      local name, upath = users_file(ALICE)
+      local port, sasl, admin = ports(3)
+      local gw = F.start_gateway_own_listeners(auth_config(name, port, sasl,
+        string.format("gateway.admin(%d)\n", admin)), { port, sasl, admin })
+      local ok, err = pcall(function()
+        local function listener()
+          local _, _, body = H.http(admin, "GET", "/config")
+          local cfg = H.json(body)
+          assert.is_falsy(body:find("$y$", 1, true), "a hash in /config")
+          for _, l in ipairs(cfg.listeners) do
+            if l.name == "sasl" then return l end
+          end
+          error("no sasl listener in /config: " .. body)
+        end
+        local function stats()
+          local s = {}
+          for k, v in H.request(port, "stats\r\n", F.RAW):gmatch("STAT (%S+) ([^\r]*)") do s[k] = v end
+          return s
+        end
+        assert.are.same({ users_file = upath, users = 1 }, listener().auth)
+        -- the users file is watched, as the config's Lua files are
+        H.write_file(upath, ALICE .. BOB)
+        H.wait_for(function()
+          local l = listener()
+          return l.auth.users == 2, l.auth.users
+        end, 5, "the reload that reads two users")
+        -- a bad users file: the reload fails, naming the file (no directory
+        -- for clients) and the line; the config serving keeps its users
+        local failures = tonumber(stats().gw_reload_failures)
+        H.write_file(upath, ALICE .. "\n" .. MD5)
+        local s = H.wait_for(function()
+          local st = stats()
+          return tonumber(st.gw_reload_failures) > failures and st, st.gw_last_reload_error
+        end, 5, "the failed reload")
+        local want = name .. ":3: user 'bob': md5crypt hashes are too weak"
+        assert.are.equal(want, s.gw_last_reload_error:sub(1, #want))
+        assert.is_falsy(s.gw_last_reload_error:find("tests/tmp", 1, true), s.gw_last_reload_error)
+        assert.are.equal(2, listener().auth.users)
+        assert.is_truthy(gw.output():find("reload failed, the running config stays: " .. upath .. ":3: ",
+          1, true), gw.output())
+        -- a good file again
+        H.write_file(upath, BOB)
+        H.wait_for(function()
+          local l = listener()
+          return l.auth.users == 1 and stats().gw_last_reload_result == "ok", l.auth.users
+        end, 5, "the reload that reads one user")
+      end)
+      gw.stop()
+      assert(ok, err)
+    end)
+
+  it("-l replaces the listeners and their auth, and says so", function()
+    local name = users_file(ALICE)
+    local gw = H.start_gateway(auth_config(name), { config_name = "config-spec-auth-l-" .. H.free_port() .. ".lua" })
+    local ok, err = pcall(H.wait_for, function()
+      local out = H.read_file(H.tmpdir .. "/gateway-" .. gw.port .. ".log")
+      return out:find("-l 127.0.0.1:" .. gw.port .. " replaces the config's listeners, and with them "
+        .. "their auth: clients of 127.0.0.1:" .. gw.port .. " are not asked to log in", 1, true), out
+    end, 5, "the warning")
+    gw.stop()
+    assert(ok, err)
   end)
 end)
 

@@ -47,7 +47,11 @@ local function fake_core(opts)
   opts = opts or {}
   local c = { calls = { listen = {}, settings = {}, route = {}, log = {}, pool = {},
     internal = {} } }
-  function c.listen(addr, name) table.insert(c.calls.listen, { addr = addr, name = name }) end
+  function c.listen(addr, name, flush, stats, auth, auth_text)
+    -- as the core does, a bad users file raises "path:line: message"
+    if auth and opts.listen_error then error(opts.listen_error, 0) end
+    table.insert(c.calls.listen, { addr = addr, name = name, auth = auth, auth_text = auth_text })
+  end
   function c.settings(s) table.insert(c.calls.settings, s) end
   function c.route(list, default)
     table.insert(c.calls.route, { list = list, default = default })
@@ -75,7 +79,8 @@ local function fake_core(opts)
     f:close()
     return text
   end
-  function c.track() end
+  c.tracked = {}
+  function c.track(path) c.tracked[#c.tracked + 1] = path end
   function c.defaults()
     return { settings = { threads = 1 }, internal_size = 64 * 1024 * 1024,
       pool = { timeout = 0.5, retry_timeout = 1, failure_limit = 2, max_queue = 4096 } }
@@ -893,6 +898,98 @@ assert(made_in_function == true)
 memcache.route { default = function() end }
 ]])
       assert.is_true(ok, err)
+    end)
+
+    describe("gateway.listen's auth", function()
+      local USERS = "alice:$y$j75$ojOuLtao.0dqneIYtXqAv1$peSRkpgH9pkxFrZa9jVYWcPbE1Bt7NOjaGJRAvx951A\n"
+
+      it("reads the users file, relative to the config's folder, and gives the core its text", function()
+        write_file(TMP .. "/users", USERS)
+        write_file(TMP .. "/lib/abs-users", "# absolute\n" .. USERS)
+        local p = io.popen("pwd")
+        local abs = p:read("l") .. "/" .. TMP .. "/lib/abs-users"
+        p:close()
+        local ok, err, core = boot_config(string.format([[
+gateway.listen { "127.0.0.1:1", name = "sasl", auth = "users" }
+gateway.listen { "127.0.0.1:2", auth = "%s", flush = "deny" }
+gateway.listen "127.0.0.1:3"
+]], abs))
+        assert.is_true(ok, err)
+        assert.are.same({
+          { addr = "127.0.0.1:1", name = "sasl", auth = TMP .. "/users", auth_text = USERS },
+          { addr = "127.0.0.1:2", auth = abs, auth_text = "# absolute\n" .. USERS },
+          { addr = "127.0.0.1:3" },
+        }, core.calls.listen)
+      end)
+
+      it("takes the text the validating load read (sources), not the disk's", function()
+        write_file(TMP .. "/users", "# changed on disk since\n")
+        local path = TMP .. "/sourced.lua"
+        local text = 'gateway.listen { "127.0.0.1:1", auth = "users" }\n'
+        write_file(path, text)
+        local core = fake_core()
+        local ok, err = pcall(prelude.boot, core, path, TMP .. "/lib/lua", true,
+          { [path] = text, [TMP .. "/users"] = USERS })
+        assert.is_true(ok, err)
+        assert.are.equal(USERS, core.calls.listen[1].auth_text)
+        assert.are.same({ path, TMP .. "/users" }, core.tracked)
+      end)
+
+      it("refuses an auth that is no path, a misspelled option, and a missing file, at the line", function()
+        local cases = {
+          { 'gateway.listen { "h:1", auth = 5 }',
+            "gateway.listen: auth must be the path of a users file (a string), got 5" },
+          { 'gateway.listen { "h:1", auth = "" }',
+            'gateway.listen: auth must be the path of a users file (a string), got ""' },
+          { 'gateway.listen { "h:1", auth = true }',
+            "gateway.listen: auth must be the path of a users file (a string), got true" },
+          { 'gateway.listen { "h:1", auht = "users" }', "gateway.listen: unknown option 'auht'" },
+          { 'gateway.listen { "h:1", auth = "no-such-users" }',
+            "gateway.listen: auth: cannot read the users file " .. TMP .. "/no-such-users" },
+        }
+        for _, case in ipairs(cases) do
+          local ok, err, core, path = boot_config("local x = 1\n" .. case[1] .. "\n")
+          assert.is_false(ok, case[1])
+          local expect = path .. ":2: " .. case[2]
+          assert.are.equal(expect, err:sub(1, #expect))
+          assert.are.equal(0, #core.calls.listen)
+        end
+      end)
+
+      it("puts the users file's path:line first when the core refuses it, then the config's line", function()
+        write_file(TMP .. "/users", USERS)
+        local msg = TMP .. "/users:3: user 'bob': md5crypt hashes are too weak"
+        local ok, err, _, path = boot_config('local x = 1\n\ngateway.listen { "h:1", auth = "users" }\n',
+          { core = { listen_error = msg } })
+        assert.is_false(ok)
+        assert.are.equal(msg .. " (the users file of gateway.listen at " .. path .. ":3)", err)
+      end)
+
+      it("refuses listeners that share a label but not their auth", function()
+        write_file(TMP .. "/users", USERS)
+        write_file(TMP .. "/users2", USERS)
+        local ok, err, _, path = boot_config([[
+gateway.listen { "127.0.0.1:1", name = "t", auth = "users" }
+gateway.listen { "[::1]:1", name = "t" }
+]])
+        assert.is_false(ok)
+        assert.are.equal(path .. ':2: gateway.listen: the listeners labelled "t" must have the same auth '
+          .. '(auth = "' .. TMP .. '/users" at ' .. path .. ":1)", err)
+        ok, err = boot_config([[
+gateway.listen { "127.0.0.1:1", name = "t" }
+gateway.listen { "[::1]:1", name = "t", auth = "users2" }
+]])
+        assert.is_false(ok)
+        assert.is_truthy(err:find("must have the same auth (no auth at ", 1, true), err)
+        -- the same file twice is one auth
+        ok, err = boot_config([[
+gateway.listen { "127.0.0.1:1", name = "t", auth = "users" }
+gateway.listen { "[::1]:1", name = "t", auth = "users" }
+gateway.listen { "127.0.0.1:2", name = "u" }
+gateway.listen { "127.0.0.1:3", name = "u" }
+]])
+        assert.is_true(ok, err)
+      end)
     end)
 
     describe("require", function()

@@ -3,7 +3,9 @@
 --
 -- Each script is read as shipped; only its addresses are changed: every
 -- backend address 127.0.0.1:113xx becomes a real memcached on a free port,
--- every other address (its listen addresses) a free port.
+-- every other address (its listen addresses) a free port.  A users file it
+-- names (gateway.listen's auth) is relative to scripts/, where the script
+-- lives; the copy that runs names it by its absolute path.
 --   sessions.lua          sessions slide, live on both replicas, and survive
 --                         one replica being killed
 --   tenants.lua           one port per tenant, each in its own namespace
@@ -41,6 +43,10 @@ local function load_script(name)
   local edited = text:gsub("127%.0%.0%.1:(%d+)", function(port)
     port = tonumber(port)
     return "127.0.0.1:" .. (servers[port] and servers[port].port or listens[port])
+  end)
+  local scripts_dir = H.run("cd " .. H.quote(H.root .. "/scripts") .. " && pwd"):match("[^\n]+")
+  edited = edited:gsub('(auth%s*=%s*")([^"/][^"]*)"', function(pre, file)
+    return pre .. scripts_dir .. "/" .. file .. '"'
   end)
   return edited, servers, listens, function()
     for _, s in ipairs(order) do s.stop() end
@@ -215,10 +221,11 @@ describe("scripts/tenants.lua", function()
     local text
     text, servers, listens, stop_all = load_script("tenants.lua")
     port.shop, port.blog, port.billing = listens[11211], listens[11212], listens[11213]
-    port.admin = listens[11219]
-    assert(port.shop and port.blog and port.billing and port.admin,
+    port.login, port.admin = listens[11214], listens[11219]
+    assert(port.shop and port.blog and port.billing and port.login and port.admin,
       "tenants.lua's listen addresses changed")
-    gw = F.start_gateway_own_listeners(text, { port.shop, port.blog, port.billing, port.admin })
+    gw = F.start_gateway_own_listeners(text,
+      { port.shop, port.blog, port.billing, port.login, port.admin })
   end)
 
   lazy_teardown(function()
@@ -266,6 +273,20 @@ describe("scripts/tenants.lua", function()
     assert.are.equal("STORED\r\n", call("blog", set_cmd("a", "blog")))
     assert.are.equal("VALUE b 0 2\r\n22\r\nVALUE a 0 1\r\n1\r\nEND\r\n",
       call("shop", "get b nope a\r\n"))
+  end)
+
+  it("a client that has not logged in on the login listener gets no tenant's data", function()
+    assert.are.equal("STORED\r\n", call("shop", set_cmd("secret", "shop-only")))
+    for _, bytes in ipairs({ "get secret\r\n", "get shop/secret\r\n", "flush_all\r\n",
+                             "stats\r\n" }) do
+      local ok, reply = pcall(call, "login", bytes)
+      if ok then
+        assert.is_falsy(reply:find("VALUE", 1, true), H.show(reply))
+        assert.is_falsy(reply:find("STAT pid", 1, true), H.show(reply))
+        assert.are_not.equal("OK\r\n", reply)
+      end
+    end
+    assert.are.equal(value_reply("secret", "shop-only"), call("shop", "get secret\r\n"))
   end)
 
   it("no tenant can flush, reset or read another: keyless commands are fenced per listener", function()

@@ -230,6 +230,38 @@ static void test_peer_format(void)
     CHECK(strcmp(net_peer_format(&p, out, sizeof out), "[2001:db8::1]:65535") == 0);
 }
 
+/* What clients may read (stats' gw_last_reload_error, Lua errors) names
+ * files without their directories. */
+static void test_strip_dirs(void)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        { "/srv/gw/routes.lua:12: boom", "routes.lua:12: boom" },
+        { "module 'x' not found in /srv/gw/lua/x.lua, ./x.lua", "module 'x' not found in x.lua, x.lua" },
+        { "/etc/gw/users:3: user 'bob': md5crypt hashes are too weak (the users file of "
+          "gateway.listen at /etc/gw/gateway.lua:7)",
+          "users:3: user 'bob': md5crypt hashes are too weak (the users file of "
+          "gateway.listen at gateway.lua:7)" },
+        { "conf/users:3: x", "users:3: x" },
+        { "cannot read the users file /etc/gw/users1: No such file", "cannot read the users file users1: No such file" },
+        /* not files: addresses, URLs, relative words with no line, keys */
+        { "listen 127.0.0.1:11211: in use", "listen 127.0.0.1:11211: in use" },
+        { "see http://127.0.0.1:9100/ now", "see http://127.0.0.1:9100/ now" },
+        { "key shop/user:42 and a/b: and x/y:12", "key shop/user:42 and a/b: and x/y:12" },
+        { "", "" },
+    };
+    char buf[300];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(buf, sizeof buf, "%s", cases[i].in);
+        log_strip_dirs(buf);
+        if (strcmp(buf, cases[i].out) != 0) {
+            fprintf(stderr, "strip %zu: got \"%s\", want \"%s\"\n", i, buf, cases[i].out);
+            unit_current_failed = 1;
+        }
+    }
+}
+
 int main(void)
 {
     RUN(test_line_format);
@@ -240,5 +272,6 @@ int main(void)
     RUN(test_window);
     RUN(test_table_full);
     RUN(test_peer_format);
+    RUN(test_strip_dirs);
     return unit_report("log");
 }

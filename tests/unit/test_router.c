@@ -56,7 +56,19 @@ static enum keyless_verdict table_keyless(struct resolver *rs, struct gw_req *r,
 }
 
 static const struct resolver_ops table_ops = { table_route, table_pools, table_keyless,
-                                               table_hold, table_release, table_closed };
+                                               table_hold, table_release, table_closed, NULL };
+
+/* A resolver with an auth op: listener "locked" wants user "u" / "p". */
+static enum auth_verdict table_auth(struct resolver *rs, const char *listener, const char *user,
+                                    size_t ulen, const char *pass, size_t plen)
+{
+    if (!listener || strcmp(listener, "locked")) return AUTH_NONE;
+    if (!user) return AUTH_DENIED;
+    return ulen == 1 && *user == 'u' && plen == 1 && *pass == 'p' ? AUTH_OK : AUTH_DENIED;
+}
+
+static const struct resolver_ops auth_ops = { table_route, table_pools, table_keyless, table_hold,
+                                              table_release, table_closed, table_auth };
 
 static struct pool *servers_pool(struct rt *rt, int n, int first_port, bool multiget_error)
 {
@@ -385,6 +397,20 @@ static void test_free_list_drops_big_key_arrays(void)
     mid_rt_free(rt);
 }
 
+/* resolver_auth: a resolver without the op (or none at all) asks no one to
+ * log in; one with it is asked. */
+static void test_auth_is_optional(void)
+{
+    struct resolver plain = { &table_ops }, locked = { &auth_ops };
+    CHECK_EQ_INT(resolver_auth(NULL, "locked", NULL, 0, NULL, 0), AUTH_NONE);
+    CHECK_EQ_INT(resolver_auth(&plain, "locked", NULL, 0, NULL, 0), AUTH_NONE);
+    CHECK_EQ_INT(resolver_auth(&plain, "locked", "u", 1, "x", 1), AUTH_NONE);
+    CHECK_EQ_INT(resolver_auth(&locked, "open", NULL, 0, NULL, 0), AUTH_NONE);
+    CHECK_EQ_INT(resolver_auth(&locked, "locked", NULL, 0, NULL, 0), AUTH_DENIED);
+    CHECK_EQ_INT(resolver_auth(&locked, "locked", "u", 1, "x", 1), AUTH_DENIED);
+    CHECK_EQ_INT(resolver_auth(&locked, "locked", "u", 1, "p", 1), AUTH_OK);
+}
+
 int main(void)
 {
     RUN(test_multiget_batches_per_server);
@@ -396,5 +422,6 @@ int main(void)
     RUN(test_late_keys_join_the_open_batch);
     RUN(test_queue_full_is_an_error);
     RUN(test_free_list_drops_big_key_arrays);
+    RUN(test_auth_is_optional);
     return unit_report("router");
 }
