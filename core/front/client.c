@@ -8,6 +8,8 @@
 
 #include "admin.h"
 #include "base/loop.h"
+#include "base/log.h"
+#include "base/users.h"
 #include "codec/binary.h"
 #include "listener.h"
 #include "proxy/req.h"
@@ -73,6 +75,7 @@ void client_close(struct client *c)
     conn_close(&c->conn);
     rbuf_release(&c->in);
     oq_free(&c->out);
+    free(c->user);
     resolver_conn_closed(rt->resolver, c->id);
     STAT_DEC(&rt->stats, curr_connections);
     rt->freed += sizeof *c;
@@ -113,6 +116,12 @@ struct gw_req *client_request(struct client *c, const struct mc_request *mc, con
     r->conn_id = c->id;
     r->peer = c->peer;
     r->listener = &c->listener->label;
+    if (c->user) {
+        /* a copy: a route may still run once the client has gone */
+        size_t n = strlen(c->user) + 1;
+        char *u = req_alloc(r, n);
+        if (u) r->user = memcpy(u, c->user, n);
+    }
     r->started = gw_loop_now(c->rt->loop); /* the loop's clock: no syscall */
     /* What its reply may pin, at worst, until it is written. */
     r->charge = mc->total_len;
@@ -168,15 +177,38 @@ void client_refuse(struct client *c, const struct mc_request *mc, const char *li
 
 bool client_authenticated(const struct client *c)
 {
-    (void)c;
-    return true;
+    return !c->must_auth || c->user;
+}
+
+/* The client's address for a log line. */
+static const char *peer_text(const struct client *c, char *out, size_t len)
+{
+    return net_peer_format(&c->peer, out, len);
 }
 
 uint16_t client_sasl(struct client *c, uint8_t opcode, const char *mech, size_t mlen,
                      const char *data, size_t dlen)
 {
-    (void)c; (void)opcode; (void)mech; (void)mlen; (void)data; (void)dlen;
-    return BIN_UNKNOWN_COMMAND;
+    if (!c->must_auth) return BIN_UNKNOWN_COMMAND; /* as memcached without SASL */
+    if (opcode == BIN_SASL_LIST_MECHS) return BIN_OK;
+    if (c->user) return BIN_AUTH_ERROR;              /* once per connection */
+    const char *user, *pass, *why = "not PLAIN";
+    size_t ulen, plen;
+    bool plain = opcode == BIN_SASL_AUTH && mlen == 5 && memcmp(mech, "PLAIN", 5) == 0;
+    if (plain && users_sasl_plain(data, dlen, &user, &ulen, &pass, &plen, &why) == GW_OK) {
+        if (resolver_auth(c->rt->resolver, c->listener->label, user, ulen, pass, plen) == AUTH_OK) {
+            c->user = malloc(ulen + 1);
+            if (!c->user) return BIN_ENOMEM;
+            memcpy(c->user, user, ulen);
+            c->user[ulen] = '\0';
+            return BIN_OK;
+        }
+        why = "refused";
+    }
+    char peer[GW_PEER_STRLEN];
+    LOG_WARN_LIMIT(c->listener->label, "listener %s: client %s: authentication failed (%s)",
+                   c->listener->label, peer_text(c, peer, sizeof peer), why);
+    return BIN_AUTH_ERROR;
 }
 
 bool client_busy(const struct client *c)
@@ -189,8 +221,12 @@ static void client_decode(struct client *c)
 {
     if (c->closing) return;
     if (!c->cs.started && rbuf_len(&c->in) > 0) {
+        /* Chosen by the first byte, as memcached does; whether the client
+         * must log in is the config's word when it first speaks. */
         c->cs.started = true;
         c->codec = codec_pick((uint8_t)rbuf_data(&c->in)[0]);
+        c->must_auth = resolver_auth(c->rt->resolver, c->listener->label, NULL, 0, NULL, 0) !=
+                       AUTH_NONE;
     }
     c->codec->decode(c);
     if (client_busy(c) && rbuf_len(&c->in) > 0) c->paused = true;

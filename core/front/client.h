@@ -55,6 +55,7 @@ struct client {
     struct gw_conn conn;
     struct gw_io_slot io;        /* its watcher (gw_io_in) */
     const struct codec *codec;
+    char *user;                  /* the name it logged in with (owned), or NULL */
     struct codec_state cs;
     struct gw_rbuf in;           /* no buffer while idle */
     struct gw_req *head, *tail;  /* requests whose replies are not yet queued */
@@ -67,6 +68,7 @@ struct client {
     bool eof;                    /* the peer is done sending (half-close): answer
                                   * what it sent, then close */
     bool paused;                 /* reading paused for back-pressure */
+    bool must_auth;              /* its listener wants a login (binary SASL) */
 };
 
 /* Take over an accepted socket, whose peer is at *peer. */

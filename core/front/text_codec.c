@@ -74,6 +74,13 @@ static void text_decode(struct client *c)
     while (rbuf_len(in) > 0 && !c->closing) {
         if (codec_swallow(c)) continue;
         if (client_busy(c)) break;
+        if (!client_authenticated(c)) {
+            /* Only binary clients can log in (SASL): answer and close. */
+            struct mc_request none = { 0 };
+            client_refuse(c, &none, "CLIENT_ERROR unauthenticated", true);
+            in->pos = in->end;
+            break;
+        }
         const char *base = rbuf_data(in);
         if (mc_is_meta(base, rbuf_len(in))) {
             if (!meta_decode(c)) break;

@@ -64,6 +64,7 @@ struct gw_req *req_new(struct rt *rt, struct gw_buf *in, const char *base,
     r->conn_id = 0;
     r->peer.family = 0;
     r->listener = NULL;
+    r->user = NULL;
     r->mc = *mc;
     r->base = base;
     r->in = in;

@@ -80,6 +80,8 @@ struct gw_req {
     struct gw_peer peer;       /* ... and its address (family 0: none), for the log */
     const char *const *listener; /* its listener's label, read where it lives (the
                                   * listener outlives its requests); NULL: none */
+    const char *user;          /* the name its client logged in with (in the
+                                * arena), or NULL */
 
     struct mc_request mc;
     const char *base;          /* the request's bytes, in `in` */

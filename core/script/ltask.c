@@ -820,6 +820,9 @@ static int req_index(lua_State *L)
         lua_pushboolean(L, m->noreply);
     } else if (!strcmp(f, "conn")) {
         push_conn_table(L, r->conn_id);
+    } else if (!strcmp(f, "user")) {
+        if (r->user) lua_pushstring(L, r->user);
+        else lua_pushnil(L);
     } else if (!strcmp(f, "listener")) {
         if (r->listener) lua_pushstring(L, *r->listener);
         else lua_pushnil(L);

@@ -200,16 +200,18 @@ end
 
 -- The gateway on a free port with the given config text.
 -- opts.args adds command-line arguments; opts.env ({ NAME = "value" })
--- environment variables; opts.bin another binary than H.gateway_bin.
+-- environment variables; opts.bin another binary than H.gateway_bin;
+-- opts.own_listeners: no -l, the config's gateway.listen lines are served
+-- (opts.port must be one of them: the one waited for).
 function H.start_gateway(config_text, opts)
   opts = opts or {}
   local port = opts.port or H.free_port()
   local path = H.write_config(config_text, opts.config_name)
   local env = {}
   for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. shell_quote(v) end
-  local cmd = string.format("%s%s -l 127.0.0.1:%d %s %s",
-    #env > 0 and "env " .. table.concat(env, " ") .. " " or "", shell_quote(opts.bin or H.gateway_bin), port,
-    opts.args or "", shell_quote(path))
+  local cmd = string.format("%s%s %s %s %s",
+    #env > 0 and "env " .. table.concat(env, " ") .. " " or "", shell_quote(opts.bin or H.gateway_bin),
+    opts.own_listeners and "" or ("-l 127.0.0.1:" .. port), opts.args or "", shell_quote(path))
   local g = start_listener("gateway", cmd, port,
     string.format("%s/gateway-%d.log", H.tmpdir, port))
   g.config = path
