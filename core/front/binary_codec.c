@@ -101,6 +101,9 @@ static void sasl(struct client *c, struct mc_request *mc, const struct mc_bin_re
     if (!r) return;
     r->mc.status = client_sasl(c, b->opcode, base + b->key_off, b->keylen,
                                base + b->value_off, b->value_len);
+    /* Each try costs a password hash on this thread: one per connection
+     * (memcached would let the client try again on it). */
+    if (r->mc.status == BIN_AUTH_ERROR) c->closing = true;
 }
 
 /* One parsed request.  False: stop decoding. */
@@ -118,7 +121,7 @@ static bool take(struct client *c, const struct mc_bin_request *b, const char *b
     }
     if (sasl_op) {
         sasl(c, &mc, b, base);
-        return true;
+        return !c->closing;
     }
     if (op == BIN_NOOP || mc.cmd == MC_QUIT) {
         if (mc.cmd == MC_QUIT) c->closing = true;

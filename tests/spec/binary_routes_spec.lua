@@ -212,12 +212,17 @@ memcache.route {
     end)
 
     it("refuses a wrong password, and any command before a login, and closes", function()
+      -- a failed login closes the connection (each try costs a hash)
       local c = H.connect(auth_port, DEADLINE)
-      c:send(plain("ann", "banana") .. req(GET, "a", nil, nil, 5) .. req(GET, "b", nil, nil, 6))
-      local deadline = socket.gettime() + DEADLINE
-      local x = answer(c, deadline)
+      c:send(plain("ann", "banana") .. req(GET, "a", nil, nil, 5))
+      local x = answer(c, socket.gettime() + DEADLINE)
       assert.same({ 0x20, 9, "Auth failure." }, { x.status, x.opaque, x.body })
-      x = answer(c, deadline) -- as memcached: the first command answers, then the close
+      assert.is_true(c:closed(DEADLINE), "the connection stays open")
+      c:close()
+      -- a command before any login: answered, then closed, as memcached does
+      c = H.connect(auth_port, DEADLINE)
+      c:send(req(GET, "a", nil, nil, 5) .. req(GET, "b", nil, nil, 6))
+      x = answer(c, socket.gettime() + DEADLINE)
       assert.same({ 0x20, 5, "Auth failure." }, { x.status, x.opaque, x.body })
       assert.is_true(c:closed(DEADLINE), "the connection stays open")
       c:close()
