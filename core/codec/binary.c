@@ -157,8 +157,11 @@ int mc_bin_parse(const struct mc_parser *p, const char *buf, size_t len,
      * command" and closes, whatever the opcode. */
     if ((uint32_t)req->keylen + req->extlen > req->bodylen)
         return fail(req, BIN_UNKNOWN_COMMAND, true);
-    if (op->shape == SHAPE_NONE) return fail(req, BIN_UNKNOWN_COMMAND, false);
-    if (req->keylen > MC_KEY_MAX || !shape_ok(op->shape, req)) return fail(req, BIN_EINVAL, true);
+    if (req->keylen > MC_KEY_MAX) return fail(req, BIN_EINVAL, true); /* any opcode */
+    if (op->shape == SHAPE_NONE)
+        /* A body a 32-bit count cannot skip whole (over 4 GiB): close. */
+        return fail(req, BIN_UNKNOWN_COMMAND, total > UINT32_MAX);
+    if (!shape_ok(op->shape, req)) return fail(req, BIN_EINVAL, true);
     req->value_len = req->bodylen - req->extlen - req->keylen;
     if ((op->shape == SHAPE_STORE || op->shape == SHAPE_CONCAT) && req->value_len > p->max_value) {
         /* Refused once its extras and key are there (a refused Set still
@@ -168,7 +171,7 @@ int mc_bin_parse(const struct mc_parser *p, const char *buf, size_t len,
             return GW_AGAIN;
         }
         read_extras(op->shape, h + MC_BIN_HEADER, req);
-        return fail(req, BIN_E2BIG, false);
+        return fail(req, BIN_E2BIG, total > UINT32_MAX);
     }
     if (len < req->total_len) return GW_AGAIN;
     read_extras(op->shape, h + MC_BIN_HEADER, req);

@@ -30,10 +30,12 @@
  *   with extras, a Set without its 8 bytes of flags and expiration, a key
  *   over 250 bytes): "Invalid arguments" (0x04), then close, as memcached
  *   does.
+ * - A key over 250 bytes, for any opcode: "Invalid arguments", then close.
  * - A Set/Add/Replace/Append/Prepend whose value is over max_value: "Too
- *   large." (0x03), the body swallowed.
- * - A body over max_value + 1 KiB for other opcodes: "Too large." and close
- *   (memcached would read it all; a header can claim 4 GiB).
+ *   large." (0x03), the body swallowed.  Other opcodes' bodies are bounded
+ *   by their shape (a SASL exchange by 4 KiB: "Invalid arguments").
+ * - A body so large that total_len (32 bits) cannot count it whole (over
+ *   4 GiB): the answer, then close.
  *
  * What a request maps to
  *   cmd is the text command it carries out (MC_GET for Get, GetQ, GetK,

@@ -47,14 +47,9 @@
 
 #define MAX_RECS 4096
 
-/* Known bug (reported with the tests): a body claimed over 4 GiB - 24
- * bytes gives total_len UINT32_MAX, short of the request's end, without
- * closing.  Build with -DFUZZ_STRICT_TOTAL_LEN to check it. */
-#ifndef FUZZ_STRICT_TOTAL_LEN
-#define TOTAL_LEN_EXEMPT(bodylen) ((uint64_t)MC_BIN_HEADER + (bodylen) > UINT32_MAX)
-#else
+/* A body claimed over 4 GiB - 24 bytes gives total_len UINT32_MAX, short
+ * of the request's end: the parser must then close (checked, not exempt). */
 #define TOTAL_LEN_EXEMPT(bodylen) false
-#endif
 
 /* bits 3-4: max_value (0: the parser's default).  The parser reads only
  * max_value, so the struct is filled here (mc_parser_init lives in

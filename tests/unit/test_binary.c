@@ -898,11 +898,9 @@ static void test_too_large(void)
     CHECK(r.close);
 }
 
-#ifdef GW_UNIT_KNOWN_BUGS
 /* A body claimed over 4 GiB - 24 bytes: total_len (uint32_t) cannot hold
- * the request, so the swallow would stop short of its end and the body's
- * last bytes be taken for the next request.  Known bug (reported): the
- * answer should close the connection.  Build with -DGW_UNIT_KNOWN_BUGS. */
+ * the request, so a swallow would stop short of its end and the body's
+ * last bytes be taken for the next request: the answer closes. */
 static void test_total_len_overflow(void)
 {
     uint8_t b[64];
@@ -919,8 +917,7 @@ static void test_total_len_overflow(void)
 
 /* An opcode not served with a key over 250 bytes (that fits in the body):
  * memcached 1.6.18 checks the key first and answers "Invalid arguments",
- * then closes (seen on a live one); the parser answers "Unknown command"
- * and swallows the body.  Known divergence (reported). */
+ * then closes (seen on a live one). */
 static void test_unknown_long_key(void)
 {
     uint8_t b[64];
@@ -934,7 +931,6 @@ static void test_unknown_long_key(void)
     CHECK_EQ_INT(r.status, BIN_EINVAL);
     CHECK(r.close);
 }
-#endif
 
 /* ---- a pipeline at every split point ----------------------------------- */
 
@@ -1233,10 +1229,8 @@ int main(void)
     RUN(test_wrong_lengths);
     RUN(test_long_keys);
     RUN(test_too_large);
-#ifdef GW_UNIT_KNOWN_BUGS
     RUN(test_total_len_overflow);
     RUN(test_unknown_long_key);
-#endif
     RUN(test_pipeline_splits);
     RUN(test_header);
     RUN(test_status_text);
