@@ -21,7 +21,9 @@
 #                 left in build/fuzz/<target>-crash-*
 #
 # Debian packages that are missing are installed with apt-get when run as
-# root (the deps target); a non-root user is told what to install.
+# root (the deps target); a non-root user is told what to install.  make
+# spec also installs memjs (a Node client the specs drive) from npm into
+# build/node, once.
 
 CC      ?= cc
 LUA_PC  ?= lua5.4
@@ -111,28 +113,67 @@ $(BUILD) $(BUILD)/unit $(BUILD)/tools:
 	mkdir -p $@
 
 # systemd is there for systemd-analyze, which checks the installed unit
-# (tests/spec/install_spec.lua); a Debian host has it already.
+# (tests/spec/install_spec.lua); a Debian host has it already.  The binary
+# protocol's real clients (tests/spec/binary_clients_spec.lua): Dalli 3.0.6
+# (ruby-dalli), pylibmc, memjs (Node, from npm: below); whois has mkpasswd
+# for the users file of an auth listener; sasl2-bin (saslpasswd2) and
+# libsasl2-modules (PLAIN, only recommended by libsasl2-2) for the
+# control's memcached -S.
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libev-dev \
             libxxhash-dev libmicrohttpd-dev libcrypt-dev prometheus lua-busted lua-dkjson lua-socket memcached python3 \
             python3-memcache python3-pymemcache libmemcached-tools nutcracker \
-            valgrind systemd
+            valgrind systemd \
+            ruby ruby-dalli python3-pylibmc nodejs whois sasl2-bin libsasl2-modules
 ifneq ($(filter 1,$(SANITIZE))$(filter fuzz,$(MAKECMDGOALS)),)
 DEB_PKGS += clang libclang-rt-dev
 endif
+# Commands wanted whatever package brings them, as command:package.  npm
+# comes with NodeSource's nodejs, which conflicts with Debian's npm; so
+# Debian's is installed only when there is no npm command once the
+# packages above are in.
+DEB_CMDS := npm:npm
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" \
 	    || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
+	cmds=""; for c in $(DEB_CMDS); do \
+	  command -v $${c%%:*} >/dev/null 2>&1 || cmds="$$cmds $${c#*:}"; done; \
+	if [ -n "$$missing$$cmds" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "deps: installing$$missing"; \
 	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	    if [ -n "$$missing" ]; then \
+	      echo "deps: installing$$missing"; \
+	      apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing || exit 1; \
+	    fi; \
+	    cmds=""; for c in $(DEB_CMDS); do \
+	      command -v $${c%%:*} >/dev/null 2>&1 || cmds="$$cmds $${c#*:}"; done; \
+	    if [ -n "$$cmds" ]; then \
+	      echo "deps: installing$$cmds"; \
+	      { [ -n "$$missing" ] || apt-get update -qq; } \
+	        && apt-get install -y -qq --no-install-recommends $$cmds || exit 1; \
+	    fi; \
 	  else \
-	    echo "deps: missing Debian packages:$$missing (run make as root, or apt-get install them)" >&2; \
+	    echo "deps: missing Debian packages:$$missing$$cmds (run make as root, or apt-get install them)" >&2; \
 	    exit 1; \
 	  fi; \
+	fi
+
+# memjs, the Node client tests/clients/memjs_ops.js drives, is not packaged
+# by Debian: npm installs the pinned version into build/node (the spec sets
+# NODE_PATH to its node_modules) once, when its stamp is missing, as root
+# or as a user who can write build/.  make run never needs it.
+MEMJS_VERSION := 1.3.2
+MEMJS_STAMP   := build/node/memjs-$(MEMJS_VERSION).stamp
+$(MEMJS_STAMP):
+	@mkdir -p build/node 2>/dev/null; \
+	if [ "$$(id -u)" = 0 ] || [ -w build/node ]; then \
+	  echo "deps: npm install memjs@$(MEMJS_VERSION) into build/node"; \
+	  npm install --prefix build/node --no-save --no-package-lock --no-audit --no-fund \
+	    memjs@$(MEMJS_VERSION) && touch $@; \
+	else \
+	  echo "deps: cannot write build/node: npm install --prefix build/node memjs@$(MEMJS_VERSION)" >&2; \
+	  exit 1; \
 	fi
 
 run: deps gateway
@@ -143,7 +184,7 @@ unit: $(UNIT_BINS)
 
 # Each run starts with an empty tests/tmp (the specs' logs and configs), so
 # the sanitizer check reads only this run's gateway logs.
-spec: gateway $(TOOL_BINS)
+spec: gateway $(TOOL_BINS) $(MEMJS_STAMP)
 	rm -rf tests/tmp
 	GATEWAY_SANITIZE=$(SANITIZE) GATEWAY_TOOLS=$(BUILD)/tools busted --lpath='./lua/?.lua;./lua/?/init.lua;./tests/spec/?.lua' tests/spec
 	@if grep -rl --include='*.log' -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' tests/tmp 2>/dev/null; then \
@@ -177,7 +218,7 @@ bench: deps gateway $(LOADGEN)
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_DIR     := build/fuzz
-FUZZ_PARSERS := proto resp meta meta_resp
+FUZZ_PARSERS := proto resp meta meta_resp binary
 FUZZ_NAMES   := $(FUZZ_PARSERS) forward
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/fuzz_%)
 FUZZ_LOW_OBJS := $(patsubst core/%.c,$(FUZZ_DIR)/low/%.o,\

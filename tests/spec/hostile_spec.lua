@@ -153,7 +153,7 @@ memcache.route { default = main }
     end)
   end)
 
-  describe("the binary protocol (not spoken: README, Protocol and Limitations)", function()
+  describe("binary and text, one per connection (its first byte decides, as in memcached)", function()
     -- A binary request header: magic 0x80, opcode, key length, extras
     -- length 0, data type 0, vbucket 0, body length, opaque, cas.
     local function binary(opcode, key)
@@ -161,25 +161,26 @@ memcache.route { default = main }
         .. ("\0"):rep(12) .. key
     end
 
-    it("is text with no line end yet: no reply, the connection waits", function()
+    it("a binary connection stays binary: text on it is a bad magic, and it closes", function()
       local c = H.connect(gw.port, RAW)
-      c:send(binary(0x0b, "")) -- version
-      c:send(binary(0x00, "hello")) -- get hello
-      local ok, err = c:fill(socket.gettime() + 0.3)
-      assert.is_false(ok, "the gateway answered: " .. show(c.buf))
-      assert.are.equal("timeout", err)
-      -- the line ends: one unknown command, ERROR, and the connection goes on
-      assert.are.equal("ERROR\r\n", c:call("\r\n"))
-      assert.are.equal(GW_VERSION, c:call("version\r\n"))
+      c:send(binary(0x0b, "") .. binary(0x00, "nokey") .. "version\r\n")
+      local deadline = socket.gettime() + 5
+      for _, op in ipairs({ 0x0b, 0x00 }) do -- Version's answer, then Get's (a miss)
+        local h = assert(c:bytes(24, deadline))
+        assert.are.same({ 0x81, op }, { h:byte(1), h:byte(2) }, show(h))
+        assert(c:bytes(string.unpack(">I4", h, 9), deadline))
+      end
+      assert.is_true(c:closed(5), "not closed; unread: " .. show(c.buf))
       c:close()
+      serves_new_connections()
     end)
 
-    it("a header holding a 0x0a byte: each line so made is an unknown command", function()
+    it("a text connection stays text: a binary header on it is text (a 0x0a byte ends a line)", function()
       -- a get of a 10-byte key: key length and body length are 0x0a
-      local bytes = binary(0x00, "0123456789") .. "\r\n"
-      assert.are.equal(3, select(2, bytes:gsub("\n", "")))
+      local bytes = "get nokey\r\n" .. binary(0x00, "0123456789") .. "\r\n"
+      assert.are.equal(4, select(2, bytes:gsub("\n", "")))
       local got, c = transcript(gw.port, bytes, GW_VERSION)
-      assert.are.equal("ERROR\r\nERROR\r\nERROR\r\n", got)
+      assert.are.equal("END\r\nERROR\r\nERROR\r\nERROR\r\n", got)
       assert.are.equal("END\r\n", c:call("get nokey\r\n"))
       c:close()
     end)
