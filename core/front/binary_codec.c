@@ -14,13 +14,15 @@
  * memcached's statuses and messages: quiet opcodes answer only errors (and
  * a Get's miss not at all); errors that are not memcached's own (a server
  * down, a route's memcache.error) are "Internal error" (0x84) with the
- * text as body.  Noop, Version, Verbosity, Stat, Flush and Quit are the
- * front's, as for text; SASL is answered here (auth.h).
+ * text as body.  Noop, Version, Stat, Flush and Quit are the front's, as
+ * for text.  SASL (PLAIN) is checked by the client (client_sasl, against
+ * the listener's users file through the resolver); on a listener that
+ * wants a login, anything else before it answers "Auth failure." and
+ * closes, as in memcached, and so does a failed login.
  */
+#include <stddef.h>
 #include <string.h>
 
-#include "admin.h"
-#include "base/fmt.h"
 #include "client.h"
 #include "codec.h"
 #include "codec/binary.h"
@@ -320,7 +322,10 @@ static int answer_stats(struct client *c, struct gw_req *r, struct answer *a)
         rc = push_answer(c, r, a);
         p = nl + 1;
     }
-    memset(&a->key, 0, sizeof *a - offsetof(struct answer, key));
+    /* the run's end: an answer with no key and no body */
+    a->key = a->body = NULL;
+    a->keylen = 0;
+    a->bodylen = 0;
     return rc == GW_OK ? push_answer(c, r, a) : rc;
 }
 
