@@ -63,7 +63,10 @@ static void format_single(struct be_op *op, const struct mc_request *m)
 static int encode_retrieval(struct be_op *op, struct gw_oq *q)
 {
     struct gw_req *r = op->req;
-    head_name(op, mc_cmd_name(op->cmd));
+    enum mc_cmd cmd = op->cmd;
+    /* A binary client's get answers the cas: ask for it. */
+    if (r->mc.binary) cmd = cmd == MC_GET ? MC_GETS : cmd == MC_GAT ? MC_GATS : cmd;
+    head_name(op, mc_cmd_name(cmd));
     if (op->cmd == MC_GAT || op->cmd == MC_GATS) {
         size_t n = op->head_len + fmt_i64(op->head + op->head_len, r->mc.exptime);
         op->head[n++] = ' ';

@@ -171,6 +171,7 @@ memcache.route {
     local a = exchange(c, req(SET, "old:a", set_extras(1), "t", 1) .. req(GET, "old:a", nil, nil, 2) ..
       req(SET, "old:a b", set_extras(), "t", 3) .. req(INCR, "old:n", incr_extras(1, 5, 0), nil, 4))
     assert.same({ 0, 0, "t" }, { a[1].status, a[2].status, a[2].body })
+    assert.is_true(a[2].cas > 0, "a get answers its cas (asked with gets)")
     assert.equal(0x84, a[3].status)
     assert.matches("no text key", a[3].body)
     assert.equal(0x84, a[4].status)
