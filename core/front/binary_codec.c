@@ -18,7 +18,7 @@
  * for text.  SASL (PLAIN) is checked by the client (client_sasl, against
  * the listener's users file through the resolver); on a listener that
  * wants a login, anything else before it answers "Auth failure." and
- * closes, as in memcached, and so does a failed login.
+ * closes, as in memcached; the third failed login closes too.
  */
 #include <stddef.h>
 #include <string.h>
@@ -103,9 +103,6 @@ static void sasl(struct client *c, struct mc_request *mc, const struct mc_bin_re
     if (!r) return;
     r->mc.status = client_sasl(c, b->opcode, base + b->key_off, b->keylen,
                                base + b->value_off, b->value_len);
-    /* Each try costs a password hash on this thread: one per connection
-     * (memcached would let the client try again on it). */
-    if (r->mc.status == BIN_AUTH_ERROR) c->closing = true;
 }
 
 /* One parsed request.  False: stop decoding. */

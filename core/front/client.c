@@ -161,18 +161,24 @@ void client_dispatch(struct client *c, struct gw_req *r)
     }
 }
 
-void client_refuse(struct client *c, const struct mc_request *mc, const char *line, bool close)
+/* A request answered with line (no "\r\n") at once; close after it. */
+static void answer(struct client *c, const struct mc_request *mc, const char *line, bool close)
 {
     struct gw_req *r = client_request(c, mc, NULL);
     if (!r) return;
-    /* memcached stays silent on a refused noreply command, unless the
-     * connection is about to close. */
     if (close) r->mc.noreply = false;
-    r->mc.cmd = MC_NONE; /* the reply is the error line, whatever the command */
+    r->mc.cmd = MC_NONE; /* the reply is the line, whatever the command */
     req_reply_fmt(r, "%s", line);
     r->done = true;
-    STAT_INC(&c->rt->stats, gw_protocol_errors);
     if (close) c->closing = true;
+}
+
+void client_refuse(struct client *c, const struct mc_request *mc, const char *line, bool close)
+{
+    /* memcached stays silent on a refused noreply command, unless the
+     * connection is about to close. */
+    answer(c, mc, line, close);
+    STAT_INC(&c->rt->stats, gw_protocol_errors);
 }
 
 bool client_authenticated(const struct client *c)
@@ -186,6 +192,31 @@ static const char *peer_text(const struct client *c, char *out, size_t len)
     return net_peer_format(&c->peer, out, len);
 }
 
+/* A failed login, logged with the client's address (the resolver logs
+ * the user, never the password). */
+static void login_failed(struct client *c, const char *why)
+{
+    if (++c->failed_logins >= CLIENT_LOGIN_TRIES) c->closing = true;
+    char peer[GW_PEER_STRLEN];
+    LOG_WARN_LIMIT(c->listener->label, "listener %s: client %s: authentication failed (%s)",
+                   c->listener->label, peer_text(c, peer, sizeof peer), why);
+}
+
+/* Check user/pass against the listener's users; on success the client is
+ * logged in as user.  GW_ERROR: refused (logged); GW_NOMEM. */
+static int login(struct client *c, const char *user, size_t ulen, const char *pass, size_t plen)
+{
+    if (resolver_auth(c->rt->resolver, c->listener->label, user, ulen, pass, plen) != AUTH_OK) {
+        login_failed(c, "refused");
+        return GW_ERROR;
+    }
+    c->user = malloc(ulen + 1);
+    if (!c->user) return GW_NOMEM;
+    memcpy(c->user, user, ulen);
+    c->user[ulen] = '\0';
+    return GW_OK;
+}
+
 uint16_t client_sasl(struct client *c, uint8_t opcode, const char *mech, size_t mlen,
                      const char *data, size_t dlen)
 {
@@ -195,20 +226,46 @@ uint16_t client_sasl(struct client *c, uint8_t opcode, const char *mech, size_t 
     const char *user, *pass, *why = "not PLAIN";
     size_t ulen, plen;
     bool plain = opcode == BIN_SASL_AUTH && mlen == 5 && memcmp(mech, "PLAIN", 5) == 0;
-    if (plain && users_sasl_plain(data, dlen, &user, &ulen, &pass, &plen, &why) == GW_OK) {
-        if (resolver_auth(c->rt->resolver, c->listener->label, user, ulen, pass, plen) == AUTH_OK) {
-            c->user = malloc(ulen + 1);
-            if (!c->user) return BIN_ENOMEM;
-            memcpy(c->user, user, ulen);
-            c->user[ulen] = '\0';
-            return BIN_OK;
-        }
-        why = "refused";
+    if (!plain || users_sasl_plain(data, dlen, &user, &ulen, &pass, &plen, &why) != GW_OK) {
+        login_failed(c, why);
+        return BIN_AUTH_ERROR;
     }
-    char peer[GW_PEER_STRLEN];
-    LOG_WARN_LIMIT(c->listener->label, "listener %s: client %s: authentication failed (%s)",
-                   c->listener->label, peer_text(c, peer, sizeof peer), why);
-    return BIN_AUTH_ERROR;
+    int rc = login(c, user, ulen, pass, plen);
+    return rc == GW_OK ? BIN_OK : rc == GW_NOMEM ? BIN_ENOMEM : BIN_AUTH_ERROR;
+}
+
+/* The login gate's answer to mc: sent even for noreply, as memcached does. */
+static void answer_line(struct client *c, const struct mc_request *mc, const char *line, bool close)
+{
+    struct mc_request m = *mc;
+    m.noreply = false;
+    answer(c, &m, line, close);
+}
+
+void client_gate(struct client *c, const struct mc_request *mc, const char *base)
+{
+    if (mc->cmd != MC_SET) {
+        answer_line(c, mc, "CLIENT_ERROR unauthenticated", false);
+        return;
+    }
+    /* memcached's ASCII authentication (-Y): a set whose data is
+     * "user password"; its key, flags and noreply do not matter. */
+    const char *data = base + mc->data_off;
+    const char *sp = memchr(data, ' ', mc->bytes);
+    if (!sp) {
+        login_failed(c, "no \"user password\" in the set");
+        answer_line(c, mc, "CLIENT_ERROR bad authentication token format", false);
+        return;
+    }
+    const char *pass = sp, *end = data + mc->bytes;
+    while (pass < end && *pass == ' ') pass++;
+    int rc = login(c, data, (size_t)(sp - data), pass, (size_t)(end - pass));
+    if (rc == GW_OK) {
+        answer_line(c, mc, "STORED", false);
+    } else {
+        answer_line(c, mc, rc == GW_NOMEM ? "SERVER_ERROR out of memory"
+                                          : "CLIENT_ERROR authentication failure", c->closing);
+    }
 }
 
 bool client_busy(const struct client *c)

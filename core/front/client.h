@@ -68,8 +68,13 @@ struct client {
     bool eof;                    /* the peer is done sending (half-close): answer
                                   * what it sent, then close */
     bool paused;                 /* reading paused for back-pressure */
-    bool must_auth;              /* its listener wants a login (binary SASL) */
+    bool must_auth;              /* its listener wants a login */
+    uint8_t failed_logins;       /* logins refused so far (CLIENT_LOGIN_TRIES) */
 };
+
+/* Logins a connection may fail before it is closed: each costs a password
+ * hash on the worker's thread.  memcached allows any number. */
+#define CLIENT_LOGIN_TRIES 3
 
 /* Take over an accepted socket, whose peer is at *peer. */
 void client_new(struct rt *rt, const struct listener *l, int fd, const struct gw_peer *peer);
@@ -96,9 +101,17 @@ void client_refuse(struct client *c, const struct mc_request *mc, const char *li
  * it has authenticated)? */
 bool client_authenticated(const struct client *c);
 /* A binary SASL request (opcode: list mechs, auth, step; mech and data
- * its key and value): the status to answer (binary.h). */
+ * its key and value): the status to answer (binary.h).  Its
+ * CLIENT_LOGIN_TRIES-th failure sets the client closing. */
 uint16_t client_sasl(struct client *c, uint8_t opcode, const char *mech, size_t mlen,
                      const char *data, size_t dlen);
+/* A text or meta request mc (its bytes at base) from a client that has
+ * not logged in, on a listener that wants it to: answered as memcached
+ * with ASCII authentication (-Y) answers: a set whose data is "user
+ * password" logs in (STORED, or CLIENT_ERROR authentication failure; the
+ * CLIENT_LOGIN_TRIES-th failure closes the connection); anything else is
+ * CLIENT_ERROR unauthenticated. */
+void client_gate(struct client *c, const struct mc_request *mc, const char *base);
 /* Too much is pending: stop decoding until replies drain. */
 bool client_busy(const struct client *c);
 

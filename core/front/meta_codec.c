@@ -111,6 +111,11 @@ bool meta_decode(struct client *c)
         codec_consume(c, m.total_len);
         return true;
     }
+    if (!client_authenticated(c)) {
+        client_gate(c, &mc, base);
+        in->pos += m.total_len;
+        return true;
+    }
     struct gw_req *r = client_request(c, &mc, base);
     in->pos += m.total_len;
     if (!r) return false;

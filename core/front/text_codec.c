@@ -74,13 +74,6 @@ static void text_decode(struct client *c)
     while (rbuf_len(in) > 0 && !c->closing) {
         if (codec_swallow(c)) continue;
         if (client_busy(c)) break;
-        if (!client_authenticated(c)) {
-            /* Only binary clients can log in (SASL): answer and close. */
-            struct mc_request none = { 0 };
-            client_refuse(c, &none, "CLIENT_ERROR unauthenticated", true);
-            in->pos = in->end;
-            break;
-        }
         const char *base = rbuf_data(in);
         if (mc_is_meta(base, rbuf_len(in))) {
             if (!meta_decode(c)) break;
@@ -96,6 +89,11 @@ static void text_decode(struct client *c)
             else
                 client_refuse(c, &mc, mc.error, mc.close);
             codec_consume(c, mc.total_len);
+            continue;
+        }
+        if (!client_authenticated(c) && mc.cmd != MC_QUIT) {
+            client_gate(c, &mc, base);
+            in->pos += mc.total_len;
             continue;
         }
         struct gw_req *r = client_request(c, &mc, base);
