@@ -188,19 +188,19 @@ static void check(const struct mc_parser *p, const uint8_t *b, size_t len, int r
         REQUIRE(r->total_len > 0);
         switch (r->status) {
         case BIN_UNKNOWN_COMMAND:
-            if (r->close) {
-                REQUIRE(past);
-            } else {
-                REQUIRE(!past && o->shape == NONE);
+            /* closes when the body is past the key, or too big to count */
+            REQUIRE(r->close == (past || total > UINT32_MAX));
+            if (!past) {
+                REQUIRE(o->shape == NONE && keylen <= MC_KEY_MAX);
                 REQUIRE(r->cmd == MC_NONE);
             }
             break;
         case BIN_EINVAL:
             REQUIRE(r->close);
-            REQUIRE(!past && o->shape != NONE && !ok_shape);
+            REQUIRE(!past && (keylen > MC_KEY_MAX || (o->shape != NONE && !ok_shape)));
             break;
         case BIN_E2BIG:
-            REQUIRE(!r->close);
+            REQUIRE(r->close == (total > UINT32_MAX));
             REQUIRE(too_large && len >= value_off);
             REQUIRE(r->key_off + (uint64_t)r->keylen == value_off && r->keylen == keylen);
             REQUIRE(r->value_off == value_off && r->value_len == value_len);
