@@ -9,6 +9,8 @@
 --   sessions.lua          sessions slide, live on both replicas, and survive
 --                         one replica being killed
 --   tenants.lua           one port per tenant, each in its own namespace
+--   tenants-auth.lua      one port, the tenant from the login, each user
+--                         in a namespace of its own
 --   migrate.lua           new is warmed from old; deletes reach both; a
 --                         fixed slice of the keys is shadowed to the candidate
 --   python-memcached.lua  keys python-memcached placed itself are found, and
@@ -314,6 +316,53 @@ describe("scripts/tenants.lua", function()
     -- the operator's listener has them all, and no keys
     assert.matches("^STAT pid ", call("admin", "stats\r\n"))
     assert.matches("^SERVER_ERROR the admin listener serves stats", call("admin", "get keep\r\n"))
+  end)
+end)
+
+describe("scripts/tenants-auth.lua", function()
+  local gw, servers, listens, stop_all, port
+
+  lazy_setup(function()
+    local text
+    text, servers, listens, stop_all = load_script("tenants-auth.lua")
+    port = listens[11211]
+    gw = F.start_gateway_own_listeners(text, { port })
+  end)
+
+  lazy_teardown(function()
+    if gw then gw.stop() end
+    if stop_all then stop_all() end
+  end)
+
+  -- A connection logged in (ASCII authentication) as user.
+  local function as(user)
+    local c = H.connect(port, F.RAW)
+    local cred = user .. " " .. user .. "-demo-password"
+    assert.are.equal("STORED\r\n", c:call(string.format("set auth 0 0 %d\r\n%s\r\n", #cred, cred)))
+    return c
+  end
+
+  it("gives each user its own keys: another's are out of reach, whatever the key or command", function()
+    local anon = H.connect(port, F.RAW)
+    assert.are.equal("CLIENT_ERROR unauthenticated\r\n", anon:call("get cart:1\r\n"))
+    anon:close()
+    local shop, blog = as("shop"), as("blog")
+    assert.are.equal("STORED\r\n", shop:call(set_cmd("cart:1", "shop-cart")))
+    assert.are.equal("END\r\n", blog:call("get cart:1 shop/cart:1\r\n"))
+    assert.are.equal("NOT_FOUND\r\n", blog:call("delete shop/cart:1\r\n"))
+    assert.are.equal("STORED\r\n", blog:call(set_cmd("shop/cart:1", "blog's")))
+    assert.are.equal(value_reply("cart:1", "shop-cart"), shop:call("get cart:1\r\n"))
+    assert.are.equal("CLIENT_ERROR flush_all not allowed\r\n", blog:call("flush_all\r\n"))
+    shop:close()
+    blog:close()
+    -- on the servers: under each user's prefix (ketama picks the server)
+    local found = {}
+    for _, s in pairs(servers) do
+      local rep = H.request(s.port, "get shop/cart:1 blog/shop/cart:1\r\n", F.RAW)
+      for k in rep:gmatch("VALUE (%S+)") do found[#found + 1] = k end
+    end
+    table.sort(found)
+    assert.are.same({ "blog/shop/cart:1", "shop/cart:1" }, found)
   end)
 end)
 
