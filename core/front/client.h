@@ -21,6 +21,14 @@
  * struct (about 300 bytes), whatever it sent before; a client that is
  * never idle (pipelining) keeps its buffer and never goes to the free list.
  *
+ * Protocol and login: the first byte a client sends picks its codec for
+ * good (codec_pick: binary, or text with meta).  On a listener whose
+ * config wants a login (resolver_auth, asked then), nothing but a login is
+ * served until one succeeds: SASL for binary clients (client_sasl),
+ * memcached's ASCII authentication for the others (client_gate).  The name
+ * logged in with is the client's user, copied into each request it sends
+ * (req.user).
+ *
  * Ownership: the client owns its requests until their replies are written;
  * when it closes, requests still at a backend are orphaned (on_done
  * cleared) and freed when their backends answer.  A client is identified
