@@ -8,7 +8,10 @@
  * A meta op (a client's mg ms md ma me, or Lua's pool:mg and pool:ms)
  * goes out in the meta protocol on the same connection, as memcached
  * allows, and its reply is read with the meta reply parser
- * (codec/meta_resp.h).
+ * (codec/meta_resp.h); an op marked meta (a binary client's text command)
+ * is be_meta.c's.  Whatever the client sent, nothing goes to a server that
+ * it would read as another command than the one routed: what cannot be
+ * written safely is refused before it is queued (text_refuses).
  */
 #include <string.h>
 
