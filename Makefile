@@ -33,7 +33,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread -Ico
            $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null || echo -I/usr/include/lua5.4) \
            -MMD -MP
 LDLIBS  += $(shell pkg-config --libs $(LUA_PC) 2>/dev/null || echo -llua5.4) \
-           -lev -lxxhash -lmicrohttpd -lcrypt -lm -pthread
+           -lev -lxxhash -lmicrohttpd -lssl -lcrypto -lcrypt -lm -pthread
 
 ifeq ($(SANITIZE),1)
 CC      := clang
@@ -51,7 +51,7 @@ CORE_OBJS := $(CORE_SRCS:core/%.c=$(BUILD)/%.o)
 # tests link only those, which is what keeps the middle testable.
 LOW_LAYERS := base codec place store rt proxy
 LOW_OBJS  := $(foreach l,$(LOW_LAYERS),$(filter $(BUILD)/$(l)/%,$(CORE_OBJS)))
-LOW_LIBS  := -lev -lxxhash -lcrypt -lm -pthread
+LOW_LIBS  := -lev -lxxhash -lssl -lcrypto -lcrypt -lm -pthread
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
@@ -120,7 +120,7 @@ $(BUILD) $(BUILD)/unit $(BUILD)/tools:
 # libsasl2-modules (PLAIN, only recommended by libsasl2-2) for the
 # control's memcached -S.
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libev-dev \
-            libxxhash-dev libmicrohttpd-dev libcrypt-dev prometheus lua-busted lua-dkjson lua-socket memcached python3 \
+            libxxhash-dev libmicrohttpd-dev libcrypt-dev libssl-dev openssl prometheus lua-busted lua-dkjson lua-socket memcached python3 \
             python3-memcache python3-pymemcache libmemcached-tools nutcracker \
             valgrind systemd \
             ruby ruby-dalli python3-pylibmc nodejs whois sasl2-bin libsasl2-modules

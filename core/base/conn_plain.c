@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include "status.h"
+
 static int plain_read(struct gw_conn *c, struct gw_rbuf *in, size_t need, size_t *n)
 {
     return rbuf_read(in, c->fd, need, n);
@@ -24,12 +26,24 @@ static void plain_close(struct gw_conn *c)
     c->fd = -1;
 }
 
+static int plain_handshake(struct gw_conn *c, char *err, size_t errlen)
+{
+    return GW_OK;
+}
+
+static int plain_events(const struct gw_conn *c, int wanted)
+{
+    return wanted;
+}
+
 const struct transport transport_plain = {
     .name = "plain",
     .read = plain_read,
     .writev = plain_writev,
     .pending = plain_pending,
     .close = plain_close,
+    .handshake = plain_handshake,
+    .events = plain_events,
 };
 
 void conn_init_plain(struct gw_conn *c, int fd)

@@ -21,6 +21,9 @@ static void client_on_event(void *data, int events);
 static void client_on_flush(struct rt_flushable *f);
 static void client_request_done(struct gw_req *r);
 
+/* The first byte of a TLS client's first record (a handshake). */
+#define TLS_HANDSHAKE_RECORD 0x16
+
 static void mark(struct client *c)
 {
     rt_mark(c->rt, &c->flushq, RT_FLUSH_CLIENT);
@@ -37,7 +40,19 @@ void client_new(struct rt *rt, const struct listener *l, int fd, const struct gw
     c->listener = l;
     c->id = rt_conn_id(rt);
     c->peer = *peer;
-    conn_init_plain(&c->conn, fd);
+    /* The listener's transport: TLS when it has a context.  The session
+     * holds its own reference, so a reload that changes the listener's
+     * context leaves this connection as it began. */
+    if (l->tls) {
+        char who[GW_PEER_STRLEN];
+        if (conn_init_tls_server(&c->conn, fd, l->tls, net_peer_format(peer, who, sizeof who)) != GW_OK) {
+            free(c);
+            close(fd);
+            return;
+        }
+    } else {
+        conn_init_plain(&c->conn, fd);
+    }
     c->codec = &codec_text;
     mc_parser_init(&c->cs.parser, gw_settings.max_line, gw_settings.max_value);
     c->cs.parser.binary_keys = gw_settings.binary_keys;
@@ -281,9 +296,21 @@ static void client_decode(struct client *c)
         /* Chosen by the first byte, as memcached does; whether the client
          * must log in is the config's word when it first speaks. */
         c->cs.started = true;
+        if (!c->listener->tls && (uint8_t)rbuf_data(&c->in)[0] == TLS_HANDSHAKE_RECORD) {
+            /* No command starts so: a TLS client at the wrong port.  It
+             * would wait for a handshake that never comes; close. */
+            char who[GW_PEER_STRLEN];
+            LOG_INFO("client %s speaks TLS to a listener without tls; closing",
+                     net_peer_format(&c->peer, who, sizeof who));
+            c->closing = true;
+            return;
+        }
         c->codec = codec_pick((uint8_t)rbuf_data(&c->in)[0]);
         c->must_auth = resolver_auth(c->rt->resolver, c->listener->label, NULL, 0, NULL, 0) !=
                        AUTH_NONE;
+        /* Its verified TLS certificate names the user, the handshake being
+         * done by now; on a listener that wants a login, the login does. */
+        if (!c->must_auth) c->user = conn_peer_user(&c->conn);
     }
     c->codec->decode(c);
     if (client_busy(c) && rbuf_len(&c->in) > 0) c->paused = true;
@@ -322,6 +349,9 @@ static void client_read(struct client *c)
         int rc = conn_read(&c->conn, &c->in, need, &n);
         if (rc == GW_AGAIN) {
             if (client_idle(c)) client_park(c);
+            /* The transport waits for a write readiness (a TLS handshake):
+             * the flush asks for it. */
+            if (conn_events(&c->conn, GW_EV_READ) != GW_EV_READ) mark(c);
             return;
         }
         if (rc != GW_OK) {
@@ -434,7 +464,7 @@ static void client_flush(struct client *c)
     if (client_idle(c)) client_park(c);
     int ev = (c->paused || c->closing || c->eof) ? 0 : GW_EV_READ;
     if (c->out.count > 0) ev |= GW_EV_WRITE;
-    gw_io_set(gw_io_in(&c->io), ev);
+    gw_io_set(gw_io_in(&c->io), conn_events(&c->conn, ev));
 }
 
 static void client_on_flush(struct rt_flushable *f)
@@ -451,6 +481,14 @@ static void client_request_done(struct gw_req *r)
 static void client_on_event(void *data, int events)
 {
     struct client *c = data;
+    if ((events & GW_EV_WRITE) && c->out.count == 0) {
+        /* Not for a reply: the transport must write to read on (a TLS
+         * handshake's flight the socket would not take at once).  Read,
+         * and let the flush ask for the events anew. */
+        client_read(c);
+        mark(c);
+        return;
+    }
     if (events & GW_EV_WRITE) {
         client_flush(c);
         return;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/conn.h"
 #include "base/log.h"
 #include "base/loop.h"
 #include "base/net.h"
@@ -96,6 +97,13 @@ struct listener *listener_new(struct rt *rt, int fd, const char *addr, const cha
     return l;
 }
 
+void listener_set_tls(struct listener *l, struct gw_tls *tls)
+{
+    tls_ref(tls);
+    tls_unref(l->tls);
+    l->tls = tls;
+}
+
 int listener_rename(struct listener *l, const char *name)
 {
     if ((!name && !l->name) || (name && l->name && !strcmp(name, l->name))) return GW_OK;
@@ -120,6 +128,7 @@ void listener_free(struct listener *l)
 {
     listener_close(l);
     gw_timer_free(l->resume);
+    tls_unref(l->tls);
     free(l->addr);
     free(l->name);
     free(l);

@@ -19,6 +19,7 @@
 
 struct rt;
 struct gw_io;
+struct gw_tls;
 
 struct listener {
     struct listener *next;     /* the owner's list */
@@ -31,6 +32,7 @@ struct listener {
     char *addr;                /* as configured (owned) */
     char *name;                /* optional label (owned), or NULL */
     const char *label;         /* name, or addr when it has none */
+    struct gw_tls *tls;        /* its clients speak TLS with this (a reference), or NULL */
 };
 
 /* Start accepting on fd (the listener owns it from now on).  NULL when out
@@ -38,6 +40,9 @@ struct listener {
 struct listener *listener_new(struct rt *rt, int fd, const char *addr, const char *name);
 /* Give it a new label; GW_NOMEM leaves the old one. */
 int listener_rename(struct listener *l, const char *name);
+/* Its clients from now on speak TLS with tls (NULL: plain); a client
+ * accepted before keeps what it started with. */
+void listener_set_tls(struct listener *l, struct gw_tls *tls);
 /* Stop accepting and close the socket. */
 void listener_close(struct listener *l);
 void listener_free(struct listener *l);

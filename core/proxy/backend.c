@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stddef.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/loop.h"
@@ -29,7 +30,7 @@ static bool same_opts(const struct backend_opts *a, const struct backend_opts *b
 {
     return a->timeout == b->timeout && a->connect_timeout == b->connect_timeout &&
            a->retry_timeout == b->retry_timeout && a->failure_limit == b->failure_limit &&
-           a->max_queue == b->max_queue;
+           a->max_queue == b->max_queue && a->tls == b->tls;
 }
 
 static void backend_on_probe(void *data, int events);
@@ -97,6 +98,7 @@ static struct backend *backend_new(struct rt *rt, const char *name,
     if (b->name) label_update(b);
     b->addr = *addr;
     b->opts = *opts;
+    b->opts.tls = NULL; /* referenced once nothing below can fail */
     b->codec = &be_codec_text;
     b->admin_down = rt_admin_down(name);
     b->conn.fd = -1;
@@ -112,6 +114,7 @@ static struct backend *backend_new(struct rt *rt, const char *name,
         free(b);
         return NULL;
     }
+    b->opts.tls = tls_ref(opts->tls);
     return b;
 }
 
@@ -306,6 +309,7 @@ static void close_conn(struct backend *b, const char *reason)
         conn_close(&b->conn);
     }
     b->state = BE_IDLE;
+    b->tcp_up = false;
     b->reused = false;
     b->served = false;
     gw_timer_stop(b->timer);
@@ -433,6 +437,7 @@ void backend_release(struct backend *b, const char *pool)
     free(b->owners);
     free(b->label);
     free(b->name);
+    tls_unref(b->opts.tls);
     free(b);
 }
 
@@ -504,7 +509,7 @@ static void backend_watch(struct backend *b)
 {
     int ev = GW_EV_READ;
     if (b->state == BE_CONNECTING || b->out.count > 0) ev |= GW_EV_WRITE;
-    gw_io_set(b->io, ev);
+    gw_io_set(b->io, conn_events(&b->conn, ev));
 }
 
 static double current_timeout(const struct backend *b)
@@ -536,13 +541,29 @@ static void backend_connect(struct backend *b)
         connect_failed(b, err);
         return;
     }
-    conn_init_plain(&b->conn, fd);
+    if (b->opts.tls) {
+        /* The TLS session is set up once the socket is connected: the
+         * state stays BE_CONNECTING (and connect_timeout runs) until the
+         * handshake is done. */
+        char host[256];
+        snprintf(host, sizeof host, "%s", b->name);
+        char *colon = strrchr(host, ':');
+        if (colon) *colon = '\0';
+        if (conn_init_tls_client(&b->conn, fd, b->opts.tls, host) != GW_OK) {
+            close(fd);
+            backend_reset(b, BE_ERR_OTHER, "out of memory", false);
+            return;
+        }
+    } else {
+        conn_init_plain(&b->conn, fd);
+    }
     b->io = gw_io_new(b->rt->loop, fd, 0, backend_on_event, b);
     if (!b->io) {
         backend_reset(b, BE_ERR_OTHER, "out of memory", false);
         return;
     }
-    b->state = rc == GW_OK ? BE_CONNECTED : BE_CONNECTING;
+    b->tcp_up = rc == GW_OK;
+    b->state = rc == GW_OK && !b->opts.tls ? BE_CONNECTED : BE_CONNECTING;
     b->connect_start = gw_loop_now(b->rt->loop);
     backend_arm_timer(b);
     backend_watch(b);
@@ -660,9 +681,19 @@ static void backend_read(struct backend *b)
 static void backend_on_event(void *data, int events)
 {
     struct backend *b = data;
-    if (b->state == BE_CONNECTING && (events & GW_EV_WRITE)) {
-        char err[GW_NET_ERRLEN];
-        if (net_connect_result(b->conn.fd, err) != GW_OK) {
+    if (b->state == BE_CONNECTING && (b->tcp_up || (events & GW_EV_WRITE))) {
+        char err[GW_NET_ERRLEN + 256];
+        if (!b->tcp_up && net_connect_result(b->conn.fd, err) != GW_OK) {
+            connect_failed(b, err);
+            return;
+        }
+        b->tcp_up = true;
+        int rc = conn_handshake(&b->conn, err, sizeof err); /* TLS; plain has none */
+        if (rc == GW_AGAIN) {
+            backend_watch(b);
+            return;
+        }
+        if (rc != GW_OK) {
             connect_failed(b, err);
             return;
         }

@@ -130,6 +130,7 @@ struct backend_opts {
     double retry_timeout;      /* seconds before the first probe of a down server */
     uint32_t failure_limit;    /* consecutive failures that mark it down */
     uint32_t max_queue;        /* ops queued or waiting before new ones fail at once */
+    struct gw_tls *tls;        /* connect with TLS (the holder's reference), or NULL */
 };
 
 /* The defaults of a pool's backend options (memcache.pool's). */
@@ -162,6 +163,7 @@ struct backend {
     struct be_op *send_head, *send_tail;   /* queued, not yet written */
     struct be_op *wait_head, *wait_tail;   /* written (or in out), awaiting a reply */
     double connect_start;      /* loop time the connect began */
+    bool tcp_up;               /* connecting: the socket is, the handshake is under way */
     uint32_t nqueued;          /* ops in the send and wait queues */
     uint32_t failures;         /* consecutive */
     bool down;                 /* marked down: ops fail at once until a probe answers */

@@ -75,6 +75,7 @@ struct pool *pool_new(struct rt *rt, const struct pool_spec *spec, char *err, si
         }
         s->weight = spec->servers[i].weight;
         s->opts = spec->opts[i];
+        tls_ref(s->opts.tls);
     }
     if (build_dist(p, spec, err, errlen) != GW_OK) goto fail;
     if (rt && pool_bind(p, rt) != GW_OK) goto nomem;
@@ -139,6 +140,7 @@ void pool_free(struct pool *p)
     if (!p) return;
     for (uint32_t i = 0; p->servers && i < p->nservers; i++) {
         backend_release(p->servers[i].be, p->name);
+        tls_unref(p->servers[i].opts.tls);
         free(p->servers[i].name);
     }
     free(p->servers);

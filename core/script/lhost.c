@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/conn.h"
 #include "base/log.h"
 #include "base/net.h"
 #include "base/users.h"
@@ -196,6 +197,20 @@ static void server_opts(lua_State *L, int s, int p, struct backend_opts *o)
     o->retry_timeout = num_field(L, p, "retry_timeout", d->retry_timeout);
     o->failure_limit = (uint32_t)num_field(L, p, "failure_limit", d->failure_limit);
     o->max_queue = (uint32_t)num_field(L, p, "max_queue", d->max_queue);
+    o->tls = NULL; /* core_pool sets it for a pool with tls */
+}
+
+/* A PEM file of a tls table: t[key] its path, t[key.."_text"] its text. */
+static void tls_pem_field(lua_State *L, int t, const char *key, struct tls_pem *pem)
+{
+    char tk[32];
+    snprintf(tk, sizeof tk, "%s_text", key);
+    lua_getfield(L, t, key);
+    pem->path = lua_tostring(L, -1);
+    lua_getfield(L, t, tk);
+    pem->text = lua_tolstring(L, -1, &pem->len);
+    lua_pop(L, 2); /* both stay reachable from t */
+    if (!pem->text) pem->path = NULL;
 }
 
 /* core.pool{ name=, servers={ {addr=, weight=, timeout=, connect_timeout=}... },
@@ -246,8 +261,28 @@ static int core_pool(lua_State *L)
         spec.servers[i - 1].weight = (uint32_t)luaL_checkinteger(L, -1);
         lua_pop(L, 3);
     }
-    char err[256];
+    /* tls: each host builds its own client context (one per pool); every
+     * server of the pool connects with it. */
+    struct gw_tls *tls = NULL;
+    char err[512];
+    lua_getfield(L, 1, "tls");
+    if (lua_istable(L, -1)) {
+        int t = lua_gettop(L);
+        struct tls_opts o = { 0 };
+        tls_pem_field(L, t, "cert", &o.cert);
+        tls_pem_field(L, t, "key", &o.key);
+        tls_pem_field(L, t, "ca", &o.ca);
+        lua_getfield(L, t, "server_name");
+        o.server_name = lua_tostring(L, -1);
+        lua_getfield(L, t, "verify");
+        o.verify = lua_toboolean(L, -1) ? TLS_VERIFY_REQUIRED : TLS_VERIFY_NONE;
+        o.min_version = 12;
+        if (!(tls = tls_client_new(&o, err, sizeof err))) return luaL_error(L, "tls: %s", err);
+        lua_pop(L, 2);
+        for (uint32_t i = 0; i < spec.nservers; i++) spec.opts[i].tls = tls;
+    }
     struct pool *p = pool_new(h->rt, &spec, err, sizeof err);
+    tls_unref(tls); /* the servers hold it now */
     if (!p) return luaL_error(L, "%s", err);
     return push_pool(L, h, p);
 }
@@ -354,11 +389,46 @@ static struct pool **pool_list(lua_State *L, int idx, int *n)
     return pools;
 }
 
-/* core.listen(addr, name_or_nil, flush, stats [, auth, auth_text]): flush
- * is "all", "deny" or a list of pools; stats is "all", "read" or "deny"
- * (validated by the prelude); auth is the users file's path (resolved) and
- * auth_text its text, as the prelude read it.  A bad users file raises
- * "path:line: what is wrong", with no position of its own. */
+/* gateway.listen's tls table (checked by the prelude, the files read) as
+ * a server context.  A host made from another's texts takes the one that
+ * host built (the same config ran there in the same order: listener i is
+ * the same), so each load builds and checks it once.  Raises
+ * "tls: file: what is wrong". */
+static struct gw_tls *listen_tls(lua_State *L, struct lhost *h, int t, int i)
+{
+    if (h->from && i < h->from->nlisten) return tls_ref(h->from->listen_tls[i]);
+    struct tls_opts o = { 0 };
+    tls_pem_field(L, t, "cert", &o.cert);
+    tls_pem_field(L, t, "key", &o.key);
+    tls_pem_field(L, t, "ca", &o.ca);
+    lua_getfield(L, t, "verify");
+    const char *v = luaL_optstring(L, -1, "none");
+    o.verify = !strcmp(v, "required") ? TLS_VERIFY_REQUIRED
+               : !strcmp(v, "optional") ? TLS_VERIFY_OPTIONAL : TLS_VERIFY_NONE;
+    lua_getfield(L, t, "min_version");
+    o.min_version = !strcmp(luaL_optstring(L, -1, "1.2"), "1.3") ? 13 : 12;
+    lua_pop(L, 2);
+    char err[512];
+    struct gw_tls *tls = tls_server_new(&o, err, sizeof err);
+    if (!tls) luaL_error(L, "tls: %s", err);
+    return tls;
+}
+
+/* listen_tls(table, i), protected: the context as a light userdata. */
+static int listen_tls_call(lua_State *L)
+{
+    struct gw_tls *tls = listen_tls(L, host_of(L), 1, (int)lua_tointeger(L, 2));
+    lua_pushlightuserdata(L, tls);
+    return 1;
+}
+
+/* core.listen(addr, name_or_nil, flush, stats [, auth, auth_text [, tls]]):
+ * flush is "all", "deny" or a list of pools; stats is "all", "read" or
+ * "deny" (validated by the prelude); auth is the users file's path
+ * (resolved) and auth_text its text, as the prelude read it; tls is
+ * gateway.listen's tls table with its files' texts (listen_tls).  A bad
+ * users file raises "path:line: what is wrong", with no position of its
+ * own; a bad certificate "tls: path: what is wrong". */
 static int core_listen(lua_State *L)
 {
     struct lhost *h = host_of(L);
@@ -375,6 +445,20 @@ static int core_listen(lua_State *L)
         if (!(users = users_parse(auth, text, tlen, err, sizeof err)))
             return luaL_error(L, "%s", err);
     }
+    struct gw_tls *tls = NULL;
+    if (lua_istable(L, 7)) {
+        int ok;
+        lua_pushcfunction(L, listen_tls_call);
+        lua_pushvalue(L, 7);
+        lua_pushinteger(L, h->cfg.nlisten);
+        ok = lua_pcall(L, 2, 1, 0) == LUA_OK;
+        if (!ok) {
+            users_free(users);
+            return lua_error(L);
+        }
+        tls = lua_touserdata(L, -1);
+        lua_pop(L, 1);
+    }
     int n = h->cfg.nlisten + 1;
     char **a = realloc(h->cfg.listen, (size_t)n * sizeof *a);
     if (a) h->cfg.listen = a;
@@ -382,10 +466,13 @@ static int core_listen(lua_State *L)
     if (nm) h->cfg.listen_names = nm;
     char **au = realloc(h->cfg.listen_auth, (size_t)n * sizeof *au);
     if (au) h->cfg.listen_auth = au;
+    struct gw_tls **tl = realloc(h->cfg.listen_tls, (size_t)n * sizeof *tl);
+    if (tl) h->cfg.listen_tls = tl;
     struct listen_policy *pol = realloc(h->policies, (size_t)n * sizeof *pol);
     if (pol) h->policies = pol;
-    if (!a || !nm || !au || !pol) {
+    if (!a || !nm || !au || !tl || !pol) {
         users_free(users);
+        tls_unref(tls);
         return luaL_error(L, "out of memory");
     }
     struct listen_policy *p = &h->policies[n - 1];
@@ -402,6 +489,7 @@ static int core_listen(lua_State *L)
     p->label = dupstr(L, name ? name : addr);
     h->cfg.listen[n - 1] = dupstr(L, addr);
     h->cfg.listen_names[n - 1] = name ? dupstr(L, name) : NULL;
+    h->cfg.listen_tls[n - 1] = tls;
     h->cfg.listen_auth[n - 1] = auth ? dupstr(L, auth) : NULL;
     h->cfg.nlisten = n;
     return 0;
@@ -805,7 +893,10 @@ struct lhost *lhost_new(struct rt *rt, const char *config_path, const char *lua_
     h->threads_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
     lua_newtable(h->L);
     h->conns_ref = luaL_ref(h->L, LUA_REGISTRYINDEX);
-    if (boot(h, config_path, lua_dir, from, err, errlen) != GW_OK) {
+    h->from = from;
+    int rc = boot(h, config_path, lua_dir, from, err, errlen);
+    h->from = NULL;
+    if (rc != GW_OK) {
         lhost_free(h);
         return NULL;
     }
@@ -831,6 +922,7 @@ void lhost_free(struct lhost *h)
         free(h->cfg.listen[i]);
         free(h->cfg.listen_names[i]);
         free(h->cfg.listen_auth[i]);
+        tls_unref(h->cfg.listen_tls[i]);
     }
     for (int i = 0; i < h->npolicies; i++) {
         free(h->policies[i].label);
@@ -842,6 +934,7 @@ void lhost_free(struct lhost *h)
     free(h->cfg.listen);
     free(h->cfg.listen_names);
     free(h->cfg.listen_auth);
+    free(h->cfg.listen_tls);
     for (int i = 0; i < h->cfg.nfiles; i++) {
         free(h->cfg.files[i]);
         free(h->cfg.texts[i]);

@@ -52,12 +52,16 @@
 struct rt;
 struct lhost;
 struct resolver;
+struct gw_tls;
 
 struct lhost_config {
     char **listen;             /* addresses from gateway.listen */
     char **listen_names;       /* optional names (NULL entries) */
     char **listen_auth;        /* gateway.listen's auth: each one's users file (its
                                 * path, resolved as the config read it), or NULL */
+    struct gw_tls **listen_tls;/* gateway.listen's tls (a reference each), or NULL:
+                                * built by the host that read the files, and
+                                * shared by the hosts made from its texts */
     int nlisten;
     char *admin;               /* gateway.admin's address, or NULL */
     struct gw_settings settings;   /* the defaults, and what gateway.settings set */

@@ -137,6 +137,7 @@ struct lhost {
 
     struct listen_policy *policies;
     int npolicies;
+    const struct lhost_config *from; /* while booting from another host's texts */
 
     struct pool **pools;
     int npools;

@@ -67,22 +67,50 @@ static uint64_t record(bool ok, const char *err)
 
 /* --- listen addresses ---------------------------------------------------- */
 
-/* The addresses cfg asks for: the -l override, the config's, or the default. */
+/* The addresses cfg asks for: the -l override, the config's, or the
+ * default; with each its name and TLS context (NULL: none). */
 static int wanted(const struct lhost_config *cfg, const char *const **addrs,
-                  char *const **names)
+                  char *const **names, struct gw_tls *const **tls)
 {
     static const char *const default_addr[1] = { DEFAULT_LISTEN };
     static const char *override_addr[1];
     static char *const no_name[1] = { NULL };
+    static struct gw_tls *const no_tls[1] = { NULL };
     if (override || cfg->nlisten == 0) {
         override_addr[0] = override;
         *addrs = override ? override_addr : default_addr;
         *names = no_name;
+        *tls = no_tls;
         return 1;
     }
     *addrs = (const char *const *)cfg->listen;
     *names = cfg->listen_names;
+    *tls = cfg->listen_tls;
     return cfg->nlisten;
+}
+
+/* Is addr's host a loopback one (127.0.0.0/8, ::1, localhost)? */
+static bool loopback(const char *addr)
+{
+    return !strncmp(addr, "127.", 4) || !strncmp(addr, "[::1]:", 6) ||
+           !strncmp(addr, "localhost:", 10);
+}
+
+/* Safe defaults: a listener anyone on the network can reach, with neither
+ * TLS nor a login, lets anyone read and overwrite every key in plaintext. */
+static void warn_exposed(const struct lhost_config *cfg)
+{
+    const char *const *addrs;
+    char *const *names;
+    struct gw_tls *const *tls;
+    int n = wanted(cfg, &addrs, &names, &tls);
+    for (int i = 0; i < n; i++) {
+        bool auth = !override && cfg->nlisten > 0 && cfg->listen_auth[i];
+        if (loopback(addrs[i]) || tls[i] || auth) continue;
+        LOG_WARN("listening on %s, beyond loopback, with neither tls nor auth: anyone who can "
+                 "reach it can read and overwrite every key, and the traffic is plaintext",
+                 addrs[i]);
+    }
 }
 
 static int find_cur(const char *addr)
@@ -194,9 +222,11 @@ int reload_start(const struct lhost_config *cfg, const char *listen_override)
 {
     override = listen_override;
     warn_override_auth(cfg);
+    warn_exposed(cfg);
     const char *const *addrs;
     char *const *names;
-    int n = wanted(cfg, &addrs, &names);
+    struct gw_tls *const *tls;
+    int n = wanted(cfg, &addrs, &names, &tls);
     cur = calloc((size_t)n, sizeof *cur);
     int *fds = calloc((size_t)gw_nworkers, sizeof *fds);
     if (!cur || !fds) {
@@ -211,7 +241,7 @@ int reload_start(const struct lhost_config *cfg, const char *listen_override)
             return GW_ERROR;
         }
         for (int w = 0; w < gw_nworkers; w++) {
-            if (worker_listen(&gw_workers[w], fds[w], addrs[i], names[i]) != GW_OK) {
+            if (worker_listen(&gw_workers[w], fds[w], addrs[i], names[i], tls[i]) != GW_OK) {
                 free(fds);
                 return GW_ERROR;
             }
@@ -242,6 +272,7 @@ struct job {
     char (*errs)[512];            /* per worker: why it could not be */
     const char *const *addrs;     /* the new listen set */
     char *const *names;
+    struct gw_tls *const *tls;
     int naddrs;
     int *new_fds;                 /* naddrs x workers; -1 for kept addresses */
 };
@@ -318,9 +349,9 @@ static void job_commit(struct worker *w, void *arg)
     for (int i = 0; i < j->naddrs; i++) {
         int fd = j->new_fds[i * gw_nworkers + w->id];
         if (fd >= 0) {
-            if (worker_listen(w, fd, j->addrs[i], j->names[i]) != GW_OK) close(fd);
+            if (worker_listen(w, fd, j->addrs[i], j->names[i], j->tls[i]) != GW_OK) close(fd);
         } else {
-            worker_rename_listener(w, j->addrs[i], j->names[i]);
+            worker_rename_listener(w, j->addrs[i], j->names[i], j->tls[i]);
         }
     }
 }
@@ -368,7 +399,7 @@ static int switch_to(const struct lhost_config *cfg, char *err, size_t errlen)
 {
     struct job j = { 0 };
     j.cfg = cfg;
-    j.naddrs = wanted(cfg, &j.addrs, &j.names);
+    j.naddrs = wanted(cfg, &j.addrs, &j.names, &j.tls);
     j.hosts = calloc((size_t)gw_nworkers, sizeof *j.hosts);
     j.errs = calloc((size_t)gw_nworkers, sizeof *j.errs);
     j.new_fds = malloc((size_t)(j.naddrs * gw_nworkers) * sizeof *j.new_fds);
@@ -444,6 +475,7 @@ void reload_now(void)
     } else {
         warn_settings(cfg);
         warn_override_auth(cfg);
+        warn_exposed(cfg);
         watch_files(cfg);
         config_log_reload(check, record(true, NULL));
     }

@@ -160,10 +160,12 @@ int worker_init(struct worker *w, int id, const struct lhost_config *cfg, char *
     return GW_OK;
 }
 
-int worker_listen(struct worker *w, int fd, const char *addr, const char *name)
+int worker_listen(struct worker *w, int fd, const char *addr, const char *name,
+                  struct gw_tls *tls)
 {
     struct listener *l = listener_new(&w->rt, fd, addr, name);
     if (!l) return GW_NOMEM;
+    listener_set_tls(l, tls);
     l->next = w->listeners;
     w->listeners = l;
     return GW_OK;
@@ -182,11 +184,13 @@ void worker_unlisten(struct worker *w, const char *addr)
     }
 }
 
-void worker_rename_listener(struct worker *w, const char *addr, const char *name)
+void worker_rename_listener(struct worker *w, const char *addr, const char *name,
+                            struct gw_tls *tls)
 {
     for (struct listener *l = w->listeners; l; l = l->next) {
         if (strcmp(l->addr, addr) == 0) {
             listener_rename(l, name);
+            listener_set_tls(l, tls);
             return;
         }
     }

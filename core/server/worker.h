@@ -24,6 +24,7 @@ struct gw_timer;
 struct lhost;
 struct lhost_config;
 struct listener;
+struct gw_tls;
 
 struct worker {
     struct rt rt;                    /* the thread's runtime */
@@ -59,11 +60,14 @@ extern int gw_nworkers;
  * returns GW_ERROR with err filled. */
 int worker_init(struct worker *w, int id, const struct lhost_config *cfg, char *err,
                 size_t errlen);
-/* Start accepting on fd (the worker owns it from now on).  On the worker's
- * thread, or before it starts. */
-int worker_listen(struct worker *w, int fd, const char *addr, const char *name);
-/* Give the listener on addr a new label (worker thread). */
-void worker_rename_listener(struct worker *w, const char *addr, const char *name);
+/* Start accepting on fd (the worker owns it from now on), TLS with tls
+ * unless NULL (the listener takes a reference).  On the worker's thread,
+ * or before it starts. */
+int worker_listen(struct worker *w, int fd, const char *addr, const char *name,
+                  struct gw_tls *tls);
+/* Give the listener on addr a new label and TLS context (worker thread). */
+void worker_rename_listener(struct worker *w, const char *addr, const char *name,
+                            struct gw_tls *tls);
 /* Stop accepting on addr and close it (worker thread). */
 void worker_unlisten(struct worker *w, const char *addr);
 /* Switch to config h; the old one is retired and freed once idle (worker

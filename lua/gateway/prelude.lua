@@ -84,7 +84,8 @@ M.DEFAULTS = DEFAULTS
 local FAILOVERS = set_of("none", "rehash", "next")
 local POOL_OPTS = set_of("servers", "hash", "timeout", "connect_timeout", "retry_timeout",
   "failure_limit", "max_queue", "failover", "multiget_errors", "name", "python_memcached",
-  "hash_tag", "protocol")
+  "hash_tag", "protocol", "tls")
+local POOL_TLS_OPTS = set_of("ca", "cert", "key", "server_name", "verify")
 local SERVER_OPTS = set_of("addr", "weight", "timeout", "connect_timeout")
 
 local function check_seconds(fname, what, v, allow_zero)
@@ -176,14 +177,39 @@ function M.pool_spec(opts)
   if protocol ~= "meta" and protocol ~= "text" then
     config_error("%s: protocol must be \"meta\" or \"text\"", fname)
   end
+  -- tls: checked here; its files are read by memcache.pool (pool_tls_files)
+  local tls = nil
+  if opts.tls ~= nil then
+    local t = opts.tls
+    if type(t) ~= "table" then config_error("%s: tls must be a table, got %s", fname, type(t)) end
+    check_table(fname .. ": tls", t, POOL_TLS_OPTS)
+    tls = { verify = t.verify == nil or t.verify, server_name = t.server_name }
+    if type(tls.verify) ~= "boolean" then config_error("%s: tls: verify must be true or false", fname) end
+    if tls.server_name ~= nil and (type(tls.server_name) ~= "string" or tls.server_name == "") then
+      config_error("%s: tls: server_name must be a host name (a string)", fname)
+    end
+    for _, k in ipairs({ "ca", "cert", "key" }) do
+      local v = t[k]
+      if v ~= nil and (type(v) ~= "string" or v == "") then
+        config_error("%s: tls: %s must be the path of a PEM file (a string), got %s", fname, k, tostring(v))
+      end
+      tls[k] = v
+    end
+    if (tls.cert == nil) ~= (tls.key == nil) then
+      config_error("%s: tls: cert and key go together (a client certificate)", fname)
+    end
+  end
   return { name = opts.name or list[1].addr, servers = list, hash = hash,
     legacy = pyver == "1.59", timeout = timeout, retry_timeout = retry, failover = failover,
     hash_tag = tag, connect_timeout = opts.connect_timeout,
     failure_limit = opts.failure_limit or pd.failure_limit, max_queue = opts.max_queue or pd.max_queue,
-    multiget_errors = mg, text_only = protocol == "text" }
+    multiget_errors = mg, text_only = protocol == "text", tls = tls }
 end
 
-local LISTEN_OPTS = set_of("addr", "name", "flush", "stats", "auth")
+local LISTEN_OPTS = set_of("addr", "name", "flush", "stats", "auth", "tls")
+local LISTEN_TLS_OPTS = set_of("cert", "key", "ca", "verify", "min_version")
+local TLS_VERIFY = set_of("none", "optional", "required")
+local TLS_VERSIONS = set_of("1.2", "1.3")
 local FLUSH_MODES = set_of("all", "deny", "routed")
 local STATS_MODES = set_of("all", "read", "deny")
 
@@ -452,13 +478,54 @@ function M.boot(core, config_path, lua_dir, live, sources)
     return true
   end
 
+  -- A file a config names (a users file, a certificate): its path relative
+  -- to the config's folder unless absolute, and its text, read now (so once
+  -- per load, and watched).
+  local function config_file(path)
+    local full = (path:sub(1, 1) == "/" or config_dir == ".") and path or (config_dir .. "/" .. path)
+    return full, read(full)
+  end
+
+  -- gateway.listen's tls table, checked, with the files' texts; the core
+  -- builds the TLS context from it.
+  local function listen_tls(t)
+    local fname = "gateway.listen: tls"
+    if type(t) ~= "table" then config_error("%s must be a table, got %s", fname, type(t)) end
+    check_table(fname, t, LISTEN_TLS_OPTS)
+    local out = { verify = t.verify or "none", min_version = t.min_version or "1.2" }
+    if not TLS_VERIFY[out.verify] then
+      config_error("%s: verify must be \"none\", \"optional\" or \"required\", got %s", fname,
+        tostring(t.verify))
+    end
+    if not TLS_VERSIONS[out.min_version] then
+      config_error("%s: min_version must be \"1.2\" or \"1.3\", got %s", fname, tostring(t.min_version))
+    end
+    for _, k in ipairs({ "cert", "key", "ca" }) do
+      local v = t[k]
+      if v ~= nil then
+        if type(v) ~= "string" or v == "" then
+          config_error("%s: %s must be the path of a PEM file (a string), got %s", fname, k, tostring(v))
+        end
+        local path, text, err = config_file(v)
+        if not text then config_error("%s: cannot read the %s file %s", fname, k, err) end
+        out[k], out[k .. "_text"] = path, text
+      end
+    end
+    if not out.cert or not out.key then config_error("%s: cert and key are required", fname) end
+    if out.verify ~= "none" and not out.ca then
+      config_error("%s: verify = %q needs ca (the CAs that sign client certificates)", fname, out.verify)
+    end
+    return out
+  end
+
   function gateway.listen(spec)
     config_only("gateway.listen")
-    local addr, name, flush, stats, auth = spec, nil, "all", "all", nil
+    local addr, name, flush, stats, auth, tls = spec, nil, "all", "all", nil, nil
     if type(spec) == "table" then
       check_table("gateway.listen", spec, LISTEN_OPTS)
       addr, name = spec[1] or spec.addr, spec.name
       flush, stats, auth = spec.flush or "all", spec.stats or "all", spec.auth
+      if spec.tls ~= nil then tls = listen_tls(spec.tls) end
     end
     if not valid_addr(addr) then
       config_error("gateway.listen: address must be \"host:port\" (port 1 to 65535), got %s",
@@ -501,7 +568,7 @@ function M.boot(core, config_path, lua_dir, live, sources)
     end
     auth_by_label[label] = seen or { path = auth_path, where = (where():gsub(": $", "")) }
     listens[#listens + 1] = { addr = addr, name = name, flush = flush, stats = stats,
-      auth = auth_path, auth_text = auth_text, where = where() }
+      auth = auth_path, auth_text = auth_text, tls = tls, where = where() }
   end
 
   -- flush = "routed": the pools the route table names.  A route function's
@@ -565,7 +632,17 @@ function M.boot(core, config_path, lua_dir, live, sources)
 
   function memcache.pool(opts)
     config_only("memcache.pool")
-    return call_core(core.pool, M.pool_spec(opts))
+    local spec = M.pool_spec(opts)
+    if spec.tls then
+      for _, k in ipairs({ "ca", "cert", "key" }) do
+        if spec.tls[k] then
+          local path, text, err = config_file(spec.tls[k])
+          if not text then config_error("memcache.pool: tls: cannot read the %s file %s", k, err) end
+          spec.tls[k], spec.tls[k .. "_text"] = path, text
+        end
+      end
+    end
+    return call_core(core.pool, spec)
   end
 
   function memcache.internal(opts)
@@ -602,11 +679,14 @@ function M.boot(core, config_path, lua_dir, live, sources)
   load_file(read, config_path, env)()
   for _, l in ipairs(listens) do
     local flush = l.flush == "routed" and routed_pools(l) or l.flush
-    if l.auth then
-      -- A bad users file: "users:3: what is wrong", then where it was named.
-      local ok, err = pcall(core.listen, l.addr, l.name, flush, l.stats, l.auth, l.auth_text)
+    if l.auth or l.tls then
+      -- A bad users file: "users:3: what is wrong", then where it was named;
+      -- a bad certificate: "server.pem: what is wrong", the same way.
+      local ok, err = pcall(core.listen, l.addr, l.name, flush, l.stats, l.auth, l.auth_text, l.tls)
       if not ok then
-        error(tostring(err) .. " (the users file of gateway.listen at " ..
+        err = tostring(err)
+        local what = err:match("^tls: ") and "tls" or "users file"
+        error((err:gsub("^tls: ", "")) .. " (the " .. what .. " of gateway.listen at " ..
           l.where:gsub(": $", "") .. ")", 0)
       end
     else
