@@ -656,6 +656,9 @@ memcache.route {
       F.set(b, "wr:m", "mv", 30)
       assert.are.equal(value_reply("wr:m", "mv"), g:call("get wr:m\r\n"))
       H.wait_until(function() return F.value(a, "wr:m") == "mv" end, 5, "the fill of new")
+      -- the fill's check of old follows the fill: wait for it to pass the gate
+      H.wait_until(function() return gb.seen():find(" mg wr:m c\n", 1, true) end, 5,
+        "the fill's check of old")
       local seen = gb.seen()
       assert.is_truthy(seen:find(" mg wr:m v f c t\n", 1, true), seen)
       assert.is_truthy(seen:find(" mg wr:m c\n", 1, true), seen)
