@@ -405,3 +405,23 @@ int mc_meta_parse(struct mc_parser *p, const char *buf, size_t len,
         return fail(p, req, MC_ERR_UNKNOWN);
     }
 }
+
+void mc_meta_to_request(const struct mc_meta_request *m, struct mc_request *mc)
+{
+    memset(mc, 0, sizeof *mc);
+    mc->cmd = m->cmd;
+    mc->line_len = m->line_len;
+    mc->total_len = m->total_len;
+    mc->key_off = m->key_off;
+    mc->key_len = m->key_len;
+    mc->nkeys = m->cmd != MC_META_NOOP;
+    mc->bytes = m->bytes;
+    mc->data_off = m->data_off;
+    if (m->nflags > 0) {
+        const struct mc_meta_flag *last = &m->flags[m->nflags - 1];
+        mc->args_off = m->flags[0].off;
+        mc->args_len = last->off + last->len - m->flags[0].off;
+    }
+    mc->quiet = m->quiet;
+    mc->binary_key = m->binary_key;
+}

@@ -199,6 +199,11 @@ static inline bool mc_meta_has(const struct mc_meta_request *req, char letter)
     return (req->flag_bits & MC_META_BIT(letter)) != 0;
 }
 
+/* The gateway's request (proto.h's struct) for a parsed meta request: its
+ * command, key as sent, data block, flags as sent (args_off/args_len),
+ * quiet (q) and binary_key (b). */
+void mc_meta_to_request(const struct mc_meta_request *m, struct mc_request *mc);
+
 /* The key a route sees: the decoded bytes with b, else the key in buf. */
 static inline const char *mc_meta_key(const char *buf,
                                       const struct mc_meta_request *req,

@@ -33,27 +33,6 @@
 
 static const char TOO_LARGE[] = "SERVER_ERROR object too large for cache\r\n";
 
-/* The request's fields, from the parse. */
-static void to_request(const struct mc_meta_request *m, struct mc_request *mc)
-{
-    memset(mc, 0, sizeof *mc);
-    mc->cmd = m->cmd;
-    mc->line_len = m->line_len;
-    mc->total_len = m->total_len;
-    mc->key_off = m->key_off;
-    mc->key_len = m->key_len;
-    mc->nkeys = m->cmd != MC_META_NOOP;
-    mc->bytes = m->bytes;
-    mc->data_off = m->data_off;
-    if (m->nflags > 0) {
-        const struct mc_meta_flag *last = &m->flags[m->nflags - 1];
-        mc->args_off = m->flags[0].off;
-        mc->args_len = last->off + last->len - m->flags[0].off;
-    }
-    mc->quiet = m->quiet;
-    mc->binary_key = m->binary_key;
-}
-
 /* The key routes see: the decoded one, copied into the request when it
  * was base64 (the parse's buffer is gone once decoding moves on). */
 static int set_key(struct gw_req *r, const char *base, const struct mc_meta_request *m)
@@ -77,7 +56,7 @@ static int set_key(struct gw_req *r, const char *base, const struct mc_meta_requ
 static void refuse_set(struct client *c, const struct mc_meta_request *m, const char *base)
 {
     struct mc_request mc;
-    to_request(m, &mc);
+    mc_meta_to_request(m, &mc);
     mc.cmd = MC_META_DELETE;
     mc.args_len = 0;
     mc.quiet = false;
@@ -102,7 +81,7 @@ bool meta_decode(struct client *c)
     cs->need = rc == GW_AGAIN ? m.total_len : 0;
     if (rc == GW_AGAIN) return false;
     struct mc_request mc;
-    to_request(&m, &mc);
+    mc_meta_to_request(&m, &mc);
     if (rc == GW_ERROR) {
         if (m.cmd == MC_META_SET && m.error == MC_ERR_TOO_LARGE && !m.close)
             refuse_set(c, &m, base);

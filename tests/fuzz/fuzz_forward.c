@@ -414,27 +414,6 @@ static bool refused(struct fuzz *f, const struct mc_request *mc, const char *bas
 
 /* ---- meta requests, as front/meta_codec.c decodes them ------------------ */
 
-/* meta_codec.c's to_request: the request's fields, from the parse. */
-static void meta_to_request(const struct mc_meta_request *m, struct mc_request *mc)
-{
-    memset(mc, 0, sizeof *mc);
-    mc->cmd = m->cmd;
-    mc->line_len = m->line_len;
-    mc->total_len = m->total_len;
-    mc->key_off = m->key_off;
-    mc->key_len = m->key_len;
-    mc->nkeys = m->cmd != MC_META_NOOP;
-    mc->bytes = m->bytes;
-    mc->data_off = m->data_off;
-    if (m->nflags > 0) {
-        const struct mc_meta_flag *last = &m->flags[m->nflags - 1];
-        mc->args_off = m->flags[0].off;
-        mc->args_len = last->off + last->len - m->flags[0].off;
-    }
-    mc->quiet = m->quiet;
-    mc->binary_key = m->binary_key;
-}
-
 /* meta_codec.c's set_key: the key routes see is the decoded one, copied
  * into the request when it was base64. */
 static void meta_set_key(struct gw_req *r, const char *base, const struct mc_meta_request *m)
@@ -472,7 +451,7 @@ static bool read_meta(struct fuzz *f, struct mc_parser *p, const char *base, siz
     int rc = mc_meta_parse(p, base, left, &m);
     if (rc == GW_AGAIN) return false;
     struct mc_request mc;
-    meta_to_request(&m, &mc);
+    mc_meta_to_request(&m, &mc);
     if (rc == GW_ERROR) {
         if (m.cmd == MC_META_SET && m.error == MC_ERR_TOO_LARGE && !m.close) {
             /* meta_codec.c's refuse_set: an md of the key, no flags, not
