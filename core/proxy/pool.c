@@ -46,7 +46,7 @@ static int build_dist(struct pool *p, const struct pool_spec *spec, char *err, s
         hs[i].port = p->servers[i].port;
         hs[i].weight = p->servers[i].weight;
     }
-    int rc = hash_dist_build(&p->dist, spec->mode, spec->pymc_legacy_one, hs, p->nservers, err,
+    int rc = dist_build(&p->dist, spec->mode, spec->pymc_legacy_one, hs, p->nservers, err,
                              errlen);
     free(hs);
     return rc;
@@ -144,7 +144,7 @@ void pool_free(struct pool *p)
         free(p->servers[i].name);
     }
     free(p->servers);
-    if (p->kind == POOL_SERVERS) hash_dist_free(&p->dist);
+    if (p->kind == POOL_SERVERS) dist_free(&p->dist);
     free(p->name);
     free(p);
 }
@@ -173,10 +173,10 @@ static void hash_part(const struct pool *p, const char **key, size_t *len)
 struct server *pool_pick_server(struct pool *p, const char *key, size_t len)
 {
     hash_part(p, &key, &len);
-    uint32_t i = p->nservers == 1 ? 0 : hash_dist_pick(&p->dist, key, len);
+    uint32_t i = p->nservers == 1 ? 0 : dist_pick(&p->dist, key, len);
     struct server *s = &p->servers[i];
     if (p->failover == FAILOVER_NONE || backend_is_up(s->be)) return s;
-    int32_t j = hash_dist_pick_up(&p->dist, key, len, server_up, p);
+    int32_t j = dist_pick_up(&p->dist, key, len, server_up, p);
     return j < 0 ? NULL : &p->servers[j];
 }
 

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "backend.h"
-#include "place/hash.h"
+#include "place/dist.h"
 #include "base/net.h"
 
 struct rt;
@@ -50,7 +50,7 @@ struct pool_spec {
     struct hash_server *servers;
     const char **server_names; /* "host:port" strings, parallel to servers */
     uint32_t nservers;
-    enum hash_mode mode;
+    const struct dist_mode *mode;
     bool pymc_legacy_one;
     struct backend_opts *opts; /* per server, parallel to servers */
     enum failover failover;

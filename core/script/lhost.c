@@ -26,7 +26,7 @@
 #include "base/users.h"
 #include "codec/proto.h"
 #include "lmatch.h"
-#include "place/hash.h"
+#include "place/dist.h"
 #include "proxy/backend.h"
 #include "proxy/pool.h"
 #include "proxy/req.h"
@@ -226,7 +226,8 @@ static int core_pool(lua_State *L)
     lua_getfield(L, 1, "name");
     spec.name = luaL_optstring(L, -1, "pool");
     lua_getfield(L, 1, "hash");
-    if (hash_mode_parse(luaL_checkstring(L, -1), &spec.mode) != GW_OK)
+    spec.mode = dist_mode_find(luaL_checkstring(L, -1));
+    if (!spec.mode)
         return luaL_error(L, "unknown hash '%s'", lua_tostring(L, -1));
     lua_getfield(L, 1, "legacy");
     spec.pymc_legacy_one = lua_toboolean(L, -1);
@@ -597,8 +598,8 @@ static int core_defaults(lua_State *L)
 static int core_hashes(lua_State *L)
 {
     lua_newtable(L);
-    for (int i = 0; hash_mode_name(i); i++) {
-        lua_pushstring(L, hash_mode_name(i));
+    for (int i = 0; dist_mode_name(i); i++) {
+        lua_pushstring(L, dist_mode_name(i));
         lua_rawseti(L, -2, i + 1);
     }
     return 1;

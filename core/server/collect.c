@@ -336,7 +336,7 @@ static void json_pool(struct json *j, const struct pool *p)
         json_knum(j, "size", (double)p->store_size);
     } else {
         json_kstr(j, "kind", "servers");
-        json_kstr(j, "hash", hash_mode_name(p->dist.mode));
+        json_kstr(j, "hash", p->dist.mode->name);
         json_kstr(j, "failover", failovers[p->failover]);
         json_kbool(j, "multiget_error", p->policy.multiget_error);
         json_kstr(j, "protocol", p->text_only ? "text" : "meta");

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "base/log.h"
-#include "place/hash.h"
+#include "place/dist.h"
 #include "proxy/pool.h"
 #include "script/lhost.h"
 
@@ -65,7 +65,7 @@ static void describe_pool(const struct pool *p, struct sbuf *b)
         return;
     }
     double timeout = p->nservers ? p->servers[0].opts.timeout : 0;
-    sb_add(b, "%s", hash_mode_name(p->dist.mode));
+    sb_add(b, "%s", p->dist.mode->name);
     if (p->failover != FAILOVER_NONE) sb_add(b, ", failover %s", failovers[p->failover]);
     sb_add(b, ", timeout %g s, %u server%s:", timeout, p->nservers, p->nservers == 1 ? "" : "s");
     for (uint32_t i = 0; i < p->nservers && i < SERVERS_SHOWN; i++) {

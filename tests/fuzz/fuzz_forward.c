@@ -305,7 +305,7 @@ static struct pool *servers_pool(struct rt *rt, const char *name, int n, int fir
         opts[i].max_queue = 0; /* no limit: every op stays queued */
     }
     struct pool_spec spec = {.name = name, .servers = hs, .server_names = names,
-                             .nservers = (uint32_t)n, .mode = HASH_JUMP, .opts = opts};
+                             .nservers = (uint32_t)n, .mode = dist_mode_find("jump"), .opts = opts};
     char err[256];
     struct pool *p = pool_new(rt, &spec, err, sizeof err);
     REQUIRE(p != NULL);

@@ -6,7 +6,7 @@
  * per line (a trailing \r is dropped); for each, the 0-based index of the
  * chosen server is printed on its own line.  --legacy (the default) and
  * --modern pick python-memcached's 1.59 or >= 1.60 hash.  --down I marks
- * server I as down and switches to hash_dist_pick_up, which prints -1 when
+ * server I as down and switches to dist_pick_up, which prints -1 when
  * no server is found.  Specs use this to compare the C placement with real
  * clients and proxies.
  */
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "place/hash.h"
+#include "place/dist.h"
 
 #define MAX_SERVERS 1024
 
@@ -63,7 +63,7 @@ static int parse_server(char *arg, struct hash_server *s)
 int main(int argc, char **argv)
 {
     static struct hash_server servers[MAX_SERVERS];
-    enum hash_mode mode;
+    const struct dist_mode *mode;
     bool legacy = true, any_down = false;
     uint32_t n = 0;
     struct hash_dist d;
@@ -71,7 +71,7 @@ int main(int argc, char **argv)
     size_t cap = 0;
     ssize_t len;
 
-    if (argc < 3 || hash_mode_parse(argv[1], &mode) != GW_OK)
+    if (argc < 3 || (mode = dist_mode_find(argv[1])) == NULL)
         return usage();
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--legacy") == 0) {
@@ -91,7 +91,7 @@ int main(int argc, char **argv)
             return usage();
         }
     }
-    if (hash_dist_build(&d, mode, legacy, servers, n, err, sizeof(err)) !=
+    if (dist_build(&d, mode, legacy, servers, n, err, sizeof(err)) !=
         GW_OK) {
         fprintf(stderr, "hashpick: %s\n", err);
         return 1;
@@ -103,12 +103,12 @@ int main(int argc, char **argv)
         if (len > 0 && line[len - 1] == '\r')
             len--;
         if (any_down)
-            printf("%d\n", (int)hash_dist_pick_up(&d, line, (size_t)len,
+            printf("%d\n", (int)dist_pick_up(&d, line, (size_t)len,
                                                   is_up, NULL));
         else
-            printf("%u\n", (unsigned)hash_dist_pick(&d, line, (size_t)len));
+            printf("%u\n", (unsigned)dist_pick(&d, line, (size_t)len));
     }
     free(line);
-    hash_dist_free(&d);
+    dist_free(&d);
     return ferror(stdout) ? 1 : 0;
 }

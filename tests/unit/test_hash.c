@@ -1,4 +1,4 @@
-/* test_hash.c -- known-answer and property tests for core/hash*.c.
+/* test_hash.c -- known-answer and property tests for core/place (hash_*.c, dist_*.c).
  *
  * Where the vectors come from:
  *   crc32, md5   RFC 1321's test suite, the CRC-32 check value, and
@@ -15,6 +15,7 @@
  */
 #include <stdlib.h>
 
+#include "place/dist.h"
 #include "place/hash.h"
 #include "unit.h"
 
@@ -256,16 +257,16 @@ static void pick_pymc_case(const struct hash_server *s, uint32_t n,
     struct hash_dist d;
     char err[128];
 
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_PYTHON_MEMCACHED, legacy, s, n, err,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("python-memcached"), legacy, s, n, err,
                                  sizeof(err)), GW_OK);
     set_down(down);
-    if (hash_dist_pick_up(&d, key, len, mask_up, NULL) != want)
+    if (dist_pick_up(&d, key, len, mask_up, NULL) != want)
         fprintf(stderr, "  pymc vector line %d key '%.*s' down '%s'\n", line,
                 (int)len, key, down ? down : "");
-    CHECK_EQ_INT(hash_dist_pick_up(&d, key, len, mask_up, NULL), want);
+    CHECK_EQ_INT(dist_pick_up(&d, key, len, mask_up, NULL), want);
     if (down == NULL)
-        CHECK_EQ_INT(hash_dist_pick(&d, key, len), want);
-    hash_dist_free(&d);
+        CHECK_EQ_INT(dist_pick(&d, key, len), want);
+    dist_free(&d);
 }
 
 static void test_pymc_vectors(void)
@@ -302,23 +303,23 @@ static void test_pymc_examples(void)
     char err[128], x250[250];
 
     memset(x250, 'x', sizeof(x250));
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_PYTHON_MEMCACHED, true, pymc_s1, 3,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("python-memcached"), true, pymc_s1, 3,
                                  err, sizeof(err)), GW_OK);
-    CHECK_EQ_INT(hash_dist_build(&m, HASH_PYTHON_MEMCACHED, false, pymc_s1, 3,
+    CHECK_EQ_INT(dist_build(&m, dist_mode_find("python-memcached"), false, pymc_s1, 3,
                                  err, sizeof(err)), GW_OK);
     CHECK_EQ_INT(d.nbuckets, 4);
     for (size_t i = 0; i < GW_ARRAY_LEN(v); i++)
-        CHECK_EQ_INT(hash_dist_pick(&d, v[i].key, strlen(v[i].key)), v[i].want);
-    CHECK_EQ_INT(hash_dist_pick(&m, "ob", 2), 0);
+        CHECK_EQ_INT(dist_pick(&d, v[i].key, strlen(v[i].key)), v[i].want);
+    CHECK_EQ_INT(dist_pick(&m, "ob", 2), 0);
     CHECK_EQ_INT(hash_pymc(x250, 250, true), 2408);
-    CHECK_EQ_INT(hash_dist_pick(&d, x250, 250), 0);
+    CHECK_EQ_INT(dist_pick(&d, x250, 250), 0);
     set_down("1");
-    CHECK_EQ_INT(hash_dist_pick_up(&d, "k1", 2, mask_up, NULL), 0);
-    CHECK_EQ_INT(hash_dist_pick_up(&d, "product_count", 13, mask_up, NULL), 2);
-    CHECK_EQ_INT(hash_dist_pick_up(&d, x250, 250, mask_up, NULL), 0);
-    CHECK_EQ_INT(hash_dist_pick_up(&d, "k1", 2, none_up, NULL), -1);
-    hash_dist_free(&d);
-    hash_dist_free(&m);
+    CHECK_EQ_INT(dist_pick_up(&d, "k1", 2, mask_up, NULL), 0);
+    CHECK_EQ_INT(dist_pick_up(&d, "product_count", 13, mask_up, NULL), 2);
+    CHECK_EQ_INT(dist_pick_up(&d, x250, 250, mask_up, NULL), 0);
+    CHECK_EQ_INT(dist_pick_up(&d, "k1", 2, none_up, NULL), -1);
+    dist_free(&d);
+    dist_free(&m);
 }
 
 /* nutcracker pool A: 127.0.0.1 ports 21211..21213, weights 1, 2, 3. */
@@ -520,19 +521,19 @@ static void check_ketama_vecs(const struct hash_server *s, uint32_t n,
     char err[128], x250[250];
 
     memset(x250, 'x', sizeof(x250));
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, s, n, err,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("ketama"), false, s, n, err,
                                  sizeof(err)), GW_OK);
     for (size_t i = 0; i < nv; i++) {
         const char *key = v[i].key ? v[i].key : x250;
-        uint32_t got = hash_dist_pick(&d, key, v[i].len);
+        uint32_t got = dist_pick(&d, key, v[i].len);
 
         if ((int)got != v[i].want)
             fprintf(stderr, "  ketama key '%.*s'\n", (int)v[i].len, key);
         CHECK_EQ_INT(got, v[i].want);
-        CHECK_EQ_INT(hash_dist_pick_up(&d, key, v[i].len, all_up, NULL),
+        CHECK_EQ_INT(dist_pick_up(&d, key, v[i].len, all_up, NULL),
                      v[i].want);
     }
-    hash_dist_free(&d);
+    dist_free(&d);
 }
 
 static void test_ketama_nutcracker_vectors(void)
@@ -565,7 +566,7 @@ static void test_ketama_points(void)
     char err[128];
     struct hash_server many[61];
 
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, ketama_a, 3, err,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("ketama"), false, ketama_a, 3, err,
                                  sizeof(err)), GW_OK);
     CHECK_EQ_INT(d.npoints, 480);
     CHECK_EQ_INT(count_points(&d, 0), 80);
@@ -573,22 +574,22 @@ static void test_ketama_points(void)
     CHECK_EQ_INT(count_points(&d, 2), 240);
     for (uint32_t i = 1; i < d.npoints; i++)
         CHECK(d.points[i - 1].value <= d.points[i].value);
-    hash_dist_free(&d);
+    dist_free(&d);
 
     for (int i = 0; i < 61; i++)
         many[i] = (struct hash_server){ "10.0.0.1", (uint16_t)(20000 + i), 1 };
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, many, 25, err,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("ketama"), false, many, 25, err,
                                  sizeof(err)), GW_OK);
     CHECK_EQ_INT(d.npoints, 25 * 156);
-    hash_dist_free(&d);
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, many, 24, err,
+    dist_free(&d);
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("ketama"), false, many, 24, err,
                                  sizeof(err)), GW_OK);
     CHECK_EQ_INT(d.npoints, 24 * 160);
-    hash_dist_free(&d);
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, many, 61, err,
+    dist_free(&d);
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("ketama"), false, many, 61, err,
                                  sizeof(err)), GW_OK);
     CHECK_EQ_INT(d.npoints, 61 * 156);
-    hash_dist_free(&d);
+    dist_free(&d);
 }
 
 /* The binary search agrees with a linear scan, including the wrap. */
@@ -597,7 +598,7 @@ static void test_ketama_search(void)
     struct hash_dist d;
     char err[128];
 
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, ketama_a, 3, err,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("ketama"), false, ketama_a, 3, err,
                                  sizeof(err)), GW_OK);
     for (uint32_t k = 0; k < 5000; k++) {
         char key[16];
@@ -613,9 +614,9 @@ static void test_ketama_search(void)
                 want = d.points[i].server;
                 break;
             }
-        CHECK_EQ_INT(hash_dist_pick(&d, key, (size_t)len), want);
+        CHECK_EQ_INT(dist_pick(&d, key, (size_t)len), want);
     }
-    hash_dist_free(&d);
+    dist_free(&d);
 }
 
 /* pick_up: keys of up servers stay put; keys of a down server go to the
@@ -625,14 +626,14 @@ static void test_ketama_pick_up(void)
     struct hash_dist d;
     char err[128];
 
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, ketama_a, 3, err,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("ketama"), false, ketama_a, 3, err,
                                  sizeof(err)), GW_OK);
     set_down("2");
     for (uint32_t k = 0; k < 3000; k++) {
         char key[16];
         int len = snprintf(key, sizeof(key), "u%u", k);
-        uint32_t p = hash_dist_pick(&d, key, (size_t)len);
-        int32_t q = hash_dist_pick_up(&d, key, (size_t)len, mask_up, NULL);
+        uint32_t p = dist_pick(&d, key, (size_t)len);
+        int32_t q = dist_pick_up(&d, key, (size_t)len, mask_up, NULL);
 
         if (p != 2) {
             CHECK_EQ_INT(q, p);
@@ -656,8 +657,8 @@ static void test_ketama_pick_up(void)
         }
     }
     set_down("012");
-    CHECK_EQ_INT(hash_dist_pick_up(&d, "k1", 2, mask_up, NULL), -1);
-    hash_dist_free(&d);
+    CHECK_EQ_INT(dist_pick_up(&d, "k1", 2, mask_up, NULL), -1);
+    dist_free(&d);
 }
 
 static void test_jump_dist(void)
@@ -669,14 +670,14 @@ static void test_jump_dist(void)
     char err[128];
     int count[3] = { 0 }, moved_ok = 1;
 
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_JUMP, false, s, 3, err,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("jump"), false, s, 3, err,
                                  sizeof(err)), GW_OK);
     CHECK_EQ_INT(d.nbuckets, 4);
     /* weights: b has two of the four buckets */
     for (uint32_t k = 0; k < 20000; k++) {
         char key[16];
         int len = snprintf(key, sizeof(key), "j%u", k);
-        uint32_t p = hash_dist_pick(&d, key, (size_t)len);
+        uint32_t p = dist_pick(&d, key, (size_t)len);
 
         CHECK(p < 3);
         count[p]++;
@@ -691,19 +692,19 @@ static void test_jump_dist(void)
         static const struct hash_server s4[] = {
             { "a", 1, 1 }, { "b", 2, 2 }, { "c", 3, 1 }, { "d", 4, 1 },
         };
-        CHECK_EQ_INT(hash_dist_build(&d4, HASH_JUMP, false, s4, 4, err,
+        CHECK_EQ_INT(dist_build(&d4, dist_mode_find("jump"), false, s4, 4, err,
                                      sizeof(err)), GW_OK);
         for (uint32_t k = 0; k < 5000; k++) {
             char key[16];
             int len = snprintf(key, sizeof(key), "j%u", k);
-            uint32_t a = hash_dist_pick(&d, key, (size_t)len);
-            uint32_t b = hash_dist_pick(&d4, key, (size_t)len);
+            uint32_t a = dist_pick(&d, key, (size_t)len);
+            uint32_t b = dist_pick(&d4, key, (size_t)len);
 
             if (a != b && b != 3)
                 moved_ok = 0;
         }
         CHECK(moved_ok);
-        hash_dist_free(&d4);
+        dist_free(&d4);
     }
 
     /* pick_up: up servers keep their keys; down ones' keys go elsewhere,
@@ -712,14 +713,14 @@ static void test_jump_dist(void)
     for (uint32_t k = 0; k < 3000; k++) {
         char key[16];
         int len = snprintf(key, sizeof(key), "j%u", k);
-        uint32_t p = hash_dist_pick(&d, key, (size_t)len);
-        int32_t q = hash_dist_pick_up(&d, key, (size_t)len, mask_up, NULL);
+        uint32_t p = dist_pick(&d, key, (size_t)len);
+        int32_t q = dist_pick_up(&d, key, (size_t)len, mask_up, NULL);
 
         if (p != 1)
             CHECK_EQ_INT(q, p);
         else
             CHECK(q == 0 || q == 2);
-        CHECK_EQ_INT(hash_dist_pick_up(&d, key, (size_t)len, mask_up, NULL), q);
+        CHECK_EQ_INT(dist_pick_up(&d, key, (size_t)len, mask_up, NULL), q);
     }
     /* with only one server up every key still finds it (fallback walk) */
     set_down("01");
@@ -727,10 +728,10 @@ static void test_jump_dist(void)
         char key[16];
         int len = snprintf(key, sizeof(key), "j%u", k);
 
-        CHECK_EQ_INT(hash_dist_pick_up(&d, key, (size_t)len, mask_up, NULL), 2);
+        CHECK_EQ_INT(dist_pick_up(&d, key, (size_t)len, mask_up, NULL), 2);
     }
-    CHECK_EQ_INT(hash_dist_pick_up(&d, "k1", 2, none_up, NULL), -1);
-    hash_dist_free(&d);
+    CHECK_EQ_INT(dist_pick_up(&d, "k1", 2, none_up, NULL), -1);
+    dist_free(&d);
 }
 
 static const struct { const char *key; int up, b_down; } jump_regress[] = {
@@ -766,33 +767,31 @@ static void test_jump_regression(void)
     struct hash_dist d;
     char err[128];
 
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_JUMP, false, s, 3, err,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("jump"), false, s, 3, err,
                                  sizeof(err)), GW_OK);
     for (size_t i = 0; i < GW_ARRAY_LEN(jump_regress); i++) {
         const char *k = jump_regress[i].key;
 
-        CHECK_EQ_INT(hash_dist_pick(&d, k, strlen(k)), jump_regress[i].up);
+        CHECK_EQ_INT(dist_pick(&d, k, strlen(k)), jump_regress[i].up);
         set_down("1");
-        CHECK_EQ_INT(hash_dist_pick_up(&d, k, strlen(k), mask_up, NULL),
+        CHECK_EQ_INT(dist_pick_up(&d, k, strlen(k), mask_up, NULL),
                      jump_regress[i].b_down);
     }
-    hash_dist_free(&d);
+    dist_free(&d);
 }
 
 static void test_mode_parse(void)
 {
-    enum hash_mode m = HASH_JUMP;
-
-    CHECK_EQ_INT(hash_mode_parse("python-memcached", &m), GW_OK);
-    CHECK_EQ_INT(m, HASH_PYTHON_MEMCACHED);
-    CHECK_EQ_INT(hash_mode_parse("ketama", &m), GW_OK);
-    CHECK_EQ_INT(m, HASH_KETAMA);
-    CHECK_EQ_INT(hash_mode_parse("jump", &m), GW_OK);
-    CHECK_EQ_INT(m, HASH_JUMP);
-    CHECK_EQ_INT(hash_mode_parse("Ketama", &m), GW_ERROR);
-    CHECK_EQ_INT(hash_mode_parse("", &m), GW_ERROR);
-    CHECK_EQ_INT(hash_mode_parse(NULL, &m), GW_ERROR);
-    CHECK_EQ_INT(m, HASH_JUMP);
+    CHECK(dist_mode_find("python-memcached") != NULL);
+    CHECK(dist_mode_find("ketama") != NULL);
+    CHECK(dist_mode_find("jump") != NULL);
+    CHECK(dist_mode_find("Ketama") == NULL);
+    CHECK(dist_mode_find("") == NULL);
+    CHECK(dist_mode_find(NULL) == NULL);
+    /* The table is the one list of names, the default first. */
+    CHECK(strcmp(dist_mode_name(0), "python-memcached") == 0);
+    for (int i = 0; dist_mode_name(i); i++)
+        CHECK(dist_mode_find(dist_mode_name(i)) != NULL);
 }
 
 static void test_build_errors(void)
@@ -802,20 +801,20 @@ static void test_build_errors(void)
     struct hash_dist d;
     char err[128];
 
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, zero_w, 0, err,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("ketama"), false, zero_w, 0, err,
                                  sizeof(err)), GW_ERROR);
     CHECK(strstr(err, "no servers") != NULL);
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_JUMP, false, zero_w, 2, err,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("jump"), false, zero_w, 2, err,
                                  sizeof(err)), GW_ERROR);
     CHECK(strstr(err, "weight") != NULL);
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_PYTHON_MEMCACHED, true, heavy, 1, err,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("python-memcached"), true, heavy, 1, err,
                                  sizeof(err)), GW_ERROR);
     CHECK(d.buckets == NULL && d.points == NULL);
-    CHECK_EQ_INT(hash_dist_build(&d, HASH_KETAMA, false, heavy, 1, err,
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("ketama"), false, heavy, 1, err,
                                  sizeof(err)), GW_OK);
     CHECK_EQ_INT(d.npoints, 160);
-    hash_dist_free(&d);
-    hash_dist_free(&d);  /* idempotent */
+    dist_free(&d);
+    dist_free(&d);  /* idempotent */
     CHECK(d.points == NULL);
 }
 

@@ -6,7 +6,7 @@
 
 #define NSERVERS 4
 
-static struct pool *make_pool(struct rt *rt, enum hash_mode mode, enum failover fo,
+static struct pool *make_pool(struct rt *rt, const struct dist_mode *mode, enum failover fo,
                               const char *tag)
 {
     static const char *names[NSERVERS] = { "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3",
@@ -36,7 +36,7 @@ static uint32_t index_of(const struct pool *p, const struct backend *b)
 static void test_pick_follows_the_distribution(void)
 {
     struct rt *rt = mid_rt();
-    enum hash_mode modes[] = { HASH_PYTHON_MEMCACHED, HASH_KETAMA, HASH_JUMP };
+    const struct dist_mode *modes[] = { dist_mode_find("python-memcached"), dist_mode_find("ketama"), dist_mode_find("jump") };
     for (size_t m = 0; m < GW_ARRAY_LEN(modes); m++) {
         struct pool *p = make_pool(rt, modes[m], FAILOVER_NONE, NULL);
         CHECK(p != NULL);
@@ -44,7 +44,7 @@ static void test_pick_follows_the_distribution(void)
         for (int i = 0; i < 2000; i++) {
             char key[32];
             int n = snprintf(key, sizeof key, "key:%d", i);
-            uint32_t want = hash_dist_pick(&p->dist, key, (size_t)n);
+            uint32_t want = dist_pick(&p->dist, key, (size_t)n);
             uint32_t got = index_of(p, pool_pick(p, key, (size_t)n));
             CHECK_EQ_INT(got, want);
             used[got]++;
@@ -58,7 +58,7 @@ static void test_pick_follows_the_distribution(void)
 static void test_hash_tag(void)
 {
     struct rt *rt = mid_rt();
-    struct pool *p = make_pool(rt, HASH_KETAMA, FAILOVER_NONE, "{}");
+    struct pool *p = make_pool(rt, dist_mode_find("ketama"), FAILOVER_NONE, "{}");
     int same = 0;
     for (int i = 0; i < 200; i++) {
         char a[48], b[48], tag[16];
@@ -68,12 +68,12 @@ static void test_hash_tag(void)
         struct backend *ba = pool_pick(p, a, (size_t)na), *bb = pool_pick(p, b, (size_t)nb);
         same += ba == bb;
         /* What lies between the braces is what is hashed. */
-        CHECK_EQ_INT(index_of(p, ba), hash_dist_pick(&p->dist, tag, strlen(tag)));
+        CHECK_EQ_INT(index_of(p, ba), dist_pick(&p->dist, tag, strlen(tag)));
     }
     CHECK_EQ_INT(same, 200);
     /* No closing brace, or an empty tag: the whole key. */
-    CHECK_EQ_INT(index_of(p, pool_pick(p, "a{bc", 4)), hash_dist_pick(&p->dist, "a{bc", 4));
-    CHECK_EQ_INT(index_of(p, pool_pick(p, "a{}c", 4)), hash_dist_pick(&p->dist, "a{}c", 4));
+    CHECK_EQ_INT(index_of(p, pool_pick(p, "a{bc", 4)), dist_pick(&p->dist, "a{bc", 4));
+    CHECK_EQ_INT(index_of(p, pool_pick(p, "a{}c", 4)), dist_pick(&p->dist, "a{}c", 4));
     pool_free(p);
     mid_rt_free(rt);
 }
@@ -83,7 +83,7 @@ static void test_failover_policies(void)
     struct rt *rt = mid_rt();
     enum failover fos[] = { FAILOVER_NONE, FAILOVER_REHASH, FAILOVER_NEXT };
     for (size_t f = 0; f < GW_ARRAY_LEN(fos); f++) {
-        struct pool *p = make_pool(rt, HASH_PYTHON_MEMCACHED, fos[f], NULL);
+        struct pool *p = make_pool(rt, dist_mode_find("python-memcached"), fos[f], NULL);
         CHECK_EQ_INT(p->policy.failover, fos[f] != FAILOVER_NONE);
         struct backend *down = p->servers[1].be;
         down->down = true;
@@ -91,7 +91,7 @@ static void test_failover_policies(void)
         for (int i = 0; i < 500; i++) {
             char key[32];
             int n = snprintf(key, sizeof key, "k%d", i);
-            uint32_t home = hash_dist_pick(&p->dist, key, (size_t)n);
+            uint32_t home = dist_pick(&p->dist, key, (size_t)n);
             struct backend *b = pool_pick(p, key, (size_t)n);
             /* The policy, as the backends see it, answers the same. */
             struct server_stats *ss;
@@ -119,8 +119,8 @@ static void test_failover_policies(void)
 static void test_servers_share_backends(void)
 {
     struct rt *rt = mid_rt();
-    struct pool *p1 = make_pool(rt, HASH_KETAMA, FAILOVER_NONE, NULL);
-    struct pool *p2 = make_pool(rt, HASH_JUMP, FAILOVER_NEXT, NULL);
+    struct pool *p1 = make_pool(rt, dist_mode_find("ketama"), FAILOVER_NONE, NULL);
+    struct pool *p2 = make_pool(rt, dist_mode_find("jump"), FAILOVER_NEXT, NULL);
     for (int s = 0; s < NSERVERS; s++) {
         CHECK(p1->servers[s].be == p2->servers[s].be);
         CHECK_EQ_INT(p1->servers[s].be->refs, 2);
@@ -139,7 +139,7 @@ static void test_check_pool_opens_nothing(void)
     const char *name = "127.0.0.1:1";
     struct backend_opts o = backend_opts_default;
     struct pool_spec spec = { .name = "p", .servers = &hs, .server_names = &name, .nservers = 1,
-                              .mode = HASH_KETAMA, .opts = &o };
+                              .mode = dist_mode_find("ketama"), .opts = &o };
     char err[256];
     struct pool *p = pool_new(NULL, &spec, err, sizeof err);
     CHECK(p && p->servers[0].be == NULL);

@@ -83,7 +83,7 @@ static struct pool *servers_pool(struct rt *rt, int n, int first_port, bool mult
         opts[i] = backend_opts_default;
     }
     struct pool_spec spec = { .name = "p", .servers = hs, .server_names = names,
-                              .nservers = (uint32_t)n, .mode = HASH_KETAMA, .opts = opts,
+                              .nservers = (uint32_t)n, .mode = dist_mode_find("ketama"), .opts = opts,
                               .multiget_error = multiget_error };
     char err[256];
     return pool_new(rt, &spec, err, sizeof err);
