@@ -22,8 +22,8 @@
 #
 # Debian packages that are missing are installed with apt-get when run as
 # root (the deps target); a non-root user is told what to install.  make
-# spec also installs memjs (a Node client the specs drive) from npm into
-# build/node, once.
+# spec also installs the Node clients the specs drive (memjs, memcached)
+# from npm into build/node, once.
 
 CC      ?= cc
 LUA_PC  ?= lua5.4
@@ -118,12 +118,16 @@ $(BUILD) $(BUILD)/unit $(BUILD)/tools:
 # (ruby-dalli), pylibmc, memjs (Node, from npm: below); whois has mkpasswd
 # for the users file of an auth listener; sasl2-bin (saslpasswd2) and
 # libsasl2-modules (PLAIN, only recommended by libsasl2-2) for the
-# control's memcached -S.
+# control's memcached -S.  The placement specs' real clients
+# (tests/spec/placement_*_spec.lua): PHP's Memcached, gomemcache (built
+# offline in GOPATH mode), spymemcached on a headless JDK.
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libev-dev \
             libxxhash-dev libmicrohttpd-dev libcrypt-dev libssl-dev openssl prometheus lua-busted lua-dkjson lua-socket memcached python3 \
             python3-memcache python3-pymemcache libmemcached-tools nutcracker \
             valgrind systemd \
-            ruby ruby-dalli python3-pylibmc nodejs whois sasl2-bin libsasl2-modules
+            ruby ruby-dalli python3-pylibmc nodejs whois sasl2-bin libsasl2-modules \
+            php-cli php-memcached golang-go golang-github-bradfitz-gomemcache-dev \
+            default-jdk-headless libspymemcached-java
 ifneq ($(filter 1,$(SANITIZE))$(filter fuzz,$(MAKECMDGOALS)),)
 DEB_PKGS += clang libclang-rt-dev
 endif
@@ -159,20 +163,24 @@ deps:
 	  fi; \
 	fi
 
-# memjs, the Node client tests/clients/memjs_ops.js drives, is not packaged
-# by Debian: npm installs the pinned version into build/node (the spec sets
-# NODE_PATH to its node_modules) once, when its stamp is missing, as root
-# or as a user who can write build/.  make run never needs it.
-MEMJS_VERSION := 1.3.2
-MEMJS_STAMP   := build/node/memjs-$(MEMJS_VERSION).stamp
-$(MEMJS_STAMP):
+# The Node clients the specs drive are not packaged by Debian: npm installs
+# the pinned versions into build/node (the specs set NODE_PATH to its
+# node_modules) once, when the stamp for this list is missing, as root or
+# as a user who can write build/.  memjs: the binary protocol with SASL
+# (binary_clients_spec); memcached (with hashring): its own placement
+# (placement_node_memcached_spec).  make run never needs them.
+NODE_PKGS  := memjs@1.3.2 memcached@2.2.2
+empty      :=
+space      := $(empty) $(empty)
+NODE_STAMP := build/node/$(subst @,-,$(subst $(space),+,$(NODE_PKGS))).stamp
+$(NODE_STAMP):
 	@mkdir -p build/node 2>/dev/null; \
 	if [ "$$(id -u)" = 0 ] || [ -w build/node ]; then \
-	  echo "deps: npm install memjs@$(MEMJS_VERSION) into build/node"; \
+	  echo "deps: npm install $(NODE_PKGS) into build/node"; \
 	  npm install --prefix build/node --no-save --no-package-lock --no-audit --no-fund \
-	    memjs@$(MEMJS_VERSION) && touch $@; \
+	    $(NODE_PKGS) && touch $@; \
 	else \
-	  echo "deps: cannot write build/node: npm install --prefix build/node memjs@$(MEMJS_VERSION)" >&2; \
+	  echo "deps: cannot write build/node: npm install --prefix build/node $(NODE_PKGS)" >&2; \
 	  exit 1; \
 	fi
 
@@ -184,7 +192,7 @@ unit: $(UNIT_BINS)
 
 # Each run starts with an empty tests/tmp (the specs' logs and configs), so
 # the sanitizer check reads only this run's gateway logs.
-spec: gateway $(TOOL_BINS) $(MEMJS_STAMP)
+spec: gateway $(TOOL_BINS) $(NODE_STAMP)
 	rm -rf tests/tmp
 	GATEWAY_SANITIZE=$(SANITIZE) GATEWAY_TOOLS=$(BUILD)/tools busted --lpath='./lua/?.lua;./lua/?/init.lua;./tests/spec/?.lua' tests/spec
 	@if grep -rl --include='*.log' -E 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' tests/tmp 2>/dev/null; then \

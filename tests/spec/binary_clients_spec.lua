@@ -78,7 +78,7 @@ end
 local function memjs(port, extra)
   local f = io.open(NODE_PATH .. "/memjs/package.json", "r")
   assert(f, "memjs is not installed in " .. NODE_PATH .. " (make spec installs it: " ..
-    "npm install --prefix build/node memjs@<the Makefile's MEMJS_VERSION>)")
+    "npm install --prefix build/node <the Makefile's NODE_PKGS>)")
   f:close()
   return run(string.format("env NODE_PATH=%s node %s 127.0.0.1:%d %s",
     H.quote(NODE_PATH), H.quote(MEMJS), port, extra or ""))
