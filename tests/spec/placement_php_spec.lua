@@ -19,9 +19,9 @@
 -- then setOption(3 = MEMCACHED_BEHAVIOR_KETAMA, 1), which php-memcached
 -- passes to memcached_behavior_set), and 500 real sessions check the
 -- handler itself.  Its key prefix (memcached.sess_prefix, "memc.sess.key."
--- by default) is a libmemcached namespace, left out of the hash: the
--- session check stores with an empty prefix, so the key the gateway hashes
--- is the one the handler hashed (README says so).
+-- by default) is a libmemcached namespace (MEMCACHED_CALLBACK_NAMESPACE),
+-- sent with the key but left out of the hash: the pool's hash_namespace
+-- does the same, and without it most sessions are missed.
 local H = require "harness"
 local P = require "placement"
 
@@ -78,6 +78,63 @@ foreach (file($idfile, FILE_IGNORE_NEW_LINES) as $id) {
 }
 ]]
 
+-- 500 sessions written by the real handler (memcached.sess_consistent_hash
+-- = 1, its default ketama type, memcached.sess_prefix = prefix) to three
+-- servers, then read through a gateway pool with hash =
+-- "libmemcached-consistent" and pool_opts; returns { n, found }.
+local function sessions(prefix, pool_opts)
+  local cleanup = H.cleanups()
+  local ok, res = pcall(function()
+    local mcs, path, addrs = {}, {}, {}
+    for i = 1, 3 do
+      mcs[i] = H.start_memcached()
+      cleanup(mcs[i].stop)
+      path[i] = mcs[i].addr
+      addrs[i] = string.format("%q", mcs[i].addr)
+    end
+    -- session ids: letters and digits, 22 to 64 of them
+    local ids = P.keys(500, { bytes = "alnum", min_len = 22, max_len = 64, seed = 24 })
+    local idfile = H.write_config(table.concat(ids, "\n") .. "\n", "placement-php-ids.txt")
+    local script = H.write_config(SESSIONS, "placement-php-sessions.php")
+    local out = H.run(string.format("php -d memcached.sess_consistent_hash=1 "
+      .. "-d memcached.sess_consistent_hash_type=ketama -d memcached.sess_prefix=%s "
+      .. "-d memcached.sess_locking=0 %s %s %s 2>&1; echo rc=$?", H.quote(prefix),
+      H.quote(script), H.quote(table.concat(path, ",")), H.quote(idfile)))
+    assert(out:match("rc=0"), out)
+    local stored = 0
+    for i = 1, 3 do
+      local n = tonumber(H.parse_stats(H.request(mcs[i].port, "stats\r\n")).curr_items)
+      assert(n > 0, "server " .. i .. " holds no sessions: the check could not fail")
+      stored = stored + n
+    end
+    assert.are.equal(#ids, stored)
+    local g = H.start_gateway(string.format([[
+      local pool = memcache.pool { servers = { %s }, hash = "libmemcached-consistent"%s }
+      memcache.route { default = pool }
+    ]], table.concat(addrs, ", "), pool_opts ~= "" and (", " .. pool_opts) or ""))
+    cleanup(g.stop)
+    local c = H.connect(g.port, 10)
+    local found = 0
+    for b = 1, #ids, 50 do
+      local batch = {}
+      for i = b, math.min(b + 49, #ids) do batch[#batch + 1] = prefix .. ids[i] end
+      c:send("get " .. table.concat(batch, " ") .. "\r\n")
+      while true do
+        local unit, line, n = c:unit()
+        if not n then break end
+        local k = line:match("^VALUE (%S+)"):sub(#prefix + 1)
+        local v = unit:sub(#line + 1, #line + n - 2)
+        if v == string.format("id|s:%d:\"%s\";", #k, k) then found = found + 1 end
+      end
+    end
+    c:close()
+    return { n = #ids, found = found }
+  end)
+  cleanup()
+  if not ok then error(res, 0) end
+  return res
+end
+
 describe("PHP Memcached placement", function()
   it("default (modula): hash = libmemcached finds every key, weights ignored", function()
     local r = P.migrate {
@@ -122,55 +179,18 @@ describe("PHP Memcached placement", function()
     assert.is_true(r.found < r.n / 2, string.format("found %d of %d", r.found, r.n))
   end)
 
-  it("real sessions (sess_consistent_hash = 1): hash = libmemcached-consistent", function()
-    local cleanup = H.cleanups()
-    local ok, err = pcall(function()
-      local mcs, path, addrs = {}, {}, {}
-      for i = 1, 3 do
-        mcs[i] = H.start_memcached()
-        cleanup(mcs[i].stop)
-        path[i] = mcs[i].addr
-        addrs[i] = string.format("%q", mcs[i].addr)
-      end
-      -- session ids: letters and digits, 22 to 64 of them
-      local ids = P.keys(500, { bytes = "alnum", min_len = 22, max_len = 64, seed = 24 })
-      local idfile = H.write_config(table.concat(ids, "\n") .. "\n", "placement-php-ids.txt")
-      local script = H.write_config(SESSIONS, "placement-php-sessions.php")
-      local out = H.run(string.format("php -d memcached.sess_consistent_hash=1 "
-        .. "-d memcached.sess_consistent_hash_type=ketama -d memcached.sess_prefix= "
-        .. "-d memcached.sess_locking=0 %s %s %s 2>&1; echo rc=$?", H.quote(script),
-        H.quote(table.concat(path, ",")), H.quote(idfile)))
-      assert(out:match("rc=0"), out)
-      local stored, used = 0, 0
-      for i = 1, 3 do
-        local n = tonumber(H.parse_stats(H.request(mcs[i].port, "stats\r\n")).curr_items)
-        stored = stored + n
-        if n > 0 then used = used + 1 end
-      end
-      assert.are.equal(500, stored)
-      assert.are.equal(3, used)
-      local g = H.start_gateway(string.format([[
-        local pool = memcache.pool { servers = { %s }, hash = "libmemcached-consistent" }
-        memcache.route { default = pool }
-      ]], table.concat(addrs, ", ")))
-      cleanup(g.stop)
-      local c = H.connect(g.port, 10)
-      local found = 0
-      for b = 1, #ids, 50 do
-        local batch = { table.unpack(ids, b, math.min(b + 49, #ids)) }
-        c:send("get " .. table.concat(batch, " ") .. "\r\n")
-        while true do
-          local unit, line, n = c:unit()
-          if not n then break end
-          local k = line:match("^VALUE (%S+)")
-          local v = unit:sub(#line + 1, #line + n - 2)
-          if v == string.format("id|s:%d:\"%s\";", #k, k) then found = found + 1 end
-        end
-      end
-      c:close()
-      assert.are.equal(#ids, found)
-    end)
-    cleanup()
-    if not ok then error(err, 0) end
+  it("real sessions (sess_consistent_hash = 1), no prefix: hash = libmemcached-consistent", function()
+    local r = sessions("", "")
+    assert.are.equal(r.n, r.found)
+  end)
+
+  it("real sessions with the default prefix: hash_namespace = \"memc.sess.key.\"", function()
+    local r = sessions("memc.sess.key.", 'hash_namespace = "memc.sess.key."')
+    assert.are.equal(r.n, r.found)
+  end)
+
+  it("real sessions with the default prefix, no hash_namespace: most are missed", function()
+    local r = sessions("memc.sess.key.", "")
+    assert.is_true(r.found < r.n / 2, string.format("found %d of %d", r.found, r.n))
   end)
 end)
