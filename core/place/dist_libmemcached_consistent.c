@@ -1,8 +1,11 @@
 /* dist_libmemcached_consistent.c -- libmemcached's consistent distribution
  * with its default key hash.
  *
- * Reproduces libmemcached 1.1.4 (Debian 12's libmemcached11; the 1.0.18
- * code is the same here) for MEMCACHED_DISTRIBUTION_CONSISTENT and
+ * Reproduces libmemcached 1.1.4 (Debian 12's libmemcached11, which pylibmc
+ * and php-memcached link although they report the 1.0.18 headers they were
+ * built with; 1.0.18's update_continuum adds the 1e-10 in double where
+ * 1.1.4 adds it in float, which gives the same point counts) for
+ * MEMCACHED_DISTRIBUTION_CONSISTENT and
  * _CONSISTENT_KETAMA (MEMCACHED_BEHAVIOR_KETAMA), keys hashed with the
  * default one-at-a-time (hash_oaat.c), as set by pylibmc
  * behaviors={"ketama": True}, PHP's Memcached::OPT_DISTRIBUTION =
