@@ -23,4 +23,7 @@ int32_t hash_jump(uint64_t key, int32_t buckets);       /* Lamping & Veach */
 /* python-memcached's 15-bit server hash; legacy_one applies "0 becomes 1". */
 uint32_t hash_pymc(const void *key, size_t len, bool legacy_one);
 
+/* libmemcached's default key hash: one-at-a-time over signed char. */
+uint32_t hash_oaat(const void *key, size_t len);
+
 #endif

@@ -60,6 +60,11 @@ struct pool *pool_new(struct rt *rt, const struct pool_spec *spec, char *err, si
     p->policy.failover = spec->failover != FAILOVER_NONE;
     p->failover = spec->failover;
     if (spec->hash_tag) memcpy(p->hash_tag, spec->hash_tag, 2);
+    if (spec->hash_namespace) {
+        p->hash_ns = strdup(spec->hash_namespace);
+        if (!p->hash_ns) goto nomem;
+        p->hash_ns_len = strlen(p->hash_ns);
+    }
     p->text_only = spec->text_only;
     p->servers = calloc(spec->nservers, sizeof *p->servers);
     if (!p->servers) goto nomem;
@@ -145,6 +150,7 @@ void pool_free(struct pool *p)
     }
     free(p->servers);
     if (p->kind == POOL_SERVERS) dist_free(&p->dist);
+    free(p->hash_ns);
     free(p->name);
     free(p);
 }
@@ -160,6 +166,13 @@ static bool server_up(void *ctx, uint32_t i)
  * (twemproxy's rule). */
 static void hash_part(const struct pool *p, const char **key, size_t *len)
 {
+    /* hash_namespace first: libmemcached prepends its namespace (PHP's
+     * OPT_PREFIX_KEY, memcached.sess_prefix) to the key it sends but
+     * hashes the key without it. */
+    if (p->hash_ns && *len > p->hash_ns_len && memcmp(*key, p->hash_ns, p->hash_ns_len) == 0) {
+        *key += p->hash_ns_len;
+        *len -= p->hash_ns_len;
+    }
     if (!p->hash_tag[0]) return;
     const char *open = memchr(*key, p->hash_tag[0], *len);
     if (!open) return;

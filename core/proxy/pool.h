@@ -56,6 +56,7 @@ struct pool_spec {
     enum failover failover;
     bool multiget_error;       /* a multi-get with a failed server answers an error */
     const char *hash_tag;      /* two characters, e.g. "{}", or NULL */
+    const char *hash_namespace;/* a key prefix left out of the hash, or NULL */
     bool text_only;            /* servers too old for the meta protocol */
 };
 
@@ -69,6 +70,8 @@ struct pool {
     uint32_t nservers;
     enum failover failover;
     char hash_tag[2];          /* hash only what lies between these; 0: whole key */
+    char *hash_ns;             /* a key starting with this hashes without it; NULL: none */
+    size_t hash_ns_len;
     bool text_only;            /* protocol = "text": no meta calls (pool:mg, pool:ms) */
     struct pool_stats *stats;  /* once bound (POOL_SERVERS) */
     struct store *store;       /* POOL_INTERNAL */

@@ -216,6 +216,7 @@ static void tls_pem_field(lua_State *L, int t, const char *key, struct tls_pem *
 /* core.pool{ name=, servers={ {addr=, weight=, timeout=, connect_timeout=}... },
  *            hash=, legacy=, timeout=, connect_timeout=, retry_timeout=,
  *            failure_limit=, max_queue=, failover=, multiget_errors=, hash_tag=,
+ *            hash_namespace=,
  *            text_only= }
  * -- already validated by the prelude. */
 static int core_pool(lua_State *L)
@@ -243,6 +244,8 @@ static int core_pool(lua_State *L)
     spec.hash_tag = luaL_optstring(L, -1, NULL);
     if (spec.hash_tag && strlen(spec.hash_tag) != 2)
         return luaL_error(L, "hash_tag must be two characters");
+    lua_getfield(L, 1, "hash_namespace");
+    spec.hash_namespace = luaL_optstring(L, -1, NULL);
     lua_getfield(L, 1, "servers");
     luaL_checktype(L, -1, LUA_TTABLE);
     int sidx = lua_gettop(L);

@@ -84,7 +84,7 @@ M.DEFAULTS = DEFAULTS
 local FAILOVERS = set_of("none", "rehash", "next")
 local POOL_OPTS = set_of("servers", "hash", "timeout", "connect_timeout", "retry_timeout",
   "failure_limit", "max_queue", "failover", "multiget_errors", "name", "python_memcached",
-  "hash_tag", "protocol", "tls")
+  "hash_tag", "hash_namespace", "protocol", "tls")
 local POOL_TLS_OPTS = set_of("ca", "cert", "key", "server_name", "verify")
 local SERVER_OPTS = set_of("addr", "weight", "timeout", "connect_timeout")
 
@@ -173,6 +173,10 @@ function M.pool_spec(opts)
   if tag ~= nil and (type(tag) ~= "string" or #tag ~= 2) then
     config_error("%s: hash_tag must be a string of two characters, like \"{}\"", fname)
   end
+  local ns = opts.hash_namespace
+  if ns ~= nil and (type(ns) ~= "string" or ns == "" or #ns > 249 or ns:find("[%c ]")) then
+    config_error("%s: hash_namespace must be a key prefix (1 to 249 bytes, no spaces or control bytes), like \"memc.sess.key.\"", fname)
+  end
   local protocol = opts.protocol or "meta"
   if protocol ~= "meta" and protocol ~= "text" then
     config_error("%s: protocol must be \"meta\" or \"text\"", fname)
@@ -201,7 +205,7 @@ function M.pool_spec(opts)
   end
   return { name = opts.name or list[1].addr, servers = list, hash = hash,
     legacy = pyver == "1.59", timeout = timeout, retry_timeout = retry, failover = failover,
-    hash_tag = tag, connect_timeout = opts.connect_timeout,
+    hash_tag = tag, hash_namespace = ns, connect_timeout = opts.connect_timeout,
     failure_limit = opts.failure_limit or pd.failure_limit, max_queue = opts.max_queue or pd.max_queue,
     multiget_errors = mg, text_only = protocol == "text", tls = tls }
 end

@@ -12,6 +12,19 @@
  *                without the "or 1".
  *   ketama       Debian's nutcracker 0.5.0 (md5 + ketama): keys set through
  *                it and found by a direct get on each real memcached.
+ *   oaat, libmemcached, libmemcached-consistent
+ *                Debian 12's libmemcached11 1.1.4 (the library pylibmc
+ *                1.6.3 and php-memcached 3.2.0 link), called through
+ *                Python's ctypes: memcached_generate_hash_value(key, len,
+ *                MEMCACHED_HASH_DEFAULT) for the hash, and
+ *                memcached_generate_hash() of a memcached_st set up as the
+ *                clients do it (behaviors first, then
+ *                memcached_server_add_with_weight per server) for the
+ *                placement; a down server's column is the same client built
+ *                without that server (libmemcached's auto-eject rebuild).
+ *                Spot-checked with PHP's Memcached::getServerByKey; the
+ *                "unsigned" column is one-at-a-time over unsigned bytes,
+ *                computed in Python, to show the difference.
  */
 #include <stdlib.h>
 
@@ -818,6 +831,211 @@ static void test_build_errors(void)
     CHECK(d.points == NULL);
 }
 
+/* --- libmemcached: one-at-a-time, modula, consistent ------------------- */
+
+static const struct { const char *key; size_t len; uint32_t h, h_unsigned; } oaat_vecs[] = {
+    { "", 0, 0x00000000u, 0x00000000u },
+    { "a", 1, 0xca2e9442u, 0xca2e9442u },
+    { "hello", 5, 0xc8fd181bu, 0xc8fd181bu },
+    { "123456789", 9, 0xc66b58c5u, 0xc66b58c5u },
+    { "user:42", 7, 0x303f6feau, 0x303f6feau },
+    { "\x80", 1, 0xc31d4e27u, 0x277fcedbu },
+    { "\xff", 1, 0xae65a494u, 0xc7b20f1du },
+    { "\xc3\xa9t\xc3\xa9", 5, 0x7fcb4b35u, 0x46fdbf25u },
+    { "key\x7f\x80\x81", 6, 0x1cdffd3eu, 0xf8297728u },
+};
+
+/* libmemcached's one-at-a-time widens each byte as a signed char. */
+static void test_oaat(void)
+{
+    unsigned char bytes[255];
+    char x250[250];
+
+    for (size_t i = 0; i < GW_ARRAY_LEN(oaat_vecs); i++) {
+        uint32_t h = hash_oaat(oaat_vecs[i].key, oaat_vecs[i].len);
+
+        CHECK_EQ_INT(h, oaat_vecs[i].h);
+        if (oaat_vecs[i].h != oaat_vecs[i].h_unsigned)
+            CHECK(h != oaat_vecs[i].h_unsigned);
+    }
+    for (int i = 0; i < 255; i++)
+        bytes[i] = (unsigned char)(i + 1);
+    CHECK_EQ_INT(hash_oaat(bytes, sizeof(bytes)), 0xd4dded1eu);  /* unsigned: 0xef2a46bd */
+    memset(x250, 'x', sizeof(x250));
+    CHECK_EQ_INT(hash_oaat(x250, sizeof(x250)), 0x0316a9feu);
+}
+
+static const struct hash_server lmc_s3[] = {
+    { "10.0.0.1", 11211, 1 }, { "10.0.0.2", 11211, 2 }, { "10.0.0.3", 22122, 3 },
+};
+static const struct hash_server lmc_s3_equal[] = {
+    { "10.0.0.1", 11211, 1 }, { "10.0.0.2", 11211, 1 }, { "10.0.0.3", 22122, 1 },
+};
+static const struct hash_server lmc_s5[] = {
+    { "cache0.example", 11211, 1 }, { "cache1.example", 11211, 1 },
+    { "cache2.example", 11211, 1 }, { "cache3.example", 11211, 1 },
+    { "cache4.example", 11211, 1 },
+};
+
+/* Columns, all from libmemcached 1.1.4:
+ *   mod3     default (modula) over lmc_s3: the weights 1,2,3 change nothing
+ *   mod5     default over lmc_s5
+ *   con3     MEMCACHED_BEHAVIOR_KETAMA over lmc_s3_equal (100 oaat points)
+ *   wcon3    MEMCACHED_BEHAVIOR_KETAMA, then lmc_s3 added with weights
+ *            1,2,3 (weighted md5 ring, oaat key hash)
+ *   ket3     MEMCACHED_BEHAVIOR_KETAMA_WEIGHTED over lmc_s3 (= hash "ketama")
+ *   con3_d1  con3 with server 1 gone; con3_d02 with servers 0 and 2 gone */
+static const struct lmc_vec {
+    const char *key;
+    size_t len;
+    int mod3, mod5, con3, wcon3, ket3, con3_d1, con3_d02;
+} lmc_vecs[] = {
+    { "k1", 2, 1, 0, 2, 2, 2, 2, 1 },
+    { "foo", 3, 0, 0, 1, 2, 1, 2, 1 },
+    { "name", 4, 2, 2, 2, 1, 1, 2, 1 },
+    { "product_count", 13, 0, 4, 2, 1, 0, 2, 1 },
+    { "session:abc", 11, 0, 0, 0, 1, 0, 0, 1 },
+    { "0", 1, 0, 4, 2, 2, 2, 2, 1 },
+    { "a", 1, 0, 2, 0, 1, 1, 0, 1 },
+    { "b", 1, 2, 3, 2, 2, 2, 2, 1 },
+    { "hello", 5, 0, 4, 1, 1, 1, 0, 1 },
+    { "user:1", 6, 2, 1, 0, 2, 1, 0, 1 },
+    { "user:2", 6, 2, 1, 0, 1, 2, 0, 1 },
+    { "user:3", 6, 2, 2, 0, 2, 2, 0, 1 },
+    { "user:4", 6, 0, 3, 2, 0, 1, 2, 1 },
+    { "user:5", 6, 2, 0, 1, 2, 1, 0, 1 },
+    { "user:6", 6, 2, 2, 2, 1, 1, 2, 1 },
+    { "\xc3\xa9", 2, 2, 2, 2, 1, 0, 2, 1 },
+    { "\x80", 1, 2, 1, 0, 1, 1, 0, 1 },
+    { "\xff\xfe", 2, 2, 0, 1, 1, 1, 0, 1 },
+    { "caf\xc3\xa9", 5, 1, 3, 1, 1, 2, 0, 1 },
+    { "key\x80\x81\x82", 6, 2, 0, 0, 1, 0, 0, 1 },
+    { "KEY", 3, 1, 3, 2, 1, 2, 2, 1 },
+    { "cache/page/index.html", 21, 0, 2, 1, 2, 2, 0, 1 },
+    { "obj7919", 7, 1, 1, 0, 1, 2, 0, 1 },
+    { "obj15838", 8, 1, 0, 2, 0, 2, 2, 1 },
+};
+
+static void build_ok(struct hash_dist *d, const char *mode,
+                     const struct hash_server *s, uint32_t n)
+{
+    char err[128];
+
+    CHECK_EQ_INT(dist_build(d, dist_mode_find(mode), false, s, n, err,
+                            sizeof(err)), GW_OK);
+}
+
+static void test_libmemcached_vectors(void)
+{
+    struct hash_dist mod3, mod5, con3, wcon3, ket3;
+
+    build_ok(&mod3, "libmemcached", lmc_s3, 3);
+    build_ok(&mod5, "libmemcached", lmc_s5, 5);
+    build_ok(&con3, "libmemcached-consistent", lmc_s3_equal, 3);
+    build_ok(&wcon3, "libmemcached-consistent", lmc_s3, 3);
+    build_ok(&ket3, "ketama", lmc_s3, 3);
+    for (size_t i = 0; i < GW_ARRAY_LEN(lmc_vecs); i++) {
+        const struct lmc_vec *v = &lmc_vecs[i];
+
+        if ((int)dist_pick(&con3, v->key, v->len) != v->con3 ||
+            (int)dist_pick(&wcon3, v->key, v->len) != v->wcon3)
+            fprintf(stderr, "  libmemcached vector %zu\n", i);
+        CHECK_EQ_INT(dist_pick(&mod3, v->key, v->len), v->mod3);
+        CHECK_EQ_INT(dist_pick(&mod5, v->key, v->len), v->mod5);
+        CHECK_EQ_INT(dist_pick(&con3, v->key, v->len), v->con3);
+        CHECK_EQ_INT(dist_pick(&wcon3, v->key, v->len), v->wcon3);
+        CHECK_EQ_INT(dist_pick(&ket3, v->key, v->len), v->ket3);
+        CHECK_EQ_INT(dist_pick_up(&con3, v->key, v->len, all_up, NULL), v->con3);
+        set_down("1");
+        CHECK_EQ_INT(dist_pick_up(&con3, v->key, v->len, mask_up, NULL), v->con3_d1);
+        set_down("02");
+        CHECK_EQ_INT(dist_pick_up(&con3, v->key, v->len, mask_up, NULL), v->con3_d02);
+    }
+    CHECK_EQ_INT(dist_pick_up(&con3, "k1", 2, none_up, NULL), -1);
+    dist_free(&mod3);
+    dist_free(&mod5);
+    dist_free(&con3);
+    dist_free(&wcon3);
+    dist_free(&ket3);
+}
+
+/* 25 servers of weight 2 (so libmemcached weights the ring): pct * 160 / 4
+ * * 25 is just under 40 in float, 39 in floor, 156 points per server; in
+ * double it would be 160, and these keys would go to the server in the
+ * comment.  From libmemcached 1.1.4 (MEMCACHED_BEHAVIOR_KETAMA, then the
+ * servers 127.0.0.10 .. 127.0.0.34 port 11211 weight 2). */
+static const struct { const char *key; size_t len; int want; } lmc25_vecs[] = {
+    { "key:23", 6, 22 },    /* double: 6 */
+    { "key:40", 6, 4 },     /* double: 9 */
+    { "key:116", 7, 22 },   /* double: 11 */
+    { "key:149", 7, 10 },   /* double: 1 */
+    { "key:166", 7, 4 },    /* double: 1 */
+    { "key:219", 7, 13 },   /* double: 24 */
+    { "key:250", 7, 21 },   /* double: 24 */
+    { "key:302", 7, 19 },   /* double: 4 */
+    { "key:322", 7, 3 },    /* double: 8 */
+    { "key:341", 7, 4 },    /* double: 18 */
+};
+
+static void test_libmemcached_consistent_25(void)
+{
+    struct hash_server c[25];
+    char hosts[25][16];
+    struct hash_dist d;
+
+    for (int i = 0; i < 25; i++) {
+        snprintf(hosts[i], sizeof(hosts[i]), "127.0.0.%d", 10 + i);
+        c[i] = (struct hash_server){ hosts[i], 11211, 2 };
+    }
+    build_ok(&d, "libmemcached-consistent", c, 25);
+    CHECK_EQ_INT(d.npoints, 25 * 156);
+    for (size_t i = 0; i < GW_ARRAY_LEN(lmc25_vecs); i++)
+        CHECK_EQ_INT(dist_pick(&d, lmc25_vecs[i].key, lmc25_vecs[i].len),
+                     lmc25_vecs[i].want);
+    dist_free(&d);
+    /* every weight 1: the unweighted ring, 100 points each */
+    for (int i = 0; i < 25; i++)
+        c[i].weight = 1;
+    build_ok(&d, "libmemcached-consistent", c, 25);
+    CHECK_EQ_INT(d.npoints, 25 * 100);
+    dist_free(&d);
+}
+
+/* Modula: one server takes every key; down servers pass the key to the
+ * next server in list order (the gateway's rule: libmemcached has none). */
+static void test_libmemcached_modula(void)
+{
+    struct hash_dist d;
+    int count[3] = { 0 };
+
+    build_ok(&d, "libmemcached", lmc_s3, 1);
+    CHECK_EQ_INT(dist_pick(&d, "k1", 2), 0);
+    dist_free(&d);
+    build_ok(&d, "libmemcached", lmc_s3, 3);
+    CHECK(d.buckets == NULL && d.points == NULL);
+    for (uint32_t k = 0; k < 3000; k++) {
+        char key[16];
+        int len = snprintf(key, sizeof(key), "m%u", k);
+        uint32_t p = dist_pick(&d, key, (size_t)len);
+
+        CHECK_EQ_INT(p, hash_oaat(key, (size_t)len) % 3);
+        count[p]++;
+        set_down("1");
+        CHECK_EQ_INT(dist_pick_up(&d, key, (size_t)len, mask_up, NULL),
+                     p == 1 ? 2 : (int)p);
+        set_down("2");
+        CHECK_EQ_INT(dist_pick_up(&d, key, (size_t)len, mask_up, NULL),
+                     p == 2 ? 0 : (int)p);
+        set_down("12");
+        CHECK_EQ_INT(dist_pick_up(&d, key, (size_t)len, mask_up, NULL), 0);
+    }
+    /* weights are ignored: about a third each */
+    for (int i = 0; i < 3; i++)
+        CHECK(count[i] > 850 && count[i] < 1150);
+    CHECK_EQ_INT(dist_pick_up(&d, "k1", 2, none_up, NULL), -1);
+    dist_free(&d);
+}
+
 int main(void)
 {
     RUN(test_crc32);
@@ -837,5 +1055,9 @@ int main(void)
     RUN(test_jump_regression);
     RUN(test_mode_parse);
     RUN(test_build_errors);
+    RUN(test_oaat);
+    RUN(test_libmemcached_vectors);
+    RUN(test_libmemcached_consistent_25);
+    RUN(test_libmemcached_modula);
     return unit_report("hash");
 }
