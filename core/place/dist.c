@@ -14,7 +14,9 @@
 #define DIST_MODES(X) \
     X(python_memcached) \
     X(ketama) \
-    X(jump)
+    X(jump) \
+    X(pymemcache) \
+    X(gomemcache)
 
 #define DIST_DECLARE(m) extern const struct dist_mode dist_##m;
 DIST_MODES(DIST_DECLARE)
@@ -84,6 +86,8 @@ void dist_free(struct hash_dist *d)
     free(d->names);
     free(d->buckets);
     free(d->points);
+    free(d->mode_data);
+    d->mode_data = NULL;
     d->names = NULL;
     d->buckets = NULL;
     d->points = NULL;
