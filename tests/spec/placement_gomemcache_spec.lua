@@ -84,4 +84,59 @@ describe("hash = gomemcache", function()
     assert(r.items[1] < r.items[2] and r.items[2] < r.items[3],
       "items per server: " .. table.concat(r.items, ", "))
   end)
+
+  -- Repeats that are not next to each other are no weight: the pool lists
+  -- the server again in the same places.
+  it("finds every key when the app lists a server twice, apart (a, b, a, c)", function()
+    local bin = build()
+    local add, stop_all = H.cleanups()
+    finally(stop_all)
+    local m = {}
+    for i = 1, 3 do
+      m[i] = H.start_memcached()
+      add(m[i].stop)
+    end
+    local list = { m[1].addr, m[2].addr, m[1].addr, m[3].addr }
+    local keys = P.keys(2000, { max_len = 250, bytes = "printable", seed = 42 })
+    local hex = {}
+    for i, k in ipairs(keys) do hex[i] = P.hex(k) end
+    local keyfile = H.tmpdir .. "/placement-gomemcache-apart.txt"
+    H.write_file(keyfile, table.concat(hex, "\n") .. "\n")
+    local out = H.run(string.format("%s %s %s 2>&1; echo rc=$?", H.quote(bin),
+      table.concat(list, ","), H.quote(keyfile)))
+    assert(out:match("rc=0"), out)
+    local servers = {}
+    for i, a in ipairs(list) do servers[i] = string.format("%q", a) end
+    local g = H.start_gateway(string.format([[
+      local pool = memcache.pool { servers = { %s }, hash = "gomemcache" }
+      memcache.route { default = pool }
+    ]], table.concat(servers, ", ")))
+    add(g.stop)
+    local c = H.connect(g.port, 10)
+    local found = 0
+    for b = 1, #keys, 100 do
+      local batch = { table.unpack(keys, b, math.min(b + 99, #keys)) }
+      c:send("get " .. table.concat(batch, " ") .. "\r\n")
+      local want = {}
+      for _, k in ipairs(batch) do want[k] = P.value(k) end
+      while true do
+        local unit, line, n = c:unit()
+        if not n then
+          assert(line == "END\r\n", "gateway answered " .. H.show(line))
+          break
+        end
+        local k = line:match("^VALUE (%S+)")
+        if want[k] == unit:sub(#line + 1, #line + n - 2) then found = found + 1 end
+      end
+    end
+    c:close()
+    local items = {}
+    for i = 1, 3 do
+      items[i] = tonumber(H.parse_stats(H.request(m[i].port, "stats\r\n")).curr_items)
+      assert(items[i] > 0, "server " .. i .. " holds no keys")
+    end
+    -- a: 2 of 4 slots, b and c: 1 each
+    assert(items[1] > items[2] and items[1] > items[3], table.concat(items, ", "))
+    assert.are.equal(#keys, found)
+  end)
 end)
