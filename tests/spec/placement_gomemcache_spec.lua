@@ -112,24 +112,7 @@ describe("hash = gomemcache", function()
       memcache.route { default = pool }
     ]], table.concat(servers, ", ")))
     add(g.stop)
-    local c = H.connect(g.port, 10)
-    local found = 0
-    for b = 1, #keys, 100 do
-      local batch = { table.unpack(keys, b, math.min(b + 99, #keys)) }
-      c:send("get " .. table.concat(batch, " ") .. "\r\n")
-      local want = {}
-      for _, k in ipairs(batch) do want[k] = P.value(k) end
-      while true do
-        local unit, line, n = c:unit()
-        if not n then
-          assert(line == "END\r\n", "gateway answered " .. H.show(line))
-          break
-        end
-        local k = line:match("^VALUE (%S+)")
-        if want[k] == unit:sub(#line + 1, #line + n - 2) then found = found + 1 end
-      end
-    end
-    c:close()
+    local found = P.read_through(g.port, keys)
     local items = {}
     for i = 1, 3 do
       items[i] = tonumber(H.parse_stats(H.request(m[i].port, "stats\r\n")).curr_items)
