@@ -119,12 +119,35 @@ static int build(struct hash_dist *d, const struct hash_server *s, uint32_t n,
     return GW_OK;
 }
 
+/* A key as the characters murmur3 sees (one byte each), when it fits. */
+#define PYMC_KEY_CHARS 256
+
+static size_t key_chars(const void *key, size_t len, uint8_t out[PYMC_KEY_CHARS])
+{
+    const uint8_t *p = key;
+    size_t n = 0;
+
+    while (len > 0) {
+        uint32_t cp;
+        size_t k = utf8_next(p, len, &cp);
+
+        out[n++] = (uint8_t)(cp & 0xff);
+        p += k;
+        len -= k;
+    }
+    return n;
+}
+
 /* The highest score among the servers is_up accepts (all if it is NULL),
- * ties to the larger name; -1 if none is up. */
+ * ties to the larger name; -1 if none is up.  A key of up to 256 bytes
+ * (memcached's are <= 250) is decoded once into the stack; a longer one
+ * is decoded again per server. */
 static int32_t best(const struct hash_dist *d, const void *key, size_t len,
                     dist_is_up is_up, void *ctx)
 {
     const struct murmur3 *pre = d->mode_data;
+    uint8_t chars[PYMC_KEY_CHARS];
+    size_t nchars = len <= PYMC_KEY_CHARS ? key_chars(key, len, chars) : 0;
     int32_t win = -1;
     uint32_t high = 0;
 
@@ -133,7 +156,10 @@ static int32_t best(const struct hash_dist *d, const void *key, size_t len,
             continue;
         struct murmur3 m = pre[i];
 
-        feed_chars(&m, key, len);
+        if (len <= PYMC_KEY_CHARS)
+            murmur3_update(&m, chars, nchars);
+        else
+            feed_chars(&m, key, len);
         uint32_t score = murmur3_final(&m);
 
         if (win < 0 || score > high ||

@@ -49,8 +49,24 @@ void murmur3_update(struct murmur3 *m, const void *data, size_t len)
 {
     const uint8_t *p = data;
 
-    for (size_t i = 0; i < len; i++)
-        murmur3_byte(m, p[i]);
+    /* finish an open block a byte at a time, then whole blocks at once */
+    while (len > 0 && (m->len & 3) != 0) {
+        murmur3_byte(m, *p++);
+        len--;
+    }
+    for (; len >= 4; p += 4, len -= 4) {
+        uint32_t k1 = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                      (uint32_t)p[3] << 24;
+
+        m->h1 ^= mix_k1(k1);
+        m->h1 = rotl32(m->h1, 13);
+        m->h1 = m->h1 * 5 + 0xe6546b64u;
+        m->len += 4;
+    }
+    while (len > 0) {
+        murmur3_byte(m, *p++);
+        len--;
+    }
 }
 
 uint32_t murmur3_final(const struct murmur3 *m)

@@ -860,6 +860,20 @@ static void test_murmur3(void)
         murmur3_update(&copy, v[i].in + v[i].len / 3, v[i].len - v[i].len / 3);
         CHECK_EQ_INT(murmur3_final(&copy), v[i].want);
     }
+    /* split at every point, and byte by byte */
+    for (size_t cut = 0; cut <= 43; cut++) {
+        const char *fox = v[9].in;
+        struct murmur3 m;
+
+        murmur3_init(&m, 0);
+        murmur3_update(&m, fox, cut);
+        murmur3_update(&m, fox + cut, 43 - cut);
+        CHECK_EQ_INT(murmur3_final(&m), 0x2e4ff723u);
+        murmur3_init(&m, 0);
+        for (size_t i = 0; i < 43; i++)
+            murmur3_byte(&m, (uint8_t)fox[i]);
+        CHECK_EQ_INT(murmur3_final(&m), 0x2e4ff723u);
+    }
 }
 
 static const struct hash_server pymemcache_s[] = {
@@ -913,6 +927,23 @@ static void test_pymemcache_vectors(void)
         CHECK_EQ_INT(dist_pick_up(&d, k, len, mask_up, NULL), pymemcache_vecs[i].d013);
     }
     CHECK_EQ_INT(dist_pick_up(&d, "foo", 3, none_up, NULL), -1);
+
+    /* Keys past 256 bytes take the other path (decoded per server):
+     * RendezvousHash.get_node of 300 z, 150 e-acute (300 bytes), 128
+     * e-acute (256 bytes), 256 q and a snowman (259 bytes). */
+    {
+        char k[300];
+
+        memset(k, 'z', 300);
+        CHECK_EQ_INT(dist_pick(&d, k, 300), 2);
+        for (int i = 0; i < 150; i++)
+            memcpy(k + 2 * i, "\xc3\xa9", 2);
+        CHECK_EQ_INT(dist_pick(&d, k, 300), 0);
+        CHECK_EQ_INT(dist_pick(&d, k, 256), 0);
+        memset(k, 'q', 256);
+        memcpy(k + 256, "\xe2\x98\x83", 3);
+        CHECK_EQ_INT(dist_pick(&d, k, 259), 1);
+    }
     dist_free(&d);
 }
 
