@@ -16,7 +16,9 @@
     X(ketama) \
     X(jump) \
     X(libmemcached) \
-    X(libmemcached_consistent)
+    X(libmemcached_consistent) \
+    X(pymemcache) \
+    X(gomemcache)
 
 #define DIST_DECLARE(m) extern const struct dist_mode dist_##m;
 DIST_MODES(DIST_DECLARE)
@@ -86,6 +88,8 @@ void dist_free(struct hash_dist *d)
     free(d->names);
     free(d->buckets);
     free(d->points);
+    free(d->mode_data);
+    d->mode_data = NULL;
     d->names = NULL;
     d->buckets = NULL;
     d->points = NULL;

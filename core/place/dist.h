@@ -43,6 +43,7 @@ struct hash_dist {
     struct ring_point *points;     /* ring modes: sorted as the mode says */
     uint32_t npoints;
     char **names;                  /* modes that hash server names per key */
+    void *mode_data;               /* a mode's own precomputed table (malloc'd) */
 };
 
 typedef bool (*dist_is_up)(void *ctx, uint32_t server);

@@ -25,5 +25,18 @@ uint32_t hash_pymc(const void *key, size_t len, bool legacy_one);
 
 /* libmemcached's default key hash: one-at-a-time over signed char. */
 uint32_t hash_oaat(const void *key, size_t len);
+/* MurmurHash3_x86_32, one-shot and fed a byte at a time (a state can be
+ * copied: hash a prefix once, then go on from copies).  len counts the
+ * bytes fed, modulo 2^32, as the reference's (uint32_t) length does. */
+struct murmur3 {
+    uint32_t h1;       /* the state after the whole 4-byte blocks */
+    uint32_t block;    /* the bytes of the unfinished block, little-endian */
+    uint32_t len;      /* bytes fed so far */
+};
+void murmur3_init(struct murmur3 *m, uint32_t seed);
+void murmur3_byte(struct murmur3 *m, uint8_t b);
+void murmur3_update(struct murmur3 *m, const void *data, size_t len);
+uint32_t murmur3_final(const struct murmur3 *m);
+uint32_t hash_murmur3_32(const void *data, size_t len, uint32_t seed);
 
 #endif

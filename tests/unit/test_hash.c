@@ -25,6 +25,18 @@
  *                Spot-checked with PHP's Memcached::getServerByKey; the
  *                "unsigned" column is one-at-a-time over unsigned bytes,
  *                computed in Python, to show the difference.
+ *   murmur3      pymemcache 3.5.2's own murmur3_32 (Debian's
+ *                python3-pymemcache, pymemcache.client.murmur3), which
+ *                agrees with the reference's published values ("hello",
+ *                the quick brown fox).
+ *   pymemcache   the same pymemcache's HashClient(servers,
+ *                allow_unicode_keys=True).hasher.get_node(key) for str keys
+ *                (their UTF-8 bytes here); a down server is
+ *                hasher.remove_node("host:port"), as remove_server does.
+ *   gomemcache   Debian's golang-github-bradfitz-gomemcache-dev
+ *                (git 2014-11-09): ServerList.SetServers(list...) then
+ *                PickServer(key), built with GOPATH=/usr/share/gocode
+ *                GO111MODULE=off; weights are the list with repeats.
  */
 #include <stdlib.h>
 
@@ -1036,6 +1048,262 @@ static void test_libmemcached_modula(void)
     dist_free(&d);
 }
 
+/* --- pymemcache (rendezvous over murmur3) -------------------------------- */
+
+static void test_murmur3(void)
+{
+    static const struct { const char *in; size_t len; uint32_t seed, want; } v[] = {
+        { "", 0, 0x0u, 0x00000000u },
+        { "", 0, 0x1u, 0x514e28b7u },
+        { "a", 1, 0x0u, 0x3c2569b2u },
+        { "ab", 2, 0x0u, 0x9bbfd75fu },
+        { "abc", 3, 0x0u, 0xb3dd93fau },
+        { "abcd", 4, 0x0u, 0x43ed676au },
+        { "abcde", 5, 0x0u, 0xe89b9af6u },
+        { "hello", 5, 0x0u, 0x248bfa47u },
+        { "hello, world", 12, 0x0u, 0x149bbb7fu },
+        { "The quick brown fox jumps over the lazy dog", 43, 0x0u, 0x2e4ff723u },
+        { "The quick brown fox jumps over the lazy dog", 43, 0x9747b28cu, 0x2fa826cdu },
+        { "\xff\xfe\x80\x01", 4, 0x0u, 0xd8bbc5b8u },
+        { "127.0.0.1:11211-foo", 19, 0x0u, 0x20f9d679u },
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(v); i++) {
+        struct murmur3 m, copy;
+
+        CHECK_EQ_INT(hash_murmur3_32(v[i].in, v[i].len, v[i].seed), v[i].want);
+        /* fed in two parts, from a copy of the state: the same */
+        murmur3_init(&m, v[i].seed);
+        murmur3_update(&m, v[i].in, v[i].len / 3);
+        copy = m;
+        murmur3_update(&copy, v[i].in + v[i].len / 3, v[i].len - v[i].len / 3);
+        CHECK_EQ_INT(murmur3_final(&copy), v[i].want);
+    }
+    /* split at every point, and byte by byte */
+    for (size_t cut = 0; cut <= 43; cut++) {
+        const char *fox = v[9].in;
+        struct murmur3 m;
+
+        murmur3_init(&m, 0);
+        murmur3_update(&m, fox, cut);
+        murmur3_update(&m, fox + cut, 43 - cut);
+        CHECK_EQ_INT(murmur3_final(&m), 0x2e4ff723u);
+        murmur3_init(&m, 0);
+        for (size_t i = 0; i < 43; i++)
+            murmur3_byte(&m, (uint8_t)fox[i]);
+        CHECK_EQ_INT(murmur3_final(&m), 0x2e4ff723u);
+    }
+}
+
+static const struct hash_server pymemcache_s[] = {
+    { "10.0.0.1", 11211, 1 }, { "10.0.0.2", 11211, 1 },
+    { "10.0.0.3", 11212, 1 }, { "cache-a.example", 11211, 1 },
+};
+
+/* key (UTF-8 of the str the app passed; NULL: 250 x), its length, then the
+ * server: all up; 1 down; 0 and 2 down; only 2 up. */
+static const struct { const char *key; size_t len; int up, d1, d02, d013; } pymemcache_vecs[] = {
+    { "foo", 3, 0, 0, 3, 2 },
+    { "bar", 3, 1, 0, 1, 2 },
+    { "k1", 2, 0, 0, 3, 2 },
+    { "user:1", 6, 3, 3, 3, 2 },
+    { "user:2", 6, 0, 0, 3, 2 },
+    { "user:3", 6, 1, 0, 1, 2 },
+    { "session:abc", 11, 2, 2, 3, 2 },
+    { "product_count", 13, 0, 0, 1, 2 },
+    { "a", 1, 1, 0, 1, 2 },
+    { "", 0, 1, 0, 1, 2 },
+    { NULL, 250, 1, 0, 1, 2 },
+    { "caf\xc3\xa9", 5, 1, 3, 1, 2 },
+    { "\xc3\xa9t\xc3\xa9", 5, 0, 0, 3, 2 },
+    { "\xc5\x81\xc3\xb3" "d\xc5\xba", 7, 3, 3, 3, 2 },
+    { "\xe2\x98\x83snow", 7, 2, 2, 3, 2 },
+    { "\xf0\x9f\x98\x80grin", 8, 2, 2, 1, 2 },
+    { "\xe4\xb8\xad\xe6\x96\x87\xe9\x94\xae", 9, 1, 2, 1, 2 },
+    { "key-\xdf\xbf-\xc2\xa1", 9, 1, 0, 1, 2 },
+    { "mixed:\xc4\x80\xc8\x80\xcc\x80", 12, 3, 3, 3, 2 },
+};
+
+static void test_pymemcache_vectors(void)
+{
+    struct hash_dist d;
+    char err[128], x250[250];
+
+    memset(x250, 'x', sizeof(x250));
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("pymemcache"), false, pymemcache_s, 4,
+                            err, sizeof(err)), GW_OK);
+    for (size_t i = 0; i < GW_ARRAY_LEN(pymemcache_vecs); i++) {
+        const char *k = pymemcache_vecs[i].key ? pymemcache_vecs[i].key : x250;
+        size_t len = pymemcache_vecs[i].len;
+
+        CHECK_EQ_INT(dist_pick(&d, k, len), pymemcache_vecs[i].up);
+        CHECK_EQ_INT(dist_pick_up(&d, k, len, all_up, NULL), pymemcache_vecs[i].up);
+        set_down("1");
+        CHECK_EQ_INT(dist_pick_up(&d, k, len, mask_up, NULL), pymemcache_vecs[i].d1);
+        set_down("02");
+        CHECK_EQ_INT(dist_pick_up(&d, k, len, mask_up, NULL), pymemcache_vecs[i].d02);
+        set_down("013");
+        CHECK_EQ_INT(dist_pick_up(&d, k, len, mask_up, NULL), pymemcache_vecs[i].d013);
+    }
+    CHECK_EQ_INT(dist_pick_up(&d, "foo", 3, none_up, NULL), -1);
+
+    /* Keys past 256 bytes take the other path (decoded per server):
+     * RendezvousHash.get_node of 300 z, 150 e-acute (300 bytes), 128
+     * e-acute (256 bytes), 256 q and a snowman (259 bytes). */
+    {
+        char k[300];
+
+        memset(k, 'z', 300);
+        CHECK_EQ_INT(dist_pick(&d, k, 300), 2);
+        for (int i = 0; i < 150; i++)
+            memcpy(k + 2 * i, "\xc3\xa9", 2);
+        CHECK_EQ_INT(dist_pick(&d, k, 300), 0);
+        CHECK_EQ_INT(dist_pick(&d, k, 256), 0);
+        memset(k, 'q', 256);
+        memcpy(k + 256, "\xe2\x98\x83", 3);
+        CHECK_EQ_INT(dist_pick(&d, k, 259), 1);
+    }
+    dist_free(&d);
+}
+
+/* Ties: "A:1" and "\u0141:1" hash alike (pymemcache keeps ord(c) & 0xff,
+ * and U+0141 & 0xff is 'A'), so every key ties between them and goes to
+ * max() of the names, U+0141, in either list order; "B:1" wins some keys
+ * outright.  Picks from HashClient for the first ten keys above. */
+static void test_pymemcache_ties(void)
+{
+    static const struct hash_server s1[] = {
+        { "A", 1, 1 }, { "\xc5\x81", 1, 1 }, { "B", 1, 1 },
+    };
+    static const struct hash_server s2[] = {
+        { "\xc5\x81", 1, 1 }, { "A", 1, 1 }, { "B", 1, 1 },
+    };
+    static const int want1[10] = { 2, 1, 2, 1, 1, 1, 2, 1, 1, 1 };
+    static const int want2[10] = { 2, 0, 2, 0, 0, 0, 2, 0, 0, 0 };
+    struct hash_dist d1, d2;
+    char err[128];
+
+    CHECK_EQ_INT(dist_build(&d1, dist_mode_find("pymemcache"), false, s1, 3, err,
+                            sizeof(err)), GW_OK);
+    CHECK_EQ_INT(dist_build(&d2, dist_mode_find("pymemcache"), false, s2, 3, err,
+                            sizeof(err)), GW_OK);
+    for (int i = 0; i < 10; i++) {
+        const char *k = pymemcache_vecs[i].key;
+        size_t len = pymemcache_vecs[i].len;
+
+        CHECK_EQ_INT(dist_pick(&d1, k, len), want1[i]);
+        CHECK_EQ_INT(dist_pick(&d2, k, len), want2[i]);
+        /* with the U+0141 server down the tie is gone: "A" takes its keys */
+        set_down(want1[i] == 1 ? "1" : "");
+        CHECK_EQ_INT(dist_pick_up(&d1, k, len, mask_up, NULL), want1[i] == 1 ? 0 : 2);
+    }
+    dist_free(&d1);
+    dist_free(&d2);
+}
+
+/* Rendezvous: the list order never matters, and dropping a server moves
+ * only its own keys. */
+static void test_pymemcache_props(void)
+{
+    static const struct hash_server rev[] = {
+        { "cache-a.example", 11211, 1 }, { "10.0.0.3", 11212, 1 },
+        { "10.0.0.2", 11211, 1 }, { "10.0.0.1", 11211, 1 },
+    };
+    static const struct hash_server heavy[] = { { "a", 1, 1 }, { "b", 1, 2 } };
+    struct hash_dist d, r;
+    char err[128];
+    int count[4] = { 0 };
+
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("pymemcache"), false, pymemcache_s, 4,
+                            err, sizeof(err)), GW_OK);
+    CHECK_EQ_INT(dist_build(&r, dist_mode_find("pymemcache"), false, rev, 4, err,
+                            sizeof(err)), GW_OK);
+    set_down("2");
+    for (uint32_t k = 0; k < 20000; k++) {
+        char key[16];
+        int len = snprintf(key, sizeof(key), "r%u", k);
+        uint32_t p = dist_pick(&d, key, (size_t)len);
+
+        count[p]++;
+        CHECK_EQ_INT(dist_pick(&r, key, (size_t)len), 3 - p);
+        if (p != 2)
+            CHECK_EQ_INT(dist_pick_up(&d, key, (size_t)len, mask_up, NULL), p);
+    }
+    for (int i = 0; i < 4; i++)
+        CHECK(count[i] > 4500 && count[i] < 5500);
+    dist_free(&d);
+    dist_free(&r);
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("pymemcache"), false, heavy, 2, err,
+                            sizeof(err)), GW_ERROR);
+    CHECK(strstr(err, "weight") != NULL);
+}
+
+/* --- gomemcache (crc32 % n over the list with repeats) ------------------- */
+
+static void test_gomemcache_vectors(void)
+{
+    static const struct hash_server w[] = {
+        { "10.0.0.1", 11211, 1 }, { "10.0.0.2", 11211, 2 }, { "10.0.0.3", 11211, 3 },
+    };
+    static const struct hash_server e[] = {
+        { "10.0.0.1", 11211, 1 }, { "10.0.0.2", 11211, 1 }, { "10.0.0.3", 11211, 1 },
+    };
+    /* key; server for the list 1, 2, 2, 3, 3, 3 (weights 1, 2, 3); for 1, 2, 3 */
+    static const struct { const char *key; int w, e; } v[] = {
+        { "foo", 2, 2 }, { "bar", 1, 2 }, { "k1", 1, 1 }, { "user:1", 0, 0 },
+        { "user:2", 2, 1 }, { "user:3", 0, 0 }, { "session:abc", 1, 1 },
+        { "product_count", 0, 0 }, { "a", 2, 0 }, { "", 0, 0 },
+        { "~!@#$%^&*()_+{}|:<>?", 2, 0 },
+    };
+    struct hash_dist dw, de, d1;
+    char err[128], longkey[300];
+
+    CHECK_EQ_INT(dist_build(&dw, dist_mode_find("gomemcache"), false, w, 3, err,
+                            sizeof(err)), GW_OK);
+    CHECK_EQ_INT(dist_build(&de, dist_mode_find("gomemcache"), false, e, 3, err,
+                            sizeof(err)), GW_OK);
+    CHECK_EQ_INT(dw.nbuckets, 6);
+    for (size_t i = 0; i < GW_ARRAY_LEN(v); i++) {
+        size_t len = strlen(v[i].key);
+
+        CHECK_EQ_INT(dist_pick(&dw, v[i].key, len), v[i].w);
+        CHECK_EQ_INT(dist_pick(&de, v[i].key, len), v[i].e);
+        CHECK_EQ_INT(dist_pick_up(&dw, v[i].key, len, all_up, NULL), v[i].w);
+    }
+    /* 250 x; 256 y; 256 y + "tail-is-not-hashed" (PickServer hashes the
+     * first 256 bytes only) */
+    memset(longkey, 'x', 250);
+    CHECK_EQ_INT(dist_pick(&dw, longkey, 250), 1);
+    CHECK_EQ_INT(dist_pick(&de, longkey, 250), 2);
+    memset(longkey, 'y', 256);
+    memcpy(longkey + 256, "tail-is-not-hashed", 18);
+    CHECK_EQ_INT(dist_pick(&dw, longkey, 256), 2);
+    CHECK_EQ_INT(dist_pick(&de, longkey, 256), 1);
+    CHECK_EQ_INT(dist_pick(&dw, longkey, 274), 2);
+    CHECK_EQ_INT(dist_pick(&de, longkey, 274), 1);
+
+    /* one server takes every key */
+    CHECK_EQ_INT(dist_build(&d1, dist_mode_find("gomemcache"), false, w, 1, err,
+                            sizeof(err)), GW_OK);
+    CHECK_EQ_INT(dist_pick(&d1, "foo", 3), 0);
+    dist_free(&d1);
+
+    /* pick_up (the gateway's own: gomemcache has no failover): the next
+     * bucket whose server is up */
+    set_down("2");
+    for (uint32_t k = 0; k < 3000; k++) {
+        char key[16];
+        int len = snprintf(key, sizeof(key), "g%u", k);
+        uint32_t b = hash_crc32(key, (size_t)len) % 6, want = dw.buckets[b];
+
+        if (want == 2)
+            want = 0;   /* buckets 3, 4, 5 are server 2; the next is 0 */
+        CHECK_EQ_INT(dist_pick_up(&dw, key, (size_t)len, mask_up, NULL), want);
+    }
+    CHECK_EQ_INT(dist_pick_up(&dw, "foo", 3, none_up, NULL), -1);
+    dist_free(&dw);
+    dist_free(&de);
+}
+
 int main(void)
 {
     RUN(test_crc32);
@@ -1059,5 +1327,10 @@ int main(void)
     RUN(test_libmemcached_vectors);
     RUN(test_libmemcached_consistent_25);
     RUN(test_libmemcached_modula);
+    RUN(test_murmur3);
+    RUN(test_pymemcache_vectors);
+    RUN(test_pymemcache_ties);
+    RUN(test_pymemcache_props);
+    RUN(test_gomemcache_vectors);
     return unit_report("hash");
 }
