@@ -9,6 +9,7 @@
 --     n = 5000,                       -- keys (>= 5,000 for a real check)
 --     keys = { max_len = 250, bytes = "printable" },   -- see P.keys
 --     pool = 'failover = "none"',     -- more pool options (Lua text), optional
+--     key_prefix = "app:",            -- the client puts this before each key
 --     write = function(servers, keyfile) ... end,
 --   }
 --   assert.are.equal(r.n, r.found)
@@ -104,13 +105,16 @@ local function servers_lua(servers)
   return table.concat(t, ", ")
 end
 
--- Every key through the gateway, 100 per get; counts found and wrong.
-local function read_through(port, keys)
+-- Every key through the gateway, 100 per get, each asked as prefix .. key
+-- (prefix: what the client itself puts before every key, "" by default);
+-- counts found and wrong.
+local function read_through(port, keys, prefix)
+  prefix = prefix or ""
   local c = H.connect(port, 10)
   local found, wrong, missing = 0, 0, {}
   for b = 1, #keys, 100 do
     local batch = { table.unpack(keys, b, math.min(b + 99, #keys)) }
-    c:send("get " .. table.concat(batch, " ") .. "\r\n")
+    c:send("get " .. prefix .. table.concat(batch, " " .. prefix) .. "\r\n")
     local got = {}
     while true do
       local unit, line, n = c:unit()
@@ -118,7 +122,7 @@ local function read_through(port, keys)
         assert(line == "END\r\n", "gateway answered " .. H.show(line))
         break
       end
-      local k = line:match("^VALUE (%S+)")
+      local k = line:match("^VALUE (%S+)"):sub(#prefix + 1)
       got[k] = unit:sub(#line + 1, #line + n - 2)
     end
     for _, k in ipairs(batch) do
@@ -134,7 +138,7 @@ local function read_through(port, keys)
   c:close()
   return found, wrong, missing
 end
--- For specs that set up servers themselves: (port, keys) -> found, wrong,
+-- For specs that set up servers themselves: (port, keys[, prefix]) -> found, wrong,
 -- missing (the first few), as migrate() counts them.
 P.read_through = read_through
 
@@ -144,7 +148,7 @@ local function curr_items(m)
 end
 
 function P.migrate(opts)
-  local cleanup = H.cleanups()
+  local cleanup, stop_all = H.cleanups()
   local ok, res = pcall(function()
     local servers = {}
     for i, w in ipairs(opts.weights) do
@@ -160,12 +164,12 @@ function P.migrate(opts)
       memcache.route { default = pool }
     ]], servers_lua(servers), opts.hash, opts.pool and (", " .. opts.pool) or ""))
     cleanup(g.stop)
-    local found, wrong, missing = read_through(g.port, keys)
+    local found, wrong, missing = read_through(g.port, keys, opts.key_prefix)
     local items = {}
     for i, s in ipairs(servers) do items[i] = curr_items(s.mc) end
     return { n = #keys, found = found, wrong = wrong, missing = missing, items = items }
   end)
-  cleanup()
+  stop_all()
   if not ok then error(res, 0) end
   return res
 end

@@ -9,15 +9,16 @@
 local H = require "harness"
 local P = require "placement"
 
--- argv: "host:port,..." keyfile allow_unicode.  Keys are str, as an app
--- passes them (bytes keys would hash as "b'...'": not supported).
+-- argv: "host:port,..." keyfile allow_unicode [key_prefix].  Keys are str,
+-- as an app passes them (bytes keys would hash as "b'...'": not supported).
 local WRITE = [[
 import sys, binascii
 from pymemcache.client.hash import HashClient
 servers = [(h, int(p)) for h, p in (s.rsplit(":", 1) for s in sys.argv[1].split(","))]
 unicode = sys.argv[3] == "1"
+prefix = sys.argv[4].encode() if len(sys.argv) > 4 else b""
 mc = HashClient(servers, allow_unicode_keys=unicode, default_noreply=False,
-                connect_timeout=5, timeout=5)
+                connect_timeout=5, timeout=5, key_prefix=prefix)
 for line in open(sys.argv[2]):
     raw = binascii.unhexlify(line.strip())
     key = raw.decode("utf-8" if unicode else "ascii")
@@ -26,15 +27,18 @@ for line in open(sys.argv[2]):
         sys.exit("set failed: %r" % key)
 ]]
 
-local function migrate(keys, unicode)
+-- prefix: HashClient's key_prefix, and pool: more pool options.
+local function migrate(keys, unicode, prefix, pool)
   local script = H.write_config(WRITE, "placement-pymemcache.py")
   return P.migrate {
     hash = "pymemcache", weights = { 1, 1, 1, 1 }, n = 5000, keys = keys,
+    key_prefix = prefix, pool = pool,
     write = function(servers, keyfile)
       local t = {}
       for i, s in ipairs(servers) do t[i] = s.addr end
-      local out = H.run(string.format("%s %s %s %s %s 2>&1; echo rc=$?", H.quote(H.python),
-        H.quote(script), table.concat(t, ","), H.quote(keyfile), unicode and "1" or "0"))
+      local out = H.run(string.format("%s %s %s %s %s %s 2>&1; echo rc=$?", H.quote(H.python),
+        H.quote(script), table.concat(t, ","), H.quote(keyfile), unicode and "1" or "0",
+        prefix and H.quote(prefix) or ""))
       assert(out:match("rc=0"), out)
     end,
   }
@@ -73,6 +77,15 @@ describe("hash = pymemcache", function()
   it("finds every key HashClient put with allow_unicode_keys (UTF-8 keys)", function()
     local r = migrate({ max_len = 200, bytes = "printable", utf8 = true, seed = 32 }, true)
     P.assert_all_found(r)
+  end)
+
+  it("finds the keys of a HashClient with a key_prefix, given as hash_namespace", function()
+    -- HashClient sends the prefix but hashes the key without it
+    local r = migrate({ max_len = 240, bytes = "printable", seed = 33 }, false, "app:",
+      'hash_namespace = "app:"')
+    P.assert_all_found(r)
+    local miss = migrate({ max_len = 240, bytes = "printable", seed = 33 }, false, "app:")
+    assert.is_true(miss.found < miss.n * 0.4, "without hash_namespace " .. miss.found .. " found")
   end)
 
   it("follows HashClient's failover: with a server dead, failover = rehash finds every key", function()
