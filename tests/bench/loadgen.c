@@ -661,6 +661,11 @@ static void tls_init(void)
      * takes what it wrote of it */
     SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE
                                   | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* one read(2) for what the socket holds, not one for each record's
+     * 5-byte header and one for its body: the generator shares the CPU
+     * with the target.  on_read reads on until OpenSSL wants more, so
+     * nothing read ahead waits for a readiness that will not come. */
+    SSL_CTX_set_read_ahead(tls_ctx, 1);
 }
 
 /* -Z: a TLS client on every connection's socket, handshakes all done
