@@ -7,8 +7,9 @@
 #                 the same with an ASan+UBSan build (clang); any sanitizer
 #                 report in a gateway's log fails the run
 #   make bench    gateway vs twemproxy vs direct memcached, side by side,
-#                 and a table of the performance goals (BENCH_QUICK=1: a
-#                 smoke run; knobs at the top of tests/bench/bench.sh)
+#                 plain and over TLS, and a table of the performance goals
+#                 (BENCH_QUICK=1: a smoke run; knobs at the top of
+#                 tests/bench/bench.sh)
 #   make install  the binary, the Lua library, the example config (only if
 #                 none is there yet) and a systemd unit; PREFIX (default
 #                 /usr/local) and DESTDIR as usual.  make uninstall undoes
@@ -208,12 +209,13 @@ test: deps
 	$(MAKE) spec
 
 # The bench's own load generator (open and closed loop, latency
-# percentiles; tests/bench/loadgen.c): always optimized and never
-# sanitized, whatever SANITIZE says, so it is not what limits a run.
+# percentiles, TLS with OpenSSL (libssl-dev); tests/bench/loadgen.c):
+# always optimized and never sanitized, whatever SANITIZE says, so it is
+# not what limits a run.
 LOADGEN := build/bench/loadgen
 $(LOADGEN): tests/bench/loadgen.c
 	@mkdir -p $(dir $@)
-	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -o $@ $<
+	$(CC) -O2 -g -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -o $@ $< -lssl -lcrypto
 
 bench: deps gateway $(LOADGEN)
 	LOADGEN=$(LOADGEN) sh tests/bench/bench.sh

@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench.sh -- the gateway vs twemproxy vs direct memcached, side by side.
 #
-#   make bench                         (about 13 minutes on 2 cores)
+#   make bench                         (about 17 minutes on 2 cores)
 #   BENCH_QUICK=1 make bench           (a smoke run, about 2 minutes)
 #   sh tests/bench/bench.sh            (from the repo root, after make)
 #
@@ -31,6 +31,28 @@
 #             sends them on in meta (mg/ms, counted the same), memcaslap's
 #             keys, which hold control bytes, in base64 (binary keys may be
 #             any bytes: binary_keys plays no part)
+#   tls       loadgen, closed loop, the mix (90/10 get/set, 100 B values,
+#             32 connections, 10,000 keys), plain and TLS side by side:
+#             direct; direct_tls, a memcached -Z (-t 1) over TLS; gateway,
+#             plain both sides; gw_tls_client, a TLS listener (its own
+#             gateway, over the plain servers); gw_tls_both, TLS listener
+#             and TLS pool over two memcached -Z.  loadgen -Z speaks TLS
+#             (OpenSSL; it verifies the target's certificate against the
+#             test CA and its IP name) and does every handshake before the
+#             timed window: what is measured is the records of requests
+#             and replies, not handshakes.  A test CA and a server
+#             certificate (ECDSA P-256, names localhost and 127.0.0.1) are
+#             made with the openssl command in the work directory; the
+#             title says the protocol and cipher negotiated.  backend/op
+#             counts the -Z servers too, their stats read over TLS.  The
+#             table adds each TLS target's ratios vs its plain twin
+#             (gateway, or direct for direct_tls) and "TLS µs/op", the
+#             target's CPU per op minus its twin's (median of per-round
+#             differences): the cost of TLS per op, for the gateway on the
+#             client side alone and on both sides.  Always these five
+#             targets, whatever BENCH_TARGETS says.  loadgen's own TLS work
+#             shares the two cores, so the ops/s ratios carry it too; CPU
+#             per op is the target's alone
 #   yield     the mix against the gateway with the function route (gateway)
 #             and with a route that calls pool:get from Lua and answers
 #             memcache.hit/miss (gw_yield), same run
@@ -56,7 +78,7 @@
 # Then a table of the goals with PASS/MISS.
 #
 # Knobs (environment):
-#   BENCH_WORKLOADS="mix multiget large meta binary yield memory threads latency"
+#   BENCH_WORKLOADS="mix multiget large meta binary tls yield memory threads latency"
 #   BENCH_ROUNDS=5  BENCH_SECONDS=6  BENCH_WARMUP=1 (seconds per target)
 #   BENCH_QUICK=1   defaults of 3 rounds of 2 s, no warmup, 1,000 memory
 #                   connections (each knob set explicitly still wins)
@@ -105,10 +127,10 @@ RATE=${BENCH_RATE:-20000}
 LAT_CONNS=${BENCH_LAT_CONNS:-32}
 MEM_CONNS=${BENCH_MEM_CONNS:-$q_mem}
 MEM_SET=${BENCH_MEM_SET:-12288}
-WORKLOADS=${BENCH_WORKLOADS:-"mix multiget large meta binary yield memory threads latency"}
+WORKLOADS=${BENCH_WORKLOADS:-"mix multiget large meta binary tls yield memory threads latency"}
 TARGETS=${BENCH_TARGETS:-"direct twemproxy gateway gw_admin"}
 
-for tool in memcached nutcracker memcaslap; do
+for tool in memcached nutcracker memcaslap openssl; do
     command -v $tool >/dev/null 2>&1 || PATH=$PATH:/usr/sbin:/sbin
     command -v $tool >/dev/null 2>&1 || { echo "bench: $tool not found (make deps)" >&2; exit 1; }
 done
@@ -179,10 +201,13 @@ has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
 user_opt=""
 [ "$(id -u)" = 0 ] && user_opt="-u root"
 
-# memcached NAME THREADS MAXCONNS
+# memcached NAME THREADS MAXCONNS [ARGS...]
 memcached_start() {
+    name=$1 threads=$2 maxconns=$3
+    shift 3
     port=$($UTIL port)
-    start "$1" "$port" memcached -U 0 -l 127.0.0.1 -p "$port" -m 1024 -t "$2" -c "$3" $user_opt
+    start "$name" "$port" memcached -U 0 -l 127.0.0.1 -p "$port" -m 1024 -t "$threads" \
+        -c "$maxconns" $user_opt "$@"
 }
 
 memcached_start mc1 1 1024
@@ -273,7 +298,7 @@ fi
 # The instances every workload shares.
 PID_direct=$PID_mc1 PORT_direct=$M1
 has "$TARGETS" twemproxy && twemproxy_start twemproxy
-if has "$TARGETS" gateway || has "$WORKLOADS" yield; then
+if has "$TARGETS" gateway || has "$WORKLOADS" yield || has "$WORKLOADS" tls; then
     gateway_start gateway "$GATEWAY" "$WORK/gateway.lua"
 fi
 has "$EXTRA" baseline && gateway_start baseline "$BENCH_BASELINE" "$WORK/gateway.lua"
@@ -290,15 +315,16 @@ cmd
 EOF
 
 # Each workload names its driver and arguments; drive INSTANCE SECONDS OUT
-# runs it once.
+# runs it once.  TLS_INSTANCE, when set, is what loadgen adds to speak TLS
+# to that instance (-Z CA).
 drive() {
-    eval "port=\$PORT_$1"
+    eval "port=\$PORT_$1 tls=\${TLS_$1:-}"
     case $DRIVER in
     memcaslap)
         timeout $(($2 + 60)) memcaslap -s "127.0.0.1:$port" -F "$WORK/memcaslap.cnf" \
             -t "${2}s" -S "${2}s" $DRIVER_ARGS >"$3" 2>&1 ;;
     loadgen)
-        timeout $(($2 + 60)) "$LOADGEN" -s "127.0.0.1:$port" -t "$2" $DRIVER_ARGS >"$3" 2>&1 ;;
+        timeout $(($2 + 60)) "$LOADGEN" -s "127.0.0.1:$port" -t "$2" $DRIVER_ARGS $tls >"$3" 2>&1 ;;
     esac || {
         echo "bench: $DRIVER against $1 failed:" >&2
         cat "$3" >&2
@@ -309,8 +335,8 @@ drive() {
 # Loadgen workloads read keys they stored first.
 preload() {
     [ "$DRIVER" = loadgen ] || return 0
-    eval "port=\$PORT_$1"
-    "$LOADGEN" -s "127.0.0.1:$port" -P $PRELOAD_ARGS >"$WORK/preload-$W-$1.out" 2>&1 \
+    eval "port=\$PORT_$1 tls=\${TLS_$1:-}"
+    "$LOADGEN" -s "127.0.0.1:$port" -P $PRELOAD_ARGS $tls >"$WORK/preload-$W-$1.out" 2>&1 \
         && grep -q ' errors=0 ' "$WORK/preload-$W-$1.out" || {
         echo "bench: preloading $1 for $W failed:" >&2
         cat "$WORK/preload-$W-$1.out" >&2
@@ -462,6 +488,71 @@ EOF
         done
         run_workload "$pairs"
         ;;
+    tls)
+        # A test CA and a server certificate for localhost and 127.0.0.1,
+        # as tests/spec/tls_spec.lua makes them.
+        TLSDIR=$WORK/tls
+        mkdir -p "$TLSDIR"
+        (
+            cd "$TLSDIR" &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                -keyout ca.key -subj /CN=gateway-bench-ca -days 2 -out ca.pem &&
+            openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                -keyout server.key -subj /CN=localhost -out server.csr &&
+            echo "subjectAltName=DNS:localhost,IP:127.0.0.1" >server.ext &&
+            openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+                -days 2 -extfile server.ext -out server.pem
+        ) >"$WORK/openssl.log" 2>&1 || {
+            echo "bench: tls: making the certificates failed:" >&2
+            cat "$WORK/openssl.log" >&2
+            exit 1
+        }
+        CA=$TLSDIR/ca.pem
+        ZOPT="ssl_chain_cert=$TLSDIR/server.pem,ssl_key=$TLSDIR/server.key"
+        # two memcached -Z as the plain two; direct_tls is the first
+        memcached_start direct_tls 1 1024 -Z -o "$ZOPT"
+        memcached_start mcz2 1 1024 -Z -o "$ZOPT"
+        Z1=$PORT_direct_tls Z2=$PORT_mcz2
+        # the gateway's config, with a TLS listener of its own (-l would
+        # replace it) and, for gw_tls_both, a TLS pool over the -Z two
+        for name in gw_tls_client gw_tls_both; do
+            port=$($UTIL port)
+            {
+                echo "gateway.listen { \"127.0.0.1:$port\", tls = { cert = \"$TLSDIR/server.pem\", key = \"$TLSDIR/server.key\" } }"
+                if [ $name = gw_tls_both ]; then
+                    sed -e "s/\"127.0.0.1:$M1\"/\"127.0.0.1:$Z1\"/" -e "s/\"127.0.0.1:$M2\"/\"127.0.0.1:$Z2\"/" \
+                        -e "s|^  timeout = 1.0,|&\n  tls = { ca = \"$CA\" },|" "$WORK/gateway.lua"
+                else
+                    cat "$WORK/gateway.lua"
+                fi
+            } >"$WORK/$name.lua"
+            start $name "$port" "$GATEWAY" "$WORK/$name.lua"
+        done
+        grep -q "tls = { ca" "$WORK/gw_tls_both.lua" || { echo "bench: tls: no tls in gw_tls_both's pool" >&2; exit 1; }
+        TLS_direct_tls="-Z $CA" TLS_gw_tls_client="-Z $CA" TLS_gw_tls_both="-Z $CA"
+        # one set over TLS each: the certificate verifies, what is negotiated
+        for t in direct_tls gw_tls_client gw_tls_both; do
+            eval "port=\$PORT_$t"
+            "$LOADGEN" -s "127.0.0.1:$port" -P -n 1 -Z "$CA" >"$WORK/tls-probe-$t.out" 2>&1 \
+                && grep -q ' errors=0 ' "$WORK/tls-probe-$t.out" || {
+                echo "bench: tls: a set over TLS to $t failed:" >&2
+                cat "$WORK/tls-probe-$t.out" >&2
+                exit 1
+            }
+        done
+        negotiated=$(sed -n 's/^loadgen: tls \([^ ]*\) \([^,]*\),.*/\1 \2/p' "$WORK/tls-probe-gw_tls_client.out")
+        # the -Z servers' stats over TLS, verified against the CA
+        export BENCH_TLS_CA="$CA"
+        MC_PORTS="$M1 $M2 tls:$Z1 tls:$Z2"
+        DRIVER=loadgen DRIVER_ARGS="-c $CONC -g 0.9 -n 10000" PRELOAD_ARGS="-n 10000"
+        TITLE="loadgen closed loop, 90/10 get/set, 100 B values, $CONC conns, 10,000 keys; TLS: $negotiated, ECDSA P-256, handshakes before the timed window; gateway threads = $GW_THREADS"
+        run_workload "direct=direct direct_tls=direct_tls gateway=gateway gw_tls_client=gw_tls_client gw_tls_both=gw_tls_both"
+        stop gw_tls_both
+        stop gw_tls_client
+        stop mcz2
+        stop direct_tls
+        MC_PORTS="$M1 $M2"
+        ;;
     yield)
         DRIVER=memcaslap DRIVER_ARGS="-c $CONC -T $THREADS"
         TITLE="memcaslap as in mix; gw_yield: a get calls pool:get from Lua and answers memcache.hit/miss"
@@ -518,7 +609,7 @@ EOF
         done
         ;;
     *)
-        echo "bench: unknown workload $W (mix multiget large meta binary yield memory threads latency)" >&2
+        echo "bench: unknown workload $W (mix multiget large meta binary tls yield memory threads latency)" >&2
         exit 1 ;;
     esac
 done

@@ -8,7 +8,10 @@
                                            (memcached counts each key of a
                                            multi-get in cmd_get, and, as of
                                            1.6.18, each mg in cmd_get and
-                                           each ms in cmd_set)
+                                           each ms in cmd_set); tls:PORT is
+                                           a memcached -Z, asked over TLS,
+                                           its certificate verified against
+                                           $BENCH_TLS_CA for 127.0.0.1
     bench_util.py probe NAME PORT          warn if NAME rejects memcaslap-style keys
     bench_util.py meta_probe NAME PORT     exit 1, with a warning, unless NAME
                                            answers a meta get (mg ... v f) and
@@ -70,9 +73,17 @@ def cpu_us(pid):
 
 
 def backend_ops(ports):
+    """ports: numbers, or "tls:N" for a memcached -Z (stats over TLS)."""
     total = 0
+    ctx = None
     for port in ports:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        tls = port.startswith("tls:")
+        if tls and ctx is None:
+            import ssl
+            ctx = ssl.create_default_context(cafile=os.environ["BENCH_TLS_CA"])
+        with socket.create_connection(("127.0.0.1", int(port[4:] if tls else port)),
+                                      timeout=5) as raw:
+            s = ctx.wrap_socket(raw, server_hostname="127.0.0.1") if tls else raw
             s.sendall(b"stats\r\n")
             buf = b""
             while not buf.endswith(b"END\r\n"):
@@ -80,6 +91,8 @@ def backend_ops(ports):
                 if not chunk:
                     break
                 buf += chunk
+            if tls:
+                s.close()
         st = dict(l.split()[1:3] for l in buf.decode().splitlines()
                   if l.startswith("STAT "))
         total += int(st["cmd_get"]) + int(st["cmd_set"])
@@ -239,7 +252,7 @@ def show(line):
     elif "mean_us" in d:
         extra = "  mean %.0f us" % d["mean_us"]
     op = "key" if d["w"] == "multiget" else "op"
-    print("  %-8s round %-2s %-10s %9.0f %-6s  CPU %5.2f us/%-3s  backend %.2f/%-3s%s%s" % (
+    print("  %-8s round %-2s %-13s %9.0f %-6s  CPU %5.2f us/%-3s  backend %.2f/%-3s%s%s" % (
         d["w"], d["r"], d["t"], rate, op + "s/s",
         d["cpu"] / d["ops"] if d["ops"] else 0, op, d["bops"] / d["ops"] if d["ops"] else 0, op,
         extra, "  ERRORS %d" % d["errors"] if d.get("errors") else ""))
@@ -351,6 +364,14 @@ class Results:
         return median(f(ra[r]) / f(rb[r]) for r in ra
                       if r in rb and f(ra[r]) is not None and f(rb[r]))
 
+    def paired_diff(self, w, a, b, f):
+        """The median over rounds of f(a's run) - f(b's run) in that round."""
+        if not (self.has(w, a) and self.has(w, b)):
+            return None
+        ra, rb = self.runs[w][a], self.runs[w][b]
+        return median(f(ra[r]) - f(rb[r]) for r in ra
+                      if r in rb and f(ra[r]) is not None and f(rb[r]) is not None)
+
     def fwd(self, w, t):
         rs = self.runs[w][t].values()
         ops = sum(d["ops"] for d in rs)
@@ -376,7 +397,50 @@ class Results:
         return None
 
 
+# tls: each TLS target's plain twin
+TLS_TWIN = {"direct_tls": "direct", "gw_tls_client": "gateway", "gw_tls_both": "gateway"}
+
+
+def tls_table(res, w):
+    """The tls workload: each target's numbers and, for a TLS one, its
+    ratios vs its plain twin and the CPU per op TLS added (µs)."""
+    ts = res.order[w]
+    print()
+    print("== %s: %s" % (w, res.titles.get(w, "")))
+    print("%-13s %4s %9s %17s %8s %10s %10s %7s %-8s %8s %9s %10s" % (
+        "target", "runs", "ops/s", "min..max", "mean µs", "CPU µs/op", "backend/op",
+        "errors", "vs", "ops/s ×", "CPU/op ×", "TLS µs/op"))
+    for t in ts:
+        rs = res.runs[w][t].values()
+        rates = [rate(d) for d in rs]
+        b = TLS_TWIN.get(t)
+        twin = ""
+        if b and res.has(w, b):
+            twin = "%-8s %8s %9s %10s" % (
+                b, fmt(res.paired(w, t, b, rate), ".2f", "-"),
+                fmt(res.paired(w, t, b, cpu_op), ".2f", "-"),
+                fmt(res.paired_diff(w, t, b, cpu_op), "+.2f", "-"))
+        print(("%-13s %4d %9.0f %17s %8s %10s %10.2f %7s " % (
+            t, len(rs), res.stat(w, t, rate), "%.0f..%.0f" % (min(rates), max(rates)),
+            fmt(res.stat(w, t, lambda d: d.get("mean_us")), ".0f"),
+            fmt(res.stat(w, t, cpu_op), ".2f"), res.fwd(w, t),
+            "%d" % res.errors(w, t) if any("errors" in d for d in rs) else "-") + twin).rstrip())
+    c = res.paired_diff(w, "gw_tls_client", "gateway", cpu_op)
+    both = res.paired_diff(w, "gw_tls_both", "gateway", cpu_op)
+    mc = res.paired_diff(w, "direct_tls", "direct", cpu_op)
+    print("TLS cost per op in the gateway's CPU (TLS CPU/op - plain CPU/op, median of "
+          "per-round differences): client side %s µs, both sides %s µs%s" % (
+              fmt(c, "+.2f"), fmt(both, "+.2f"),
+              "" if c is None or both is None else
+              " (so the backend side about %+.2f µs)" % (both - c)))
+    print("memcached's own, for reference (direct_tls - direct): %s µs per op" % fmt(mc, "+.2f"))
+    print("(CPU: the target's utime+stime over the run, the gateway's for the gateways, "
+          "memcached's for direct; the load generator's TLS is not in it)")
+
+
 def table(res, w):
+    if w == "tls":
+        return tls_table(res, w)
     ts = res.order[w]
     op = "key" if w == "multiget" else "op"    # a multi-get counts its keys
     unit = op + "s/s"
@@ -494,6 +558,16 @@ def goals(res):
             "INVALID" if res.invalid("binary", "gateway") else "report"))
     else:
         rows.append((text, "not run", "-"))
+    for t, side in (("gw_tls_client", "client side"), ("gw_tls_both", "both sides")):
+        text = "TLS, %s: %s vs gateway" % (side, t)
+        if res.has("tls", t) and res.has("tls", "gateway"):
+            rows.append((text, "%s µs CPU/op (%s×), ops/s %s×" % (
+                fmt(res.paired_diff("tls", t, "gateway", cpu_op), "+.2f"),
+                fmt(res.paired("tls", t, "gateway", cpu_op), ".2f"),
+                fmt(res.paired("tls", t, "gateway", rate), ".2f")),
+                "INVALID" if res.invalid("tls", t) or res.invalid("tls", "gateway") else "report"))
+        else:
+            rows.append((text, "not run", "-"))
     for b in ("direct", "twemproxy"):
         text = "2 threads: gateway (2 threads) vs %s" % b
         if res.has("threads", "gateway") and res.has("threads", b):
@@ -540,7 +614,7 @@ def main():
     elif cmd == "cpu":
         print(cpu_us(int(sys.argv[2])))
     elif cmd == "backend_ops":
-        backend_ops([int(p) for p in sys.argv[2:]])
+        backend_ops(sys.argv[2:])
     elif cmd == "probe":
         probe(sys.argv[2], int(sys.argv[3]))
     elif cmd == "meta_probe":

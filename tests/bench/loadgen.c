@@ -3,7 +3,7 @@
  *
  *   loadgen -s HOST:PORT [-c CONNS] [-r RATE] [-t SECONDS] [-g GET_RATIO]
  *           [-n KEYS] [-k KEY_LEN] [-v VALUE_LEN] [-m KEYS_PER_GET]
- *           [-d DEPTH] [-M] [-P]
+ *           [-d DEPTH] [-M] [-P] [-Z CA_FILE]
  *
  * Open loop (-r RATE > 0): request i is due at start + i/RATE, whatever
  * the replies; it goes to connection i % CONNS (pipelined behind what that
@@ -38,6 +38,14 @@
  * that knows no ms reads the value as a command, and answers that too)
  * also closes its connection.
  *
+ * TLS (-Z CA_FILE): every connection speaks TLS (OpenSSL, TLS 1.2 or
+ * later), verifying the target's certificate against CA_FILE and, as a
+ * client should, that it names the target's host (an IP address in its
+ * IP names, else a DNS name, sent as SNI too).  The handshakes are all done,
+ * non-blocking, before the first request is due, so the timed window holds
+ * only the records of the requests and replies; a failed one is exit 1.
+ * A line "loadgen: tls PROTOCOL CIPHER" says what was negotiated.
+ *
  * The last line of output is "RESULT name=value ...": requests, keys,
  * seconds, rate (requests/s), keys_per_s, hits, misses, errors, dropped
  * (open loop: a connection had 4096 requests waiting), mean_us, p50_us, p99_us,
@@ -46,9 +54,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +69,10 @@
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #define RING 4096          /* requests in flight per connection, at most */
 #define IN_CAP (256 * 1024)
@@ -76,6 +90,7 @@ struct req {
 
 struct conn {
     int fd, dead, want_out;
+    SSL *ssl;              /* -Z: TLS on fd */
     char *in;
     size_t inlen;
     char *out;
@@ -95,6 +110,8 @@ static struct {
 } opt = { 32, 32, 100, 10000, 1, 0, 0, 5, 0.9 };
 static int mget = 1;
 static int meta;           /* -M: the meta protocol */
+static const char *tls_ca; /* -Z: TLS, verified against this CA file */
+static SSL_CTX *tls_ctx;
 
 static struct conn *cs;
 static char *value;
@@ -184,7 +201,77 @@ static void kill_conn(struct conn *c, const char *why)
     n_err += c->count + 1;
     c->count = 0;
     c->dead = 1;
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     close(c->fd);
+}
+
+/* What the last SSL call on c failed with, for a message. */
+static const char *tls_error(struct conn *c, int rc)
+{
+    static char buf[256];
+    int e = SSL_get_error(c->ssl, rc);
+    unsigned long code = ERR_get_error();
+    if (code)
+        ERR_error_string_n(code, buf, sizeof buf);
+    else if (e == SSL_ERROR_SYSCALL)
+        snprintf(buf, sizeof buf, "TLS: %s", errno ? strerror(errno) : "unexpected EOF");
+    else if (e == SSL_ERROR_ZERO_RETURN)
+        snprintf(buf, sizeof buf, "TLS: closed by the target");
+    else
+        snprintf(buf, sizeof buf, "TLS: error %d", e);
+    ERR_clear_error();
+    return buf;
+}
+
+/* write(2) or SSL_write: > 0 bytes written; 0 when it would block
+ * (errno EAGAIN); < 0 on an error, *why saying what. */
+static ssize_t conn_write(struct conn *c, const void *p, size_t n, const char **why)
+{
+    if (!c->ssl) {
+        ssize_t w = write(c->fd, p, n);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+            return 0;
+        if (w < 0)
+            *why = strerror(errno);
+        return w;
+    }
+    size_t done;
+    int rc = SSL_write_ex(c->ssl, p, n, &done);
+    if (rc > 0)
+        return (ssize_t)done;
+    int e = SSL_get_error(c->ssl, rc);
+    if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ)
+        return 0;
+    *why = tls_error(c, rc);
+    return -1;
+}
+
+/* read(2) or SSL_read: > 0 bytes read; 0 when nothing is there (yet);
+ * < 0 at the end or on an error, *why saying which. */
+static ssize_t conn_read(struct conn *c, void *p, size_t n, const char **why)
+{
+    if (!c->ssl) {
+        ssize_t r = read(c->fd, p, n);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            return 0;
+        if (r <= 0) {
+            *why = r == 0 ? "closed by the target" : strerror(errno);
+            return -1;
+        }
+        return r;
+    }
+    size_t got;
+    int rc = SSL_read_ex(c->ssl, p, n, &got);
+    if (rc > 0)
+        return (ssize_t)got;
+    int e = SSL_get_error(c->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return 0;
+    *why = e == SSL_ERROR_ZERO_RETURN ? "closed by the target" : tls_error(c, rc);
+    return -1;
 }
 
 static void set_out(int ep, struct conn *c, int on)
@@ -197,15 +284,14 @@ static void set_out(int ep, struct conn *c, int on)
 static void flush(int ep, struct conn *c)
 {
     while (!c->dead && c->outoff < c->outlen) {
-        ssize_t n = write(c->fd, c->out + c->outoff, c->outlen - c->outoff);
+        const char *why = NULL;
+        ssize_t n = conn_write(c, c->out + c->outoff, c->outlen - c->outoff, &why);
         if (n > 0)
             c->outoff += n;
-        else if (n < 0 && errno == EINTR)
-            continue;
-        else if (n < 0 && errno == EAGAIN)
+        else if (n == 0)
             break;
         else {
-            kill_conn(c, strerror(errno));
+            kill_conn(c, why);
             return;
         }
     }
@@ -474,16 +560,19 @@ static void parse(struct conn *c, uint64_t now)
 }
 
 /* One read per readiness (epoll is level-triggered), unless it filled
- * the buffer: the reply stream is parsed as it comes. */
+ * the buffer: the reply stream is parsed as it comes.  With TLS, reads
+ * until OpenSSL wants more from the socket: a record it has already
+ * read (or decrypted in part) would get no readiness of its own. */
 static void on_read(int ep, struct conn *c)
 {
     for (;;) {
         size_t room = IN_CAP - c->inlen;
-        ssize_t n = read(c->fd, c->in + c->inlen, room);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        const char *why = NULL;
+        ssize_t n = conn_read(c, c->in + c->inlen, room, &why);
+        if (n == 0)
             break;
-        if (n <= 0) {
-            kill_conn(c, n == 0 ? "closed by the target" : strerror(errno));
+        if (n < 0) {
+            kill_conn(c, why);
             return;
         }
         c->inlen += n;
@@ -494,7 +583,7 @@ static void on_read(int ep, struct conn *c)
             kill_conn(c, "a reply line filled the input buffer");
             return;
         }
-        if ((size_t)n < room)
+        if ((size_t)n < room && !c->ssl)
             break;
     }
     flush(ep, c);
@@ -557,11 +646,99 @@ static int connect_to(const char *hostport)
     return fd;
 }
 
+/* -Z: the TLS context, verifying against tls_ca; exits on an error. */
+static void tls_init(void)
+{
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_ctx || !SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION)
+        || SSL_CTX_load_verify_locations(tls_ctx, tls_ca, NULL) != 1) {
+        fprintf(stderr, "loadgen: TLS: %s: %s\n", tls_ca,
+                ERR_error_string(ERR_get_error(), NULL));
+        exit(1);
+    }
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
+    /* flush() may hand SSL_write a moved buffer after a WANT_WRITE, and
+     * takes what it wrote of it */
+    SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE
+                                  | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* one read(2) for what the socket holds, not one for each record's
+     * 5-byte header and one for its body: the generator shares the CPU
+     * with the target.  on_read reads on until OpenSSL wants more, so
+     * nothing read ahead waits for a readiness that will not come. */
+    SSL_CTX_set_read_ahead(tls_ctx, 1);
+}
+
+/* -Z: a TLS client on every connection's socket, handshakes all done
+ * before this returns (10 s at most), none in the timed window; exits on
+ * a failure.  host: the target's, which its certificate must name. */
+static void tls_handshakes(const char *hostport)
+{
+    char host[256];
+    const char *colon = strrchr(hostport, ':');
+    snprintf(host, sizeof host, "%.*s", (int)(colon - hostport), hostport);
+    if (host[0] == '[') {                   /* [::1] */
+        memmove(host, host + 1, strlen(host));
+        host[strcspn(host, "]")] = 0;
+    }
+    struct in6_addr a6;
+    int is_ip = inet_pton(AF_INET, host, &a6) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+    struct pollfd *pfd = calloc(opt.conns, sizeof *pfd);
+    for (int i = 0; i < opt.conns; i++) {
+        struct conn *c = &cs[i];
+        c->ssl = SSL_new(tls_ctx);
+        X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+        int ok = c->ssl && SSL_set_fd(c->ssl, c->fd) == 1
+                 && (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host)
+                           : X509_VERIFY_PARAM_set1_host(vp, host, 0)
+                                 && SSL_set_tlsext_host_name(c->ssl, host));
+        if (!ok) {
+            fprintf(stderr, "loadgen: TLS: %s\n", ERR_error_string(ERR_get_error(), NULL));
+            exit(1);
+        }
+        SSL_set_connect_state(c->ssl);
+    }
+    uint64_t deadline = now_ns() + 10000000000ULL;
+    for (;;) {
+        int waiting = 0;
+        for (int i = 0; i < opt.conns; i++) {
+            struct conn *c = &cs[i];
+            pfd[i].fd = -1;
+            if (SSL_is_init_finished(c->ssl))
+                continue;
+            int rc = SSL_do_handshake(c->ssl);
+            if (rc == 1)
+                continue;
+            int e = SSL_get_error(c->ssl, rc);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                long v = SSL_get_verify_result(c->ssl);
+                fprintf(stderr, "loadgen: TLS handshake with %s failed: %s%s%s\n", hostport,
+                        tls_error(c, rc), v != X509_V_OK ? ": " : "",
+                        v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+                exit(1);
+            }
+            pfd[i].fd = c->fd;
+            pfd[i].events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+            waiting++;
+        }
+        if (!waiting)
+            break;
+        if (now_ns() > deadline) {
+            fprintf(stderr, "loadgen: TLS: %d handshakes with %s unfinished after 10 s\n",
+                    waiting, hostport);
+            exit(1);
+        }
+        poll(pfd, opt.conns, 100);
+    }
+    printf("loadgen: tls %s %s, %d handshakes before the run\n", SSL_get_version(cs[0].ssl),
+           SSL_get_cipher_name(cs[0].ssl), opt.conns);
+    free(pfd);
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: loadgen -s HOST:PORT [-c CONNS] [-r RATE] [-t SECONDS] "
                     "[-g GET_RATIO] [-n KEYS] [-k KEY_LEN] [-v VALUE_LEN] "
-                    "[-m KEYS_PER_GET] [-d DEPTH] [-M] [-P]\n");
+                    "[-m KEYS_PER_GET] [-d DEPTH] [-M] [-P] [-Z CA_FILE]\n");
     return 2;
 }
 
@@ -569,7 +746,7 @@ int main(int argc, char **argv)
 {
     const char *target = NULL;
     int ch;
-    while ((ch = getopt(argc, argv, "s:c:r:t:g:n:k:v:m:d:MP")) != -1) {
+    while ((ch = getopt(argc, argv, "s:c:r:t:g:n:k:v:m:d:MPZ:")) != -1) {
         switch (ch) {
         case 's': target = optarg; break;
         case 'c': opt.conns = atoi(optarg); break;
@@ -583,6 +760,7 @@ int main(int argc, char **argv)
         case 'd': opt.depth = atoi(optarg); break;
         case 'M': meta = 1; break;
         case 'P': opt.preload = 1; break;
+        case 'Z': tls_ca = optarg; break;
         default: return usage();
         }
     }
@@ -601,6 +779,8 @@ int main(int argc, char **argv)
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
     epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
     cs = calloc(opt.conns, sizeof *cs);
+    if (tls_ca)
+        tls_init();
     for (int i = 0; i < opt.conns; i++) {
         struct conn *c = &cs[i];
         if ((c->fd = connect_to(target)) < 0) {
@@ -609,8 +789,12 @@ int main(int argc, char **argv)
         }
         c->in = malloc(IN_CAP);
         c->ring = malloc(RING * sizeof *c->ring);
-        ev.data.ptr = c;
-        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+    }
+    if (tls_ca)
+        tls_handshakes(target);
+    for (int i = 0; i < opt.conns; i++) {
+        ev.data.ptr = &cs[i];
+        epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev);
     }
 
     t_start = now_ns() + 1000000;  /* 1 ms from now: the first due time */

@@ -8,6 +8,10 @@
 -- TLS port, a backend whose certificate names another host) must each give
 -- the client a clear error and the log a line, and never crash.
 --
+-- The warning for an exposed listener (0.0.0.0 with neither tls nor auth)
+-- is logged at start-up and on a reload that brings one in, and not for a
+-- listener with tls or auth, nor on loopback.
+--
 -- Run from the repo root:
 --   busted --lpath='./lua/?.lua;./lua/?/init.lua;./tests/spec/?.lua' tests/spec/tls_spec.lua
 local H = require "harness"
@@ -229,6 +233,99 @@ memcache.route { default = memcache.pool { servers = { "%s" } } }
       assert.truthy(g.output():find("live.pem: no certificate it can use", 1, true))
       assert.are.equal("CN localhost-renewed\n", py("peer", port))
       assert.is_true(g.alive())
+    end)
+  end)
+
+  -- A listener beyond loopback with neither tls nor auth is warned about
+  -- at start-up and on every reload (core/server/reload.c, warn_exposed).
+  -- Each test also has a listener that must be warned about, so none of
+  -- them passes with the warning gone; a quiet one is checked only once a
+  -- later line of the same start or reload is in the log.
+  describe("the warning for an exposed listener", function()
+    -- mkpasswd -m yescrypt -R 1: alice-pw
+    local ALICE = "alice:$y$j75$ojOuLtao.0dqneIYtXqAv1$peSRkpgH9pkxFrZa9jVYWcPbE1Bt7NOjaGJRAvx951A\n"
+    local WHY = ", beyond loopback, with neither tls nor auth"
+
+    -- n free ports, all different
+    local function ports(n)
+      local list, seen = {}, {}
+      while #list < n do
+        local p = H.free_port()
+        if not seen[p] then
+          seen[p] = true
+          list[#list + 1] = p
+        end
+      end
+      return table.unpack(list)
+    end
+
+    -- how many times g's log warns about addr
+    local function warnings(g, addr)
+      return select(2, g.output():gsub(("listening on " .. addr .. WHY):gsub("%p", "%%%0"), ""))
+    end
+    local function started(g) return g.output():find("serving with", 1, true) ~= nil end
+    local function reloads(g) return select(2, g.output():gsub("config generation %d+ is serving", "")) end
+
+    local function start(text, port, name)
+      local g = H.start_gateway(T(text .. "memcache.route { default = memcache.internal {} }\n"),
+        { port = port, own_listeners = true, config_name = TLS .. "-" .. name .. ".lua" })
+      add(g.stop)
+      return g
+    end
+
+    it("is logged at start for 0.0.0.0 with neither tls nor auth, not for loopback", function()
+      local lo, any = ports(2)
+      local g = start(string.format('gateway.listen "127.0.0.1:%d"\ngateway.listen "0.0.0.0:%d"\n',
+        lo, any), lo, "exposed")
+      H.wait_for(function() return warnings(g, "0.0.0.0:" .. any) == 1 and started(g), g.output() end,
+        5, "the warning for 0.0.0.0:" .. any)
+      assert.are.equal(0, warnings(g, "127.0.0.1:" .. lo), g.output())
+      assert.is_truthy(H.can_connect(any))
+      g.stop()
+    end)
+
+    it("is not logged for 0.0.0.0 with tls or with auth", function()
+      local tport, aport, pport = ports(3)
+      H.write_file(DIR .. "/users", ALICE)
+      -- the plain one last: once its warning is in, the other two are decided
+      local g = start(string.format([[
+gateway.listen { "0.0.0.0:%d", tls = { cert = "tls/server.pem", key = "tls/server.key" } }
+gateway.listen { "0.0.0.0:%d", name = "sasl", auth = "tls/users" }
+gateway.listen "0.0.0.0:%d"
+]], tport, aport, pport), tport, "exposed-tls-auth")
+      H.wait_for(function() return warnings(g, "0.0.0.0:" .. pport) == 1 and started(g), g.output() end,
+        5, "the warning for the plain 0.0.0.0:" .. pport)
+      assert.are.equal(0, warnings(g, "0.0.0.0:" .. tport), g.output())
+      assert.are.equal(0, warnings(g, "0.0.0.0:" .. aport), g.output())
+      assert.are.equal("CN localhost\n", py("peer", tport))
+      g.stop()
+    end)
+
+    it("is logged again by a reload that brings in an exposed listener", function()
+      local lo, tport, any = ports(3)
+      local listeners = string.format('gateway.listen "127.0.0.1:%d"\n' ..
+        'gateway.listen { "0.0.0.0:%d", tls = { cert = "tls/server.pem", key = "tls/server.key" } }\n',
+        lo, tport)
+      local g = start(listeners, lo, "exposed-reload")
+      H.wait_for(function() return started(g), g.output() end, 5, "the start")
+      assert.is_falsy(g.output():find(WHY, 1, true), g.output())
+      local before = reloads(g)
+      H.write_file(g.config, T(listeners .. string.format('gateway.listen "0.0.0.0:%d"\n', any) ..
+        "memcache.route { default = memcache.internal {} }\n"))
+      H.run("kill -HUP " .. g.pid)
+      H.wait_for(function() return reloads(g) > before and warnings(g, "0.0.0.0:" .. any) >= 1, g.output() end,
+        5, "the reload's warning for 0.0.0.0:" .. any)
+      assert.is_truthy(H.can_connect(any))
+      assert.are.equal(0, warnings(g, "0.0.0.0:" .. tport), g.output())
+      assert.are.equal(0, warnings(g, "127.0.0.1:" .. lo), g.output())
+      -- and a reload that keeps it says so again
+      local seen = warnings(g, "0.0.0.0:" .. any)
+      before = reloads(g)
+      H.run("kill -HUP " .. g.pid)
+      H.wait_for(function() return reloads(g) > before and warnings(g, "0.0.0.0:" .. any) > seen, g.output() end,
+        5, "the next reload's warning")
+      assert.is_true(g.alive())
+      g.stop()
     end)
   end)
 
