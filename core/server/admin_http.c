@@ -297,6 +297,7 @@ static enum MHD_Result dispatch(struct MHD_Connection *c, const char *url, bool 
  * the secret: every byte sent is compared, whatever differs first. */
 static bool same_secret(const char *got, size_t glen, const char *want, size_t wlen)
 {
+    if (wlen == 0) return false;   /* the config refuses an empty token */
     size_t diff = glen ^ wlen;
     for (size_t i = 0; i < glen; i++)
         diff |= (size_t)((unsigned char)got[i] ^ (unsigned char)want[i % wlen]);

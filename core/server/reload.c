@@ -420,7 +420,7 @@ static void log_listen_changes(const struct job *j)
         if (!in_new_set(j, cur[i].addr)) LOG_INFO("reload: no longer listening on %s", cur[i].addr);
 }
 
-/* Steps 2-4 of reload.h for a config that validated as cfg.  Returns
+/* Steps 2-5 of reload.h for a config that validated as cfg.  Returns
  * GW_OK once every worker serves it. */
 static int switch_to(const struct lhost_config *cfg, char *err, size_t errlen)
 {
