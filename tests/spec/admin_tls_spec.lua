@@ -11,11 +11,12 @@
 --     counted and logged, never with a token;
 --   * plain HTTP to the TLS port is closed, and the gateway serves on;
 --   * verify = "required": no client certificate is refused, one of
---     another CA gets 403, one of the CA 200;
+--     another CA gets 403, one of the CA 200; "optional" serves one
+--     without; min_version = "1.3" refuses TLS 1.2;
 --   * a token_file is read, and saving a new token reloads;
 --   * a reload with a bad certificate is refused, naming the file, and
 --     the old admin listener keeps serving; one with a new token replaces
---     it on the same port;
+--     it on the same port, a POST /reload's own listener included;
 --   * a real Prometheus scrapes it with authorization: Bearer and
 --     tls_config: ca_file;
 --   * config errors name file:line; --check checks the admin's files; an
@@ -214,6 +215,30 @@ describe("gateway.admin with tls and a token", function()
     assert.are.equal(200, (curl(g.admin, "/metrics", { cert = "alice" })))
   end)
 
+  it("with verify = \"optional\": serves a client without a certificate or with one of the " ..
+     "CA, refuses one of another CA; min_version = \"1.3\" refuses TLS 1.2", function()
+    local g = start(add, '{ "@ADMIN@", tls = { cert = "server.pem", key = "server.key", ' ..
+      'ca = "ca.pem", verify = "optional", min_version = "1.3" } }')
+    H.wait_until(function() return curl(g.admin, "/healthz") == 200 end, 10, "https")
+    assert.are.equal(200, (curl(g.admin, "/metrics")))
+    assert.are.equal(200, (curl(g.admin, "/metrics", { cert = "alice" })))
+    local st, _, body = curl(g.admin, "/metrics", { cert = "mallory" })
+    assert.are.equal(403, st)
+    assert.is_falsy(has(body, "gateway_build_info"))
+    H.wait_for(function()
+      local _, _, m = curl(g.admin, "/metrics")
+      local v = series(m, 'gateway_admin_refused_total{reason="certificate"}')
+      return v and v >= 1, v
+    end, 10, "the certificate refusal counted")
+    assert.is_truthy(has(g.output(), "refused (403)"), g.output())
+    -- TLS 1.2 at most: no handshake
+    local out, ok = H.run(string.format("curl -s --max-time 5 --tls-max 1.2 --cacert %s " ..
+      "https://127.0.0.1:%d/healthz 2>&1", H.quote(DIR .. "/ca.pem"), g.admin))
+    assert.is_false(ok, out)
+    assert.is_falsy(has(out, "ok"), out)
+    assert.are.equal(200, (curl(g.admin, "/healthz")))
+  end)
+
   it("reads token_file, and saving a new token reloads", function()
     local g = start(add, '{ "@ADMIN@", token_file = "admin.token" }',
       { ["admin.token"] = "first-token\n" })
@@ -269,6 +294,24 @@ describe("gateway.admin with tls and a token", function()
     end, 10, "the renewed token in force, the old one refused")
     st, _, body = curl(g.admin, "/config", { token = "renewed-token" })
     assert.are.equal(2, H.json(body).generation)
+
+    -- POST /reload whose config changes the token: the daemon answering it
+    -- is the one replaced, and it still answers
+    local text = H.read_file(g.config):gsub("renewed%-token", "third-token")
+    H.write_file(g.config, text)
+    local answer
+    st, _, answer = curl(g.admin, "/reload", { method = "POST", token = "renewed-token" })
+    if st == 401 then
+      -- the file's own reload came first: the new token is in force already
+      st, _, answer = curl(g.admin, "/reload", { method = "POST", token = "third-token" })
+    end
+    assert.are.equal(200, st, answer)
+    assert.are.equal("ok", H.json(answer).result)
+    H.wait_for(function()
+      local a = curl(g.admin, "/metrics", { token = "third-token" })
+      local b = curl(g.admin, "/metrics", { token = "renewed-token" })
+      return a == 200 and b == 401, a .. " " .. b
+    end, 10, "the third token in force")
     assert.is_true(g.alive())
   end)
 
