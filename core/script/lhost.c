@@ -389,11 +389,6 @@ static struct pool **pool_list(lua_State *L, int idx, int *n)
     return pools;
 }
 
-/* gateway.listen's tls table (checked by the prelude, the files read) as
- * a server context.  A host made from another's texts takes the one that
- * host built (the same config ran there in the same order: listener i is
- * the same), so each load builds and checks it once.  Raises
- * "tls: file: what is wrong". */
 /* A listener's tls table (gateway.listen's, gateway.admin's; checked by
  * the prelude, the files read) as tls_opts pointing into it. */
 static void listener_tls_opts(lua_State *L, int t, struct tls_opts *out)
@@ -412,6 +407,11 @@ static void listener_tls_opts(lua_State *L, int t, struct tls_opts *out)
     *out = o;
 }
 
+/* gateway.listen's tls table (checked by the prelude, the files read) as
+ * a server context.  A host made from another's texts takes the one that
+ * host built (the same config ran there in the same order: listener i is
+ * the same), so each load builds and checks it once.  Raises
+ * "tls: file: what is wrong". */
 static struct gw_tls *listen_tls(lua_State *L, struct lhost *h, int t, int i)
 {
     if (h->from && i < h->from->nlisten) return tls_ref(h->from->listen_tls[i]);
