@@ -34,7 +34,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread -Ico
            $(shell pkg-config --cflags $(LUA_PC) 2>/dev/null || echo -I/usr/include/lua5.4) \
            -MMD -MP
 LDLIBS  += $(shell pkg-config --libs $(LUA_PC) 2>/dev/null || echo -llua5.4) \
-           -lev -lxxhash -lmicrohttpd -lssl -lcrypto -lcrypt -lm -pthread
+           -lev -lxxhash -lmicrohttpd -lgnutls -lssl -lcrypto -lcrypt -lm -pthread
 
 ifeq ($(SANITIZE),1)
 CC      := clang
@@ -113,6 +113,8 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libgw.a | $(BUILD)/tools
 $(BUILD) $(BUILD)/unit $(BUILD)/tools:
 	mkdir -p $@
 
+# libgnutls28-dev: Debian's libmicrohttpd does TLS with GnuTLS, and the
+# admin listener checks client certificates with it (admin_http.c).
 # systemd is there for systemd-analyze, which checks the installed unit
 # (tests/spec/install_spec.lua); a Debian host has it already.  The binary
 # protocol's real clients (tests/spec/binary_clients_spec.lua): Dalli 3.0.6
@@ -123,7 +125,7 @@ $(BUILD) $(BUILD)/unit $(BUILD)/tools:
 # (tests/spec/placement_*_spec.lua): PHP's Memcached, gomemcache (built
 # offline in GOPATH mode), spymemcached on a headless JDK.
 DEB_PKGS := build-essential pkg-config liblua5.4-dev lua5.4 libev-dev \
-            libxxhash-dev libmicrohttpd-dev libcrypt-dev libssl-dev openssl prometheus lua-busted lua-dkjson lua-socket memcached python3 \
+            libxxhash-dev libmicrohttpd-dev libgnutls28-dev libcrypt-dev libssl-dev openssl prometheus lua-busted lua-dkjson lua-socket memcached python3 \
             python3-memcache python3-pymemcache libmemcached-tools nutcracker \
             valgrind systemd \
             ruby ruby-dalli python3-pylibmc nodejs whois sasl2-bin libsasl2-modules \

@@ -212,6 +212,18 @@ bool rt_admin_down(const char *server)
     return found;
 }
 
+static uint64_t admin_refusals[RT_REFUSED_KINDS];
+
+void rt_admin_refused(enum rt_admin_refusal why)
+{
+    __atomic_add_fetch(&admin_refusals[why], 1, __ATOMIC_RELAXED);
+}
+
+uint64_t rt_admin_refusals(enum rt_admin_refusal why)
+{
+    return __atomic_load_n(&admin_refusals[why], __ATOMIC_RELAXED);
+}
+
 static bool stopping;
 
 void rt_set_stopping(void)

@@ -121,6 +121,12 @@ void rt_config_record(bool ok, const char *err);
 void rt_set_admin_down(const char *server, bool down);
 bool rt_admin_down(const char *server);
 
+/* Admin requests refused (server/admin_http.c), by reason: for the
+ * token (401) or for the client certificate (403).  Any thread. */
+enum rt_admin_refusal { RT_REFUSED_TOKEN, RT_REFUSED_CERTIFICATE, RT_REFUSED_KINDS };
+void rt_admin_refused(enum rt_admin_refusal why);
+uint64_t rt_admin_refusals(enum rt_admin_refusal why);
+
 /* The process is shutting down (set by the main thread on SIGTERM). */
 void rt_set_stopping(void);
 bool rt_stopping(void);

@@ -393,14 +393,10 @@ static struct pool **pool_list(lua_State *L, int idx, int *n)
     return pools;
 }
 
-/* gateway.listen's tls table (checked by the prelude, the files read) as
- * a server context.  A host made from another's texts takes the one that
- * host built (the same config ran there in the same order: listener i is
- * the same), so each load builds and checks it once.  Raises
- * "tls: file: what is wrong". */
-static struct gw_tls *listen_tls(lua_State *L, struct lhost *h, int t, int i)
+/* A listener's tls table (gateway.listen's, gateway.admin's; checked by
+ * the prelude, the files read) as tls_opts pointing into it. */
+static void listener_tls_opts(lua_State *L, int t, struct tls_opts *out)
 {
-    if (h->from && i < h->from->nlisten) return tls_ref(h->from->listen_tls[i]);
     struct tls_opts o = { 0 };
     tls_pem_field(L, t, "cert", &o.cert);
     tls_pem_field(L, t, "key", &o.key);
@@ -412,6 +408,19 @@ static struct gw_tls *listen_tls(lua_State *L, struct lhost *h, int t, int i)
     lua_getfield(L, t, "min_version");
     o.min_version = !strcmp(luaL_optstring(L, -1, "1.2"), "1.3") ? 13 : 12;
     lua_pop(L, 2);
+    *out = o;
+}
+
+/* gateway.listen's tls table (checked by the prelude, the files read) as
+ * a server context.  A host made from another's texts takes the one that
+ * host built (the same config ran there in the same order: listener i is
+ * the same), so each load builds and checks it once.  Raises
+ * "tls: file: what is wrong". */
+static struct gw_tls *listen_tls(lua_State *L, struct lhost *h, int t, int i)
+{
+    if (h->from && i < h->from->nlisten) return tls_ref(h->from->listen_tls[i]);
+    struct tls_opts o;
+    listener_tls_opts(L, t, &o);
     char err[512];
     struct gw_tls *tls = tls_server_new(&o, err, sizeof err);
     if (!tls) luaL_error(L, "tls: %s", err);
@@ -499,12 +508,72 @@ static int core_listen(lua_State *L)
     return 0;
 }
 
-/* core.admin(addr): the admin listener's address (validated by the
- * prelude; a host that does not resolve is an error here). */
+static char *dupstr_opt(lua_State *L, const char *s)
+{
+    return s ? dupstr(L, s) : NULL;
+}
+
+void lhost_admin_free(struct lhost_admin *a)
+{
+    if (!a) return;
+    free(a->cert);
+    free(a->key);
+    free(a->ca);
+    free(a->cert_path);
+    free(a->key_path);
+    free(a->ca_path);
+    free(a->token);
+    free(a);
+}
+
+/* A copy of another host's (a host made from its texts runs the same
+ * config: the certificate was checked there). */
+static void admin_copy(lua_State *L, struct lhost_admin *a, const struct lhost_admin *from)
+{
+    a->tls = from->tls;
+    a->verify = from->verify;
+    a->min_version = from->min_version;
+    a->cert = dupstr_opt(L, from->cert);
+    a->key = dupstr_opt(L, from->key);
+    a->ca = dupstr_opt(L, from->ca);
+    a->cert_path = dupstr_opt(L, from->cert_path);
+    a->key_path = dupstr_opt(L, from->key_path);
+    a->ca_path = dupstr_opt(L, from->ca_path);
+    a->token = dupstr_opt(L, from->token);
+}
+
+/* gateway.admin's tls table at t: checked as gateway.listen's is (the
+ * same context is built with OpenSSL and dropped, so the errors are the
+ * same, naming the file), then kept as texts for libmicrohttpd.  Raises
+ * "tls: file: what is wrong". */
+static void admin_tls(lua_State *L, struct lhost_admin *a, int t)
+{
+    struct tls_opts o;
+    listener_tls_opts(L, t, &o);
+    char err[512];
+    struct gw_tls *tls = tls_server_new(&o, err, sizeof err);
+    if (!tls) luaL_error(L, "tls: %s", err);
+    tls_unref(tls);
+    a->tls = true;
+    a->verify = (int)o.verify;
+    a->min_version = o.min_version;
+    a->cert = dupstr(L, o.cert.text);
+    a->key = dupstr(L, o.key.text);
+    a->ca = dupstr_opt(L, o.ca.text);
+    a->cert_path = dupstr_opt(L, o.cert.path);
+    a->key_path = dupstr_opt(L, o.key.path);
+    a->ca_path = dupstr_opt(L, o.ca.path);
+}
+
+/* core.admin(addr [, tls [, token]]): the admin listener's address, its
+ * tls table (as gateway.listen's, with the files' texts) and its bearer
+ * token (all validated by the prelude; a host that does not resolve is an
+ * error here, a bad certificate "tls: file: what is wrong"). */
 static int core_admin(lua_State *L)
 {
     struct lhost *h = host_of(L);
     const char *addr = luaL_checkstring(L, 1);
+    const char *token = luaL_optstring(L, 3, NULL);
     struct gw_addr a;
     char host[256], err[GW_NET_ERRLEN];
     uint16_t port;
@@ -512,6 +581,18 @@ static int core_admin(lua_State *L)
         return luaL_error(L, "gateway.admin: %s", err);
     free(h->cfg.admin);
     h->cfg.admin = dupstr(L, addr);
+    lhost_admin_free(h->cfg.admin_opts);
+    h->cfg.admin_opts = NULL;
+    if (!lua_istable(L, 2) && !token) return 0;
+    /* Owned by the config from here, so an error below leaks nothing. */
+    struct lhost_admin *o = h->cfg.admin_opts = calloc(1, sizeof *o);
+    if (!o) return luaL_error(L, "out of memory");
+    if (h->from && h->from->admin_opts) {
+        admin_copy(L, o, h->from->admin_opts);
+        return 0;
+    }
+    if (lua_istable(L, 2)) admin_tls(L, o, 2);
+    o->token = dupstr_opt(L, token);
     return 0;
 }
 
@@ -935,6 +1016,7 @@ void lhost_free(struct lhost *h)
     }
     free(h->policies);
     free(h->cfg.admin);
+    lhost_admin_free(h->cfg.admin_opts);
     free(h->cfg.listen);
     free(h->cfg.listen_names);
     free(h->cfg.listen_auth);

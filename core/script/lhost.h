@@ -54,6 +54,18 @@ struct lhost;
 struct resolver;
 struct gw_tls;
 
+/* gateway.admin's tls and token, as the admin listener takes them (it is
+ * served by libmicrohttpd, which builds its own TLS from the PEM texts).
+ * The certificate and key were checked when the config loaded. */
+struct lhost_admin {
+    bool tls;
+    char *cert, *key, *ca;     /* PEM texts, NUL-terminated (ca: NULL for none) */
+    char *cert_path, *key_path, *ca_path;  /* where they were read, for messages */
+    int verify;                /* enum tls_verify (base/conn.h) */
+    int min_version;           /* 12 or 13 */
+    char *token;               /* the bearer token every request must carry, or NULL */
+};
+
 struct lhost_config {
     char **listen;             /* addresses from gateway.listen */
     char **listen_names;       /* optional names (NULL entries) */
@@ -64,6 +76,7 @@ struct lhost_config {
                                 * shared by the hosts made from its texts */
     int nlisten;
     char *admin;               /* gateway.admin's address, or NULL */
+    struct lhost_admin *admin_opts;/* its tls and token (NULL: neither) */
     struct gw_settings settings;   /* the defaults, and what gateway.settings set */
     /* The config file and every Lua file it required, with their text and
      * what stat(2) said just before the text was read (st_nlink 0: taken
@@ -92,6 +105,8 @@ void lhost_free(struct lhost *h);
  * task (lhost_free does this first too). */
 void lhost_closing(struct lhost *h);
 const struct lhost_config *lhost_config(const struct lhost *h);
+/* Free gateway.admin's options (NULL: nothing). */
+void lhost_admin_free(struct lhost_admin *a);
 struct resolver *lhost_resolver(struct lhost *h);
 
 /* Bytes the Lua state holds. */

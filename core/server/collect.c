@@ -249,6 +249,14 @@ static void gather_process(struct mset *s)
                 (double)cs.failures);
     mset_add(s, "gateway_config_last_reload_success_timestamp_seconds", METRIC_GAUGE, MERGE_MAX,
              "Unix time the serving config was loaded.", "", cs.last_ok_time);
+    labels(lbl, sizeof lbl, "reason", "token", NULL, NULL, NULL, NULL);
+    add_counter(s, "gateway_admin_refused_total",
+                "Admin requests refused: 401 for the token, 403 for the client certificate.",
+                lbl, (double)rt_admin_refusals(RT_REFUSED_TOKEN));
+    labels(lbl, sizeof lbl, "reason", "certificate", NULL, NULL, NULL, NULL);
+    add_counter(s, "gateway_admin_refused_total",
+                "Admin requests refused: 401 for the token, 403 for the client certificate.",
+                lbl, (double)rt_admin_refusals(RT_REFUSED_CERTIFICATE));
 }
 
 void collect_now(void)
@@ -466,6 +474,22 @@ static void config_job(struct worker *w, void *arg)
     json_files(&j, cfg);
     json_listeners(&j, w, cfg);
     json_kstr(&j, "admin", cfg->admin);
+    if (cfg->admin) {
+        /* What protects it, never the token itself. */
+        const struct lhost_admin *ao = cfg->admin_opts;
+        static const char *const verify[] = { "none", "optional", "required" };
+        json_key(&j, "admin_tls");
+        if (ao && ao->tls) {
+            json_open(&j, '{');
+            json_kstr(&j, "cert", ao->cert_path);
+            json_kstr(&j, "verify", verify[ao->verify]);
+            json_kstr(&j, "min_version", ao->min_version >= 13 ? "1.3" : "1.2");
+            json_close(&j, '}');
+        } else {
+            json_null(&j);
+        }
+        json_kbool(&j, "admin_token", ao && ao->token);
+    }
     struct pool **pools;
     int n = lhost_pools(w->lua, &pools);
     json_key(&j, "pools");

@@ -111,6 +111,16 @@ static void warn_exposed(const struct lhost_config *cfg)
                  "reach it can read and overwrite every key, and the traffic is plaintext",
                  addrs[i]);
     }
+    /* The admin listener reloads the config and takes servers out. */
+    const struct lhost_admin *ao = cfg->admin_opts;
+    if (!cfg->admin || loopback(cfg->admin)) return;
+    if (!ao)
+        LOG_WARN("admin listener on %s, beyond loopback, with neither tls nor token: anyone "
+                 "who can reach it can reload the config, take servers out and read the "
+                 "config and the metrics", cfg->admin);
+    else if (ao->token && !ao->tls)
+        LOG_WARN("admin listener on %s, beyond loopback, has a token but no tls: the token "
+                 "travels in plaintext", cfg->admin);
 }
 
 static int find_cur(const char *addr)
@@ -164,21 +174,39 @@ static bool same_addr(const char *a, const char *b)
     return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
-/* Serve the admin listener on fd (bound for addr), or stop it (addr NULL). */
-static void admin_switch(const char *addr, int fd)
+/* Stop the admin listener (the config has none now). */
+static void admin_off(void)
 {
-    char err[300];
     admin_http_stop();
-    if (cur_admin && !addr) LOG_INFO("admin listener on http://%s/ stopped", cur_admin);
+    if (cur_admin) LOG_INFO("admin listener on %s stopped", cur_admin);
     free(cur_admin);
     cur_admin = NULL;
-    if (!addr) return;
-    if (admin_http_start(fd, err, sizeof err) != GW_OK) {
-        LOG_ERROR("%s", err);
-        return;
+}
+
+/* Serve cfg's admin listener on fd (bound for its address, or a dup of the
+ * serving one's socket), in place of the one serving.  If it cannot start,
+ * GW_ERROR with why, fd closed, and the one serving goes on. */
+static int admin_serve(const struct lhost_config *cfg, int fd, char *err, size_t errlen)
+{
+    const struct lhost_admin *o = cfg->admin_opts;
+    char *addr = strdup(cfg->admin);
+    if (!addr) {
+        close(fd);
+        snprintf(err, errlen, "out of memory");
+        return GW_ERROR;
     }
-    cur_admin = strdup(addr);
-    LOG_INFO("admin listener on http://%s/", addr);
+    if (admin_http_start(fd, o, err, errlen) != GW_OK) {
+        free(addr);
+        return GW_ERROR;
+    }
+    free(cur_admin);
+    cur_admin = addr;
+    bool tls = o && o->tls;
+    static const char *const verify[] = { "", ", client certificates verified if sent",
+                                          ", client certificates required" };
+    LOG_INFO("admin listener on %s://%s/%s%s", tls ? "https" : "http", addr,
+             tls ? verify[o->verify] : "", o && o->token ? ", bearer token required" : "");
+    return GW_OK;
 }
 
 static void entry_set(struct listen_entry *e, const char *addr, const char *name)
@@ -253,12 +281,11 @@ int reload_start(const struct lhost_config *cfg, const char *listen_override)
     if (cfg->admin) {
         char err[300];
         int fd;
-        if (bind_admin(cfg->admin, &fd, err, sizeof err) != GW_OK) {
+        if (bind_admin(cfg->admin, &fd, err, sizeof err) != GW_OK ||
+            admin_serve(cfg, fd, err, sizeof err) != GW_OK) {
             LOG_ERROR("%s", err);
             return GW_ERROR;
         }
-        admin_switch(cfg->admin, fd);
-        if (!cur_admin) return GW_ERROR;
     }
     return GW_OK;
 }
@@ -393,7 +420,7 @@ static void log_listen_changes(const struct job *j)
         if (!in_new_set(j, cur[i].addr)) LOG_INFO("reload: no longer listening on %s", cur[i].addr);
 }
 
-/* Steps 2-4 of reload.h for a config that validated as cfg.  Returns
+/* Steps 2-5 of reload.h for a config that validated as cfg.  Returns
  * GW_OK once every worker serves it. */
 static int switch_to(const struct lhost_config *cfg, char *err, size_t errlen)
 {
@@ -417,6 +444,8 @@ static int switch_to(const struct lhost_config *cfg, char *err, size_t errlen)
         }
     }
     bool admin_moves = !same_addr(cfg->admin, cur_admin);
+    /* Same address, new tls or token: a new daemon on the same socket. */
+    bool admin_renews = !admin_moves && cfg->admin && !admin_http_serves(cfg->admin_opts);
     int admin_fd = -1;
     if (admin_moves && cfg->admin) {
         /* A new address may be the old one's port on another host: the
@@ -439,9 +468,20 @@ static int switch_to(const struct lhost_config *cfg, char *err, size_t errlen)
             goto out;
         }
     }
+    /* The last step that may fail: libmicrohttpd may refuse a certificate
+     * the config's check let through.  Then nothing changes, the old admin
+     * listener included. */
+    if (admin_renews && (admin_fd = dup(admin_http_fd())) < 0)
+        snprintf(err, errlen, "admin %s: cannot take the listening socket again", cfg->admin);
+    if ((admin_renews && admin_fd < 0) ||
+        (admin_fd >= 0 && admin_serve(cfg, admin_fd, err, errlen) != GW_OK)) {
+        on_all_workers(job_abort, &j);
+        close_new_fds(&j);
+        goto out;
+    }
     on_all_workers(job_commit, &j);
     log_listen_changes(&j);
-    if (admin_moves) admin_switch(cfg->admin, admin_fd);
+    if (admin_moves && !cfg->admin) admin_off();
     struct listen_entry *next = calloc((size_t)j.naddrs, sizeof *next);
     if (next) {
         for (int i = 0; i < ncur; i++) entry_clear(&cur[i]);

@@ -8,11 +8,16 @@
  * required, debounced) is all or nothing:
  *   1. the new config runs in a validation state on the main thread, which
  *      reads its files once;
- *   2. new listen addresses are bound;
+ *   2. new listen addresses are bound (and the admin listener's, if it
+ *      moves);
  *   3. every worker builds its own state from the texts step 1 read
  *      (prepare);
- *   4. only if every step worked does every worker switch (commit), else
- *      every prepared state is dropped and new sockets closed (abort).
+ *   4. the admin listener, if it moves or its tls or token changed, is
+ *      started anew (on a dup of its socket when only tls or token
+ *      changed), and replaces the one serving only once it serves;
+ *   5. only if every step worked does every worker switch (commit), else
+ *      every prepared state is dropped and new sockets closed (abort),
+ *      and the admin listener serving goes on as it was.
  * A worker's old config keeps running the requests it started and is freed
  * once idle.  Backends with the same address and options are shared across
  * configs (backend.h), so their connections stay open.  Clients are never

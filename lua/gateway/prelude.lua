@@ -214,6 +214,7 @@ local LISTEN_OPTS = set_of("addr", "name", "flush", "stats", "auth", "tls")
 local LISTEN_TLS_OPTS = set_of("cert", "key", "ca", "verify", "min_version")
 local TLS_VERIFY = set_of("none", "optional", "required")
 local TLS_VERSIONS = set_of("1.2", "1.3")
+local ADMIN_OPTS = set_of("addr", "tls", "token", "token_file")
 local FLUSH_MODES = set_of("all", "deny", "routed")
 local STATS_MODES = set_of("all", "read", "deny")
 
@@ -490,10 +491,10 @@ function M.boot(core, config_path, lua_dir, live, sources)
     return full, read(full)
   end
 
-  -- gateway.listen's tls table, checked, with the files' texts; the core
-  -- builds the TLS context from it.
-  local function listen_tls(t)
-    local fname = "gateway.listen: tls"
+  -- A listener's tls table (gateway.listen's and gateway.admin's: fname
+  -- says whose), checked, with the files' texts; the core builds the TLS
+  -- context from it.
+  local function listen_tls(t, fname)
     if type(t) ~= "table" then config_error("%s must be a table, got %s", fname, type(t)) end
     check_table(fname, t, LISTEN_TLS_OPTS)
     local out = { verify = t.verify or "none", min_version = t.min_version or "1.2" }
@@ -529,7 +530,7 @@ function M.boot(core, config_path, lua_dir, live, sources)
       check_table("gateway.listen", spec, LISTEN_OPTS)
       addr, name = spec[1] or spec.addr, spec.name
       flush, stats, auth = spec.flush or "all", spec.stats or "all", spec.auth
-      if spec.tls ~= nil then tls = listen_tls(spec.tls) end
+      if spec.tls ~= nil then tls = listen_tls(spec.tls, "gateway.listen: tls") end
     end
     if not valid_addr(addr) then
       config_error("gateway.listen: address must be \"host:port\" (port 1 to 65535), got %s",
@@ -594,11 +595,51 @@ function M.boot(core, config_path, lua_dir, live, sources)
     return pools
   end
 
+  -- A bearer token (RFC 6750's b64token: what an Authorization header
+  -- carries as it is), inline or from a file of its own (operators keep
+  -- secrets out of configs; one trailing line break is not part of it).
+  local function admin_token(spec)
+    local fname = "gateway.admin"
+    if spec.token ~= nil and spec.token_file ~= nil then
+      config_error("%s: token and token_file: give one of them", fname)
+    end
+    local token, from = spec.token, "token"
+    if spec.token_file ~= nil then
+      local v = spec.token_file
+      if type(v) ~= "string" or v == "" then
+        config_error("%s: token_file must be the path of a file (a string), got %s", fname, tostring(v))
+      end
+      local path, text, err = config_file(v)
+      if not text then config_error("%s: cannot read the token_file %s", fname, err) end
+      token, from = text:gsub("\r?\n$", ""), "token_file " .. path
+    end
+    if token == nil then return nil end
+    if type(token) ~= "string" or token == "" then
+      config_error("%s: %s must be a non-empty string, got %s", fname, from,
+        type(token) == "string" and "\"\"" or tostring(token))
+    end
+    if not token:match("^[%w%-%._~%+/]+=*$") then
+      config_error("%s: %s: a token is letters, digits and - . _ ~ + / (then = padding), " ..
+        "as a bearer token must be", fname, from)
+    end
+    return token
+  end
+
   local admin_where = nil
-  -- gateway.admin "host:port", or a port on loopback: the HTTP admin
-  -- listener (metrics, health, config, route lookup, reload, servers).
+  -- gateway.admin "host:port", or a port on loopback, or a table with the
+  -- address first and tls (gateway.listen's) and token or token_file: the
+  -- HTTP admin listener (metrics, health, config, route lookup, reload,
+  -- servers).
   function gateway.admin(spec)
     config_only("gateway.admin")
+    local tls, token = nil, nil
+    if type(spec) == "table" then
+      check_table("gateway.admin", spec, ADMIN_OPTS)
+      local t = spec
+      spec = t[1] or t.addr
+      if t.tls ~= nil then tls = listen_tls(t.tls, "gateway.admin: tls") end
+      token = admin_token(t)
+    end
     -- a port alone, as a number or as a string of digits ("9100"), is on
     -- loopback; anything else must be "host:port"
     local port_only = math.type(spec) == "integer"
@@ -612,7 +653,16 @@ function M.boot(core, config_path, lua_dir, live, sources)
       config_error("gateway.admin: already given at %s", admin_where)
     end
     admin_where = (where():gsub(": $", ""))
-    call_core(core.admin, addr)
+    -- A bad certificate: "server.pem: what is wrong (the tls of
+    -- gateway.admin at gateway.lua:3)", as gateway.listen's.
+    local ok, err = pcall(core.admin, addr, tls, token)
+    if not ok then
+      err = tostring(err)
+      if err:match("^tls: ") then
+        error((err:gsub("^tls: ", "")) .. " (the tls of gateway.admin at " .. admin_where .. ")", 0)
+      end
+      config_error("%s", (err:gsub("^[^:]*:%d+: ", "")))
+    end
   end
 
   function memcache.keyless(fn)

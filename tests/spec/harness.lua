@@ -478,8 +478,9 @@ end
 
 -- A real Prometheus (Debian's prometheus) on a free port, scraping each
 -- of targets ("host:port") at /metrics every opts.interval (default
--- "1s"), its data in a folder of its own under tests/tmp.  Waited for
--- until ready (30 s).  Returns { port, pid, query, targets, stop, ... }:
+-- "1s"), its data in a folder of its own under tests/tmp; opts.job: more
+-- lines of the job (YAML, indented as its keys: scheme, authorization,
+-- tls_config).  Waited for until ready (30 s).  Returns { port, pid, query, targets, stop, ... }:
 --   query(expr)  the result of an instant query (data.result, a list);
 --                raises if the API answers an error;
 --   targets()    the active targets (data.activeTargets).
@@ -499,6 +500,8 @@ function H.start_prometheus(targets, opts)
     "  evaluation_interval: 1m",
     "scrape_configs:",
     "  - job_name: gateway",
+    table.unpack(opts.job or {}),
+  }, "\n") .. "\n" .. table.concat({
     "    static_configs:",
     "      - targets: [" .. table.concat(list, ", ") .. "]",
   }, "\n") .. "\n", "prometheus-" .. port .. ".yml")
