@@ -14,7 +14,9 @@
 #define DIST_MODES(X) \
     X(python_memcached) \
     X(ketama) \
-    X(jump)
+    X(jump) \
+    X(dalli) \
+    X(node_memcached)
 
 #define DIST_DECLARE(m) extern const struct dist_mode dist_##m;
 DIST_MODES(DIST_DECLARE)
