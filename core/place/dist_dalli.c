@@ -7,15 +7,18 @@
  * quotient is one double division, then floored.  Multiplying first, the
  * count is the exact floor(n * 160 * w / sum w) for any pool size (7 or 14
  * equal-weight servers get 160 each, where the libmemcached order
- * w / sum w * 160 * n in double gives 159; single precision would differ
- * only for sums of weights over about 2^17).  Point j of a server is the
+ * w / sum w * 160 * n in double gives 159; a float division differs only
+ * for large weights: 375131, 125248, 302905 give the third server 180
+ * points in double, 181 in float).  Point j of a server is the
  * first 8 hex digits of SHA1("host:port:j") read as a number, i.e. the
  * digest's first four bytes big-endian; "host:port" is Dalli's server.name:
  * the host as written (IPv6 without its brackets), always with the port,
  * never the weight.
- * Ring: continuum.sort_by(&:value).  Ruby 3.1's sort_by calls glibc's
+ * Ring: continuum.sort_by(&:value).  Debian's Ruby 3.1 sorts with glibc's
  * qsort_r, a merge sort (stable) for rings of any real size, so equal
- * values stay in server order (dist_ring_sort).
+ * values stay in server order (dist_ring_sort); a Ruby built on another
+ * libc could order such ties otherwise (two points share a value about
+ * once in a 400-server ring).
  * Key: Zlib.crc32(key) over the key as sent (after Dalli's KeyManager:
  * namespace prefixed, and a key over 250 characters replaced by a prefix +
  * ":md5:" + digest; the gateway sees and hashes that key, which is what

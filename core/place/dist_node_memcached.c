@@ -33,11 +33,13 @@
  * false) requests for a dead server fail until it reconnects; with remove:
  * true it rebuilds the ring without the server after `failures` errors,
  * and with failOverServers a spare takes over the dead server's points.
- * pick_up walks to the next point whose server is up: the rebuilt ring's
- * answer whenever the surviving servers keep their digest counts (equal
- * weights, and n-1 servers not among the sizes above that lose a digest);
- * otherwise (unequal weights) the rebuilt ring moves some other keys too,
- * which no walk can follow.
+ * pick_up walks to the next point whose server is up.  That is the
+ * rebuilt ring's answer when the survivors keep their digest counts: equal
+ * weights, and not a survivor count above where floor() loses a digest
+ * (4 equal servers, one removed: every key as HashRing#remove puts it; 8,
+ * one removed: the 7 left get 39 digests and 427 of 20,000 keys land
+ * elsewhere).  With unequal weights the rebuilt ring gives the survivors
+ * other counts and moves some of their keys too, which no walk follows.
  */
 #include <math.h>
 #include <stdio.h>

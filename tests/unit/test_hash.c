@@ -1094,6 +1094,8 @@ static void test_mode_parse(void)
     CHECK(dist_mode_find("python-memcached") != NULL);
     CHECK(dist_mode_find("ketama") != NULL);
     CHECK(dist_mode_find("jump") != NULL);
+    CHECK(dist_mode_find("dalli") != NULL);
+    CHECK(dist_mode_find("node-memcached") != NULL);
     CHECK(dist_mode_find("Ketama") == NULL);
     CHECK(dist_mode_find("") == NULL);
     CHECK(dist_mode_find(NULL) == NULL);
