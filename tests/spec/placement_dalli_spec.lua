@@ -7,6 +7,9 @@
 -- each gets 160 points, where w / sum * 160 * n in double gives 159); and
 -- three weights summing to over 2^17 where Dalli's double division gives
 -- server 3 one point fewer than a float division would.  See placement.lua.
+-- A fourth case has a server down while Dalli writes (Dalli looks again
+-- with crc32("#{try}#{key}")); the gateway with failover = "rehash" and
+-- that server down must find every key where Dalli's walk put it.
 local H = require "harness"
 local P = require "placement"
 
@@ -23,12 +26,14 @@ end
 dc.close
 ]]
 
+-- The writer for P.migrate; list: the server list as Dalli gets it, when
+-- not from servers ("host:port:weight,...").
 local function dalli_write(script)
-  return function(servers, keyfile)
+  return function(servers, keyfile, list)
     local t = {}
     for i, s in ipairs(servers) do t[i] = s.addr .. ":" .. s.weight end
     local out = H.run(string.format("ruby %s %s %s 2>&1; echo rc=$?", H.quote(script),
-      table.concat(t, ","), H.quote(keyfile)))
+      list or table.concat(t, ","), H.quote(keyfile)))
     assert(out:match("rc=0\n?$"), out)
   end
 end
@@ -52,6 +57,59 @@ describe("hash = dalli", function()
       write = dalli_write(script),
     }
     P.assert_all_found(r)
+  end)
+
+  it("failover = \"rehash\" finds every key Dalli put with a server down", function()
+    local cleanup = H.cleanups()
+    local ok, err = pcall(function()
+      local servers, weights, t = {}, { 1, 2, 3 }, {}
+      for i, w in ipairs(weights) do
+        servers[i] = H.start_memcached()
+        cleanup(servers[i].stop)
+        t[i] = servers[i].addr .. ":" .. w
+      end
+      servers[2].stop()      -- the heaviest but one: Dalli walks its keys away
+      local keys = P.keys(3000, { bytes = "high", seed = 19 })
+      local hexes = {}
+      for i, k in ipairs(keys) do hexes[i] = P.hex(k) end
+      local keyfile = string.format("%s/placement-dalli-down-%d.txt", H.tmpdir, H.free_port())
+      H.write_file(keyfile, table.concat(hexes, "\n") .. "\n")
+      dalli_write(script)({}, keyfile, table.concat(t, ","))
+      local g = H.start_gateway(string.format([[
+        local pool = memcache.pool { servers = { %q, { %q, weight = 2 }, { %q, weight = 3 } },
+          hash = "dalli", failover = "rehash", retry_timeout = 30 }
+        memcache.route { default = pool }
+      ]], servers[1].addr, servers[2].addr, servers[3].addr))
+      cleanup(g.stop)
+      local function found_all()
+        local c = H.connect(g.port, 10)
+        local found = 0
+        for b = 1, #keys, 100 do
+          local batch = { table.unpack(keys, b, math.min(b + 99, #keys)) }
+          c:send("get " .. table.concat(batch, " ") .. "\r\n")
+          while true do
+            local unit, line, n = c:unit()
+            if not n then break end
+            local k = line:match("^VALUE (%S+)")
+            if unit:sub(#line + 1, #line + n - 2) == P.value(k) then found = found + 1 end
+          end
+        end
+        c:close()
+        return found
+      end
+      -- the gateway learns that the server is down from failed requests:
+      -- read until a pass finds every key, for at most 10 s
+      local found, deadline = 0, os.time() + 10
+      repeat
+        found = found_all()
+      until found == #keys or os.time() > deadline
+      assert(found == #keys, string.format("found %d of %d keys", found, #keys))
+      local st1 = H.parse_stats(H.request(servers[1].port, "stats\r\n"))
+      local st3 = H.parse_stats(H.request(servers[3].port, "stats\r\n"))
+      assert.are.equal(#keys, tonumber(st1.curr_items) + tonumber(st3.curr_items))
+    end)
+    cleanup()
+    if not ok then error(err, 0) end
   end)
 
   it("finds every key Dalli put on servers whose point counts need double precision", function()
