@@ -18,7 +18,7 @@
  * qsort_r, a merge sort (stable) for rings of any real size, so equal
  * values stay in server order (dist_ring_sort); a Ruby built on another
  * libc could order such ties otherwise (two points share a value about
- * once in a 400-server ring).
+ * once in a ring of 600 servers).
  * Key: Zlib.crc32(key) over the key as sent (after Dalli's KeyManager:
  * namespace prefixed, and a key over 250 characters replaced by a prefix +
  * ":md5:" + digest; the gateway sees and hashes that key, which is what

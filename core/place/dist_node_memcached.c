@@ -27,11 +27,12 @@
  * 2.2.2 hashes the key it was given but, for a longer key, sends the md5
  * hex of it instead (keyCompression), and it puts the key into the command
  * with String.replace, so "$&", "$`", "$'" and "$$" in a key are expanded
- * on the wire; the gateway can only hash what it receives, so such keys
- * land elsewhere.  With one server the ring is not asked (the same answer).
+ * on the wire ("a$&b" is stored as "aa$&bb", "c$$d" as "c$d"; "$`" and
+ * "$'" break the command); the gateway can only hash what it receives, so
+ * such keys land elsewhere.  With one server the ring is not asked (the same answer).
  * Around a dead server: memcached 2.2.2 has no rehash.  By default (remove:
  * false) requests for a dead server fail until it reconnects; with remove:
- * true it rebuilds the ring without the server after `failures` errors,
+ * true it rebuilds the ring without the server once it gives up on it,
  * and with failOverServers a spare takes over the dead server's points.
  * pick_up walks to the next point whose server is up.  That is the
  * rebuilt ring's answer when the survivors keep their digest counts: equal
