@@ -141,7 +141,7 @@ local function curr_items(m)
 end
 
 function P.migrate(opts)
-  local cleanup = H.cleanups()
+  local cleanup, stop_all = H.cleanups()
   local ok, res = pcall(function()
     local servers = {}
     for i, w in ipairs(opts.weights) do
@@ -162,7 +162,7 @@ function P.migrate(opts)
     for i, s in ipairs(servers) do items[i] = curr_items(s.mc) end
     return { n = #keys, found = found, wrong = wrong, missing = missing, items = items }
   end)
-  cleanup()
+  stop_all()
   if not ok then error(res, 0) end
   return res
 end

@@ -60,7 +60,7 @@ describe("hash = dalli", function()
   end)
 
   it("failover = \"rehash\" finds every key Dalli put with a server down", function()
-    local cleanup = H.cleanups()
+    local cleanup, stop_all = H.cleanups()
     local ok, err = pcall(function()
       local servers, weights, t = {}, { 1, 2, 3 }, {}
       for i, w in ipairs(weights) do
@@ -108,7 +108,7 @@ describe("hash = dalli", function()
       local st3 = H.parse_stats(H.request(servers[3].port, "stats\r\n"))
       assert.are.equal(#keys, tonumber(st1.curr_items) + tonumber(st3.curr_items))
     end)
-    cleanup()
+    stop_all()
     if not ok then error(err, 0) end
   end)
 
