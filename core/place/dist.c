@@ -18,7 +18,9 @@
     X(libmemcached) \
     X(libmemcached_consistent) \
     X(pymemcache) \
-    X(gomemcache)
+    X(gomemcache) \
+    X(dalli) \
+    X(node_memcached)
 
 #define DIST_DECLARE(m) extern const struct dist_mode dist_##m;
 DIST_MODES(DIST_DECLARE)

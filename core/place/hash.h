@@ -16,7 +16,11 @@
 /* --- the small functions ------------------------------------------------ */
 
 uint32_t hash_crc32(const void *data, size_t len);      /* zlib's crc32 */
+/* zlib's crc32(crc, data, len): continue a CRC, so that
+ * hash_crc32_more(hash_crc32(a), b) is the CRC of a followed by b. */
+uint32_t hash_crc32_more(uint32_t crc, const void *data, size_t len);
 void hash_md5(const void *data, size_t len, unsigned char out[16]);
+void hash_sha1(const void *data, size_t len, unsigned char out[20]);
 uint64_t hash_xxh64(const void *data, size_t len);      /* XXH3_64bits */
 int32_t hash_jump(uint64_t key, int32_t buckets);       /* Lamping & Veach */
 

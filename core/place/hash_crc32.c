@@ -55,12 +55,17 @@ static const uint32_t crc32_table[256] = {
     0xb40bbe37u, 0xc30c8ea1u, 0x5a05df1bu, 0x2d02ef8du,
 };
 
-uint32_t hash_crc32(const void *data, size_t len)
+uint32_t hash_crc32_more(uint32_t crc, const void *data, size_t len)
 {
     const unsigned char *p = data;
-    uint32_t crc = 0xFFFFFFFFu;
 
+    crc ^= 0xFFFFFFFFu;
     while (len--)
         crc = crc32_table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
     return crc ^ 0xFFFFFFFFu;
+}
+
+uint32_t hash_crc32(const void *data, size_t len)
+{
+    return hash_crc32_more(0, data, len);
 }

@@ -2,7 +2,8 @@
  *
  *   hashpick MODE [--legacy|--modern] [--down I]... host:port[:weight] ...
  *
- * MODE is python-memcached, ketama or jump.  Keys are read from stdin one
+ * MODE is any `hash =` name (python-memcached, ketama, jump, dalli,
+ * node-memcached, ...).  Keys are read from stdin one
  * per line (a trailing \r is dropped); for each, the 0-based index of the
  * chosen server is printed on its own line.  --legacy (the default) and
  * --modern pick python-memcached's 1.59 or >= 1.60 hash.  --down I marks
@@ -27,7 +28,7 @@ static bool is_up(void *ctx, uint32_t i)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: hashpick python-memcached|ketama|jump "
+    fprintf(stderr, "usage: hashpick MODE "
                     "[--legacy|--modern] [--down I]... host:port[:weight] ...\n");
     return 2;
 }

@@ -37,6 +37,21 @@
  *                (git 2014-11-09): ServerList.SetServers(list...) then
  *                PickServer(key), built with GOPATH=/usr/share/gocode
  *                GO111MODULE=off; weights are the list with repeats.
+ *   sha1         FIPS 180 examples; Ruby's Digest::SHA1.hexdigest of point
+ *                names.  crc32_more: Ruby's Zlib.crc32 of "#{try}#{key}".
+ *   dalli        Debian's ruby-dalli 3.0.6: Dalli::Ring.new over
+ *                Dalli::Protocol::Binary servers built from the same
+ *                "host:port:weight" strings, with alive? stubbed to mark
+ *                servers up or down, and ring.server_for_key(key); ties
+ *                from a 1,000-server ring's equal continuum values; keys
+ *                whose crc32 is a chosen value (a point's value, one below
+ *                it, 0, 0xffffffff) made by appending four solved bytes
+ *                (crc32 is affine over GF(2)).
+ *   node-memcached  npm memcached 2.2.2 with hashring 3.2.0 (node 20):
+ *                new Memcached({ "host:port": weight, ... }) and
+ *                HashRing#get(key) for keys given as JS strings (their
+ *                UTF-8 bytes here); ties: HashRing#find of a value two
+ *                points share in a 1,000-server ring.
  */
 #include <stdlib.h>
 
@@ -805,11 +820,307 @@ static void test_jump_regression(void)
     dist_free(&d);
 }
 
+/* --- dalli and node-memcached ------------------------------------------- */
+
+static void test_sha1(void)
+{
+    static const struct { const char *in; size_t len; const char *hex; } v[] = {
+        { "", 0, "da39a3ee5e6b4b0d3255bfef95601890afd80709" },
+        { "abc", 3, "a9993e364706816aba3e25717850c26c9cd0d89d" },
+        { "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
+          "84983e441c3bd26ebaae4aa1f95129e5e54670f1" },
+        { "a.example:11211:0", 17, "f039f2876b3a2ebb5864ed670183ad75f616c17d" },
+        { "::1:11213:70", 12, "e1b4cab9e2124dfb76a16325c1498408209726f6" },
+    };
+    for (size_t i = 0; i < GW_ARRAY_LEN(v); i++) {
+        unsigned char d[20];
+        char hex[41];
+
+        hash_sha1(v[i].in, v[i].len, d);
+        for (int b = 0; b < 20; b++)
+            snprintf(hex + 2 * b, 3, "%02x", d[b]);
+        CHECK_EQ_MEM(hex, 40, v[i].hex);
+    }
+}
+
+static void test_crc32_more(void)
+{
+    CHECK_EQ_INT(hash_crc32_more(hash_crc32("12345", 5), "6789", 4), 0xCBF43926u);
+    CHECK_EQ_INT(hash_crc32_more(0, "123456789", 9), 0xCBF43926u);
+    CHECK_EQ_INT(hash_crc32_more(hash_crc32("0", 1), "k1", 2), 217943764u);
+    CHECK_EQ_INT(hash_crc32_more(hash_crc32("18", 2), "k1", 2), 2491172518u);
+}
+
+/* Dalli's "a.example:11211:1", "b.example:22122:5", "c.example:11212:2",
+ * "[::1]:11213:1": IPv6 is named "::1:11213" in its points. */
+static const struct hash_server dalli_s[] = {
+    { "a.example", 11211, 1 }, { "b.example", 22122, 5 },
+    { "c.example", 11212, 2 }, { "::1", 11213, 1 },
+};
+
+/* Columns: key, len; all up, 1 down, 1+2 down, 0+1+2 down, all down.
+ * -1: Dalli's 20 looks all hit down servers (RingError).  The "edge" keys
+ * have crc32 0, 11330787 (one below the first point), 11330788 (the first
+ * point), 11914623, 11914624 (one below and at the second point, server
+ * 1's), 712303641, 712303642, 4286897328, 4286897329 (the last point, server
+ * 0's) and 0xffffffff: below the first point wraps to the LAST point, and a
+ * hash equal to a point takes that point.  "t1" finds server 3 on the 20th
+ * look with 0, 1, 2 down; "t21" needs a 21st, so it fails. */
+static const struct dalli_vec {
+    const char *key;
+    size_t len;
+    int up, d1, d12, d012, dall;
+} dalli_vecs[] = {
+    { "k1", 2, 1, 2, 3, 3, -1 },
+    { "foo", 3, 1, 2, 3, 3, -1 },
+    { "user:42", 7, 1, 0, 0, 3, -1 },
+    { "session:abc", 11, 1, 2, 0, -1, -1 },
+    { "\xc3""\xa9""t\xc3""\xa9", 5, 1, 0, 0, -1, -1 },
+    { "\x80""\xff""!", 3, 2, 2, 3, 3, -1 },
+    { "cache/page/index.html", 21, 1, 0, 0, 3, -1 },
+    { "a", 1, 1, 2, 0, 3, -1 },
+    { "0", 1, 1, 2, 0, 3, -1 },
+    { NULL, 250, 1, 0, 0, -1, -1 },     /* 250 'y's */
+    { "edge\xfb""\xd9""\xdf""\x18", 8, 0, 0, 0, 3, -1 },
+    { "edge=a\x82""\x13", 8, 0, 0, 0, -1, -1 },
+    { "edge9xF~", 8, 0, 0, 0, -1, -1 },
+    { "edge\xff""\xd0""\xc2""T", 8, 0, 0, 0, 3, -1 },
+    { "edge&\xa0""\xa8""[", 8, 1, 0, 0, 3, -1 },
+    { "edge\x1d""\xe3""R\x15", 8, 1, 3, 3, 3, -1 },
+    { "edge\x9f""\xef""\xb0""\xa3", 8, 1, 3, 3, 3, -1 },
+    { "edge\xa6""\xdd""\x85""\xcc", 8, 1, 3, 3, 3, -1 },
+    { "edge\xe7""\xdb""\xf4""\x17", 8, 0, 0, 0, 3, -1 },
+    { "edge\x99"",\xf9""\x8a", 8, 0, 0, 0, 3, -1 },
+    { "t1", 2, 1, 2, 0, 3, -1 },
+    { "t21", 3, 1, 2, 0, -1, -1 },
+};
+
+static void test_dalli_vectors(void)
+{
+    static const char *const downs[] = { "", "1", "12", "012", "0123" };
+    struct hash_dist d;
+    char err[128], y250[250];
+
+    memset(y250, 'y', sizeof(y250));
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("dalli"), false, dalli_s, 4, err,
+                            sizeof(err)), GW_OK);
+    /* floor(4 * 160 * w / 9): 71, 355, 142, 71 */
+    CHECK_EQ_INT(d.npoints, 639);
+    CHECK_EQ_INT(count_points(&d, 1), 355);
+    CHECK_EQ_INT(count_points(&d, 2), 142);
+    CHECK_EQ_INT(d.points[0].value, 11330788u);
+    CHECK_EQ_INT(d.points[d.npoints - 1].value, 4286897329u);
+    for (size_t i = 0; i < GW_ARRAY_LEN(dalli_vecs); i++) {
+        const struct dalli_vec *v = &dalli_vecs[i];
+        const char *key = v->key ? v->key : y250;
+        const int want[] = { v->up, v->d1, v->d12, v->d012, v->dall };
+
+        if ((int)dist_pick(&d, key, v->len) != v->up)
+            fprintf(stderr, "  dalli key %zu\n", i);
+        CHECK_EQ_INT(dist_pick(&d, key, v->len), v->up);
+        for (size_t c = 0; c < GW_ARRAY_LEN(downs); c++) {
+            set_down(downs[c]);
+            if (dist_pick_up(&d, key, v->len, mask_up, NULL) != want[c])
+                fprintf(stderr, "  dalli key %zu, down %s\n", i, downs[c]);
+            CHECK_EQ_INT(dist_pick_up(&d, key, v->len, mask_up, NULL), want[c]);
+        }
+    }
+    dist_free(&d);
+}
+
+/* Equal continuum values: Dalli's stable sort_by keeps them in server
+ * order and its search takes the last, so the higher server wins.  Keys
+ * "tie" + 4 bytes with crc32 2084160607 (servers 186 and 192 share it),
+ * 2084160606 (just below), 2705610418 (788, 876), 2730508963 (670, 935). */
+static void test_dalli_ties(void)
+{
+    static const struct { const char *key; int want; } v[] = {
+        { "tiel\x0f""\xc8""\x98", 192 },
+        { "tie-\x09""\xb9""C", 27 },
+        { "tie\xfb""\xfb""\x15""R", 876 },
+        { "tieC8\x83""\x84", 935 },
+    };
+    static struct hash_server s[1000];
+    static char hosts[1000][16];
+    struct hash_dist d;
+    char err[128];
+
+    for (int i = 0; i < 1000; i++) {
+        snprintf(hosts[i], sizeof(hosts[i]), "h%d.example", i);
+        s[i] = (struct hash_server){ hosts[i], 11211, 1 };
+    }
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("dalli"), false, s, 1000, err,
+                            sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 160000);
+    for (size_t i = 0; i < GW_ARRAY_LEN(v); i++)
+        CHECK_EQ_INT(dist_pick(&d, v[i].key, 7), v[i].want);
+    dist_free(&d);
+}
+
+/* Point counts: Dalli multiplies before it divides, in double. */
+static void test_dalli_points(void)
+{
+    static const struct hash_server big[] = {
+        { "a", 1, 375131 }, { "b", 2, 125248 }, { "c", 3, 302905 },
+    };
+    struct hash_server many[25];
+    struct hash_dist d;
+    char err[128];
+
+    for (int i = 0; i < 25; i++)
+        many[i] = (struct hash_server){ "10.0.0.1", (uint16_t)(20000 + i), 1 };
+    for (uint32_t n = 7; n <= 25; n += 7 + 4 * (n == 14)) {   /* 7, 14, 25 */
+        CHECK_EQ_INT(dist_build(&d, dist_mode_find("dalli"), false, many, n, err,
+                                sizeof(err)), GW_OK);
+        CHECK_EQ_INT(d.npoints, n * 160);   /* w / sum first: 159 at 7, 14 */
+        dist_free(&d);
+    }
+    /* floor(480 * w / 803284): 224, 74, 180 (a float division: 181) */
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("dalli"), false, big, 3, err,
+                            sizeof(err)), GW_OK);
+    CHECK_EQ_INT(count_points(&d, 0), 224);
+    CHECK_EQ_INT(count_points(&d, 1), 74);
+    CHECK_EQ_INT(count_points(&d, 2), 180);
+    dist_free(&d);
+    /* one server: no ring; it, or nothing when it is down */
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("dalli"), false, big, 1, err,
+                            sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 0);
+    CHECK_EQ_INT(dist_pick(&d, "k1", 2), 0);
+    set_down("");
+    CHECK_EQ_INT(dist_pick_up(&d, "k1", 2, mask_up, NULL), 0);
+    set_down("0");
+    CHECK_EQ_INT(dist_pick_up(&d, "k1", 2, mask_up, NULL), -1);
+    dist_free(&d);
+}
+
+/* new Memcached({ "a.example:11211": 1, "b.example:22122": 5,
+ * "c.example:11212": 2, "d.example": 1 }): a host without a port is
+ * 11211's, named "d.example-i" like "a.example-i". */
+static const struct hash_server node_s[] = {
+    { "a.example", 11211, 1 }, { "b.example", 22122, 5 },
+    { "c.example", 11212, 2 }, { "d.example", 11211, 1 },
+};
+
+static const struct ketama_vec node_vecs[] = {
+    { "k1", 2, 1 },
+    { "foo", 3, 1 },
+    { "user:42", 7, 2 },
+    { "session:abc", 11, 2 },
+    { "\xc3""\xa9""t\xc3""\xa9", 5, 3 },
+    { "\xce""\xa9""\xce""\xbc""\xce""\xad""\xce""\xb3""\xce""\xb1", 10, 2 },
+    { "cache/page/index.html", 21, 1 },
+    { "a", 1, 1 },
+    { "0", 1, 1 },
+    { "ab", 2, 1 },
+    { "key:1", 5, 3 },
+    { "key:2", 5, 1 },
+    { "key:3", 5, 1 },
+    { "key:4", 5, 2 },
+    { "key:5", 5, 0 },
+    { "key:6", 5, 1 },
+    { "key:7", 5, 1 },
+    { "key:8", 5, 3 },
+    { "key:9", 5, 2 },
+    { "\xc3""\xbf", 2, 2 },
+};
+
+static void test_node_memcached_vectors(void)
+{
+    struct hash_dist d;
+    char err[128];
+
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("node-memcached"), false, node_s, 4, err,
+                            sizeof(err)), GW_OK);
+    /* floor(w / 9 * 40 * 4) digests x 4: 68, 352, 140, 68 */
+    CHECK_EQ_INT(d.npoints, 628);
+    CHECK_EQ_INT(count_points(&d, 0), 68);
+    CHECK_EQ_INT(count_points(&d, 1), 352);
+    CHECK_EQ_INT(count_points(&d, 2), 140);
+    CHECK_EQ_INT(d.points[0].value, 12633542u);
+    CHECK_EQ_INT(d.points[d.npoints - 1].value, 4293052661u);
+    for (size_t i = 0; i < GW_ARRAY_LEN(node_vecs); i++) {
+        CHECK_EQ_INT(dist_pick(&d, node_vecs[i].key, node_vecs[i].len), node_vecs[i].want);
+        CHECK_EQ_INT(dist_pick_up(&d, node_vecs[i].key, node_vecs[i].len, all_up, NULL),
+                     node_vecs[i].want);
+    }
+    /* past the last point: the first */
+    CHECK_EQ_INT(dist_ring_successor(&d, 4293052662u), 0);
+    CHECK_EQ_INT(dist_ring_successor(&d, 12633542u), 0);
+    CHECK_EQ_INT(dist_ring_successor(&d, 12633543u), 1);
+    dist_free(&d);
+}
+
+/* Equal values (HashRing#find of a value two servers' points share in a
+ * 1,000-server ring): the first of them, the lower server, as the stable
+ * sort left them.  Counts: 7 equal servers get 39 digests in double. */
+static void test_node_memcached_points(void)
+{
+    static const struct { uint32_t value; int want; } ties[] = {
+        { 667352913u, 282 }, { 768103211u, 156 }, { 4114234979u, 8 },
+        { 4283323340u, 524 },
+    };
+    static struct hash_server s[1000];
+    static char hosts[1000][16];
+    struct hash_dist d;
+    char err[128];
+
+    for (int i = 0; i < 1000; i++) {
+        snprintf(hosts[i], sizeof(hosts[i]), "h%d.example", i);
+        s[i] = (struct hash_server){ hosts[i], 11211, 1 };
+    }
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("node-memcached"), false, s, 1000, err,
+                            sizeof(err)), GW_OK);
+    for (size_t i = 0; i < GW_ARRAY_LEN(ties); i++)
+        CHECK_EQ_INT(d.points[dist_ring_successor(&d, ties[i].value)].server, ties[i].want);
+    dist_free(&d);
+    for (uint32_t n = 7; n <= 28; n += 7) {     /* 7, 14, 21, 28 */
+        CHECK_EQ_INT(dist_build(&d, dist_mode_find("node-memcached"), false, s, n, err,
+                                sizeof(err)), GW_OK);
+        CHECK_EQ_INT(d.npoints, n * (n == 21 ? 160 : 156));
+        dist_free(&d);
+    }
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("node-memcached"), false, s, 25, err,
+                            sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 25 * 160);          /* single precision: 156 */
+    dist_free(&d);
+}
+
+/* pick_up: memcached 2.2.2's remove: true rebuilds the ring without the
+ * dead server; at equal weights where the survivors keep 40 digests (4
+ * servers, one removed) that is the walk: HashRing#remove then #get for
+ * "key:1".."key:9" on 127.0.0.1:30000..30003 with 30001 removed. */
+static void test_node_memcached_pick_up(void)
+{
+    static const struct hash_server s[] = {
+        { "127.0.0.1", 30000, 1 }, { "127.0.0.1", 30001, 1 },
+        { "127.0.0.1", 30002, 1 }, { "127.0.0.1", 30003, 1 },
+    };
+    static const int want[] = { 0, 0, 2, 3, 3, 2, 0, 2, 3 };  /* 1, 5, 7 were 1's */
+    struct hash_dist d;
+    char err[128];
+
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("node-memcached"), false, s, 4, err,
+                            sizeof(err)), GW_OK);
+    set_down("1");
+    for (int k = 1; k <= 9; k++) {
+        char key[8];
+        int len = snprintf(key, sizeof(key), "key:%d", k);
+
+        CHECK_EQ_INT(dist_pick_up(&d, key, (size_t)len, mask_up, NULL), want[k - 1]);
+    }
+    set_down("0123");
+    CHECK_EQ_INT(dist_pick_up(&d, "k1", 2, mask_up, NULL), -1);
+    dist_free(&d);
+}
+
 static void test_mode_parse(void)
 {
     CHECK(dist_mode_find("python-memcached") != NULL);
     CHECK(dist_mode_find("ketama") != NULL);
     CHECK(dist_mode_find("jump") != NULL);
+    CHECK(dist_mode_find("dalli") != NULL);
+    CHECK(dist_mode_find("node-memcached") != NULL);
     CHECK(dist_mode_find("Ketama") == NULL);
     CHECK(dist_mode_find("") == NULL);
     CHECK(dist_mode_find(NULL) == NULL);
@@ -1332,5 +1643,13 @@ int main(void)
     RUN(test_pymemcache_ties);
     RUN(test_pymemcache_props);
     RUN(test_gomemcache_vectors);
+    RUN(test_sha1);
+    RUN(test_crc32_more);
+    RUN(test_dalli_vectors);
+    RUN(test_dalli_ties);
+    RUN(test_dalli_points);
+    RUN(test_node_memcached_vectors);
+    RUN(test_node_memcached_points);
+    RUN(test_node_memcached_pick_up);
     return unit_report("hash");
 }

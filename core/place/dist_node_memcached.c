@@ -1,0 +1,130 @@
+/* dist_node_memcached.c -- node's `memcached` 2.2.2 (npm), which places
+ * keys with `hashring` 3.2.0, checked against both packages' source and
+ * against the real client (tests/spec/placement_node_memcached_spec.lua).
+ *
+ * memcached 2.2.2 builds new HashRing(servers, "md5", { compatibility:
+ * "ketama", "default port": 11211 }): 4 points per md5 digest ("replicas"),
+ * 40 digests ("vnode count") per server at equal weights.
+ * Points: server i gets Math.floor(w_i / total * 40 * n) digests, in JS
+ * numbers, i.e. double precision, evaluated left to right, and no 1e-10
+ * nudge: 7, 14, 28, 49 or 56 equal-weight servers get 39 digests (156
+ * points) each, where single precision (and twemproxy's float ketama) gives
+ * 40; 25, 47, 50, 55, 61 get 40 in double and 39 in float.  Digest j of a
+ * server is md5("host-j") when its port is 11211 and md5("host:port-j")
+ * otherwise ("host:port" is the string the app gave, which the gateway
+ * rebuilds from the host as written and the port); its four points are the
+ * digest's bytes 4k..4k+3 read little-endian.  A weight given in JS as
+ * 1.5 works the same as any integers in the same ratio (3 with 6 for 1.5
+ * with 3): w / total is one correctly rounded division.
+ * Ring: Array.prototype.sort, stable in node >= 11 (TimSort), so equal
+ * values stay in server order (dist_ring_sort).
+ * Key: md5 of the key's UTF-8 bytes (crypto's update of a JS string), the
+ * first four bytes little-endian; the server is that of the first point
+ * >= the hash, wrapping to the first point (HashRing#find: a libketama
+ * style binary search, which is exactly that successor rule, ties
+ * included).  The key hashed is the key as sent, namespace included, as
+ * long as it is at most 250 UTF-16 units and no "$" pattern: memcached
+ * 2.2.2 hashes the key it was given but, for a longer key, sends the md5
+ * hex of it instead (keyCompression), and it puts the key into the command
+ * with String.replace, so "$&", "$`", "$'" and "$$" in a key are expanded
+ * on the wire ("a$&b" is stored as "aa$&bb", "c$$d" as "c$d"; "$`" and
+ * "$'" break the command); the gateway can only hash what it receives, so
+ * such keys land elsewhere.  With one server the ring is not asked (the same answer).
+ * Around a dead server: memcached 2.2.2 has no rehash.  By default (remove:
+ * false) requests for a dead server fail until it reconnects; with remove:
+ * true it rebuilds the ring without the server once it gives up on it,
+ * and with failOverServers a spare takes over the dead server's points.
+ * pick_up walks to the next point whose server is up.  That is the
+ * rebuilt ring's answer when the survivors keep their digest counts: equal
+ * weights, and not a survivor count above where floor() loses a digest
+ * (4 equal servers, one removed: every key as HashRing#remove puts it; 8,
+ * one removed: the 7 left get 39 digests and 427 of 20,000 keys land
+ * elsewhere).  With unequal weights the rebuilt ring gives the survivors
+ * other counts and moves some of their keys too, which no walk follows.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dist.h"
+#include "hash.h"
+
+#define NODE_VNODES        40      /* hashring's default "vnode count" */
+#define NODE_REPLICAS      4       /* compatibility "ketama" */
+#define NODE_DEFAULT_PORT  11211   /* memcached passes it for "ketama" */
+#define NODE_MAX_HOST      255
+
+/* Digests for one server: Math.floor(server.weight / total * vnodes *
+ * servers.length), each step a double operation. */
+static uint64_t digests_for(uint32_t weight, uint64_t total, uint32_t n)
+{
+    double pct = (double)weight / (double)total;
+
+    return (uint64_t)floor(pct * (double)NODE_VNODES * (double)n);
+}
+
+static uint32_t le32(const unsigned char *q)
+{
+    return (uint32_t)q[3] << 24 | (uint32_t)q[2] << 16 | (uint32_t)q[1] << 8 | q[0];
+}
+
+static int build(struct hash_dist *d, const struct hash_server *s, uint32_t n,
+                 char *err, size_t errlen)
+{
+    uint64_t total = 0, npoints = 0;
+    char name[NODE_MAX_HOST + 32];
+
+    for (uint32_t i = 0; i < n; i++) {
+        total += s[i].weight;
+        if (strlen(s[i].host) > NODE_MAX_HOST) {
+            snprintf(err, errlen, "host name of server %u is too long", i);
+            return GW_ERROR;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++)
+        npoints += digests_for(s[i].weight, total, n) * NODE_REPLICAS;
+    int rc = dist_ring_alloc(d, npoints, err, errlen);
+    if (rc != GW_OK)
+        return rc;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t digests = digests_for(s[i].weight, total, n);
+
+        for (uint64_t j = 0; j < digests; j++) {
+            unsigned char dg[16];
+            int len = s[i].port == NODE_DEFAULT_PORT
+                ? snprintf(name, sizeof(name), "%s-%llu", s[i].host,
+                           (unsigned long long)j)
+                : snprintf(name, sizeof(name), "%s:%u-%llu", s[i].host,
+                           (unsigned)s[i].port, (unsigned long long)j);
+
+            hash_md5(name, (size_t)len, dg);
+            for (int k = 0; k < NODE_REPLICAS; k++)
+                d->points[d->npoints++] = (struct ring_point){ le32(dg + 4 * k), i };
+        }
+    }
+    dist_ring_sort(d);
+    return GW_OK;
+}
+
+static uint32_t key_hash(const void *key, size_t len)
+{
+    unsigned char dg[16];
+
+    hash_md5(key, len, dg);
+    return le32(dg);
+}
+
+static uint32_t pick(const struct hash_dist *d, const void *key, size_t len)
+{
+    return d->points[dist_ring_successor(d, key_hash(key, len))].server;
+}
+
+static int32_t pick_up(const struct hash_dist *d, const void *key, size_t len,
+                       dist_is_up is_up, void *ctx)
+{
+    return dist_ring_walk_up(d, dist_ring_successor(d, key_hash(key, len)), is_up, ctx);
+}
+
+const struct dist_mode dist_node_memcached = {
+    .name = "node-memcached", .build = build, .pick = pick, .pick_up = pick_up,
+};
