@@ -23,4 +23,8 @@ int32_t hash_jump(uint64_t key, int32_t buckets);       /* Lamping & Veach */
 /* python-memcached's 15-bit server hash; legacy_one applies "0 becomes 1". */
 uint32_t hash_pymc(const void *key, size_t len, bool legacy_one);
 
+/* Java's String.hashCode() (as an unsigned 32-bit value) of the string
+ * whose UTF-8 encoding is data[0..len). */
+uint32_t hash_java(const void *data, size_t len);
+
 #endif
