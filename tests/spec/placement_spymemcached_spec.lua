@@ -19,7 +19,9 @@ local JAR = "/usr/share/java/spymemcached.jar"
 --   weighted        KetamaConnectionFactory with a weights map
 -- Every node answers `version` first (so all are connected and active,
 -- and Redistribute never moves a key), then each key is set to
--- P.value(key); any failed set exits 1.
+-- P.value(key); any failed set exits 1.  With a fourth argument LIVE (some
+-- servers are down): wait until LIVE nodes are connected instead, and
+-- print "skip HEXKEY" for a key no live node in its getSequence took.
 local WRITE = [[
 import java.io.*;
 import java.net.InetSocketAddress;
@@ -72,10 +74,20 @@ public class SpyWrite {
         } else {
             throw new IllegalArgumentException(mode);
         }
-        Map<java.net.SocketAddress, String> v = mc.getVersions();
-        if (v.size() != new HashSet<>(addrs).size())
-            fail(mc, "not every server answered version: " + v);
-        List<String> keys = new ArrayList<>();
+        int live = av.length > 3 ? Integer.parseInt(av[3]) : -1;
+        if (live < 0) {
+            Map<java.net.SocketAddress, String> v = mc.getVersions();
+            if (v.size() != new HashSet<>(addrs).size())
+                fail(mc, "not every server answered version: " + v);
+        } else {   // some servers are down: wait for the live ones
+            long end = System.currentTimeMillis() + 10000;
+            while (mc.getAvailableServers().size() < live) {
+                if (System.currentTimeMillis() > end)
+                    fail(mc, "live servers: " + mc.getAvailableServers());
+                Thread.sleep(20);
+            }
+        }
+        List<String> keys = new ArrayList<>(), hexes = new ArrayList<>();
         List<Future<Boolean>> sets = new ArrayList<>();
         BufferedReader in = new BufferedReader(new FileReader(av[2]));
         for (String line; (line = in.readLine()) != null;) {
@@ -87,11 +99,22 @@ public class SpyWrite {
             String key = new String(b, StandardCharsets.UTF_8);
             String hex = line.length() > 16 ? line.substring(0, 16) : line;
             keys.add(key);
+            hexes.add(line);
             sets.add(mc.set(key, 0, "v:" + hex + ":" + b.length));
         }
-        for (int i = 0; i < sets.size(); i++)
-            if (!sets.get(i).get())
+        for (int i = 0; i < sets.size(); i++) {
+            boolean ok;
+            try {
+                ok = sets.get(i).get();
+            } catch (Exception e) {
+                ok = false;
+            }
+            if (ok)
+                continue;
+            if (live < 0)
                 fail(mc, "set failed: " + keys.get(i));
+            System.out.println("skip " + hexes.get(i));   // no live node in its sequence
+        }
         mc.shutdown();
         System.out.println("wrote " + keys.size());
     }
@@ -120,13 +143,14 @@ local function compile()
   return dir
 end
 
-local function writer(mode)
+local function writer(mode, live)
   return function(servers, keyfile)
     local t = {}
     for i, s in ipairs(servers) do t[i] = s.addr .. "=" .. s.weight end
-    local out = H.run(string.format("timeout 300 java -cp %s SpyWrite %s %s %s 2>&1; echo rc=$?",
-      H.quote(JAR .. ":" .. compile()), mode, table.concat(t, ","), H.quote(keyfile)))
+    local out = H.run(string.format("timeout 300 java -cp %s SpyWrite %s %s %s %s 2>&1; echo rc=$?",
+      H.quote(JAR .. ":" .. compile()), mode, table.concat(t, ","), H.quote(keyfile), live or ""))
     assert(out:match("\nrc=0%s*$"), out)
+    return out
   end
 end
 
@@ -221,5 +245,90 @@ describe("hash = spymemcached-ketama-weighted", function()
     assert.are.equal(0, r.wrong)
     assert(r.found < r.n, "the unweighted ring found all the weighted client's keys")
     assert(r.found > r.n / 2, string.format("found only %d of %d", r.found, r.n))
+  end)
+end)
+
+-- Every key through the gateway, 100 per get: how many came back with
+-- their value, and how many with another.
+local function read_all(port, keys)
+  local c = H.connect(port, 10)
+  local found, wrong = 0, 0
+  for b = 1, #keys, 100 do
+    local batch = { table.unpack(keys, b, math.min(b + 99, #keys)) }
+    c:send("get " .. table.concat(batch, " ") .. "\r\n")
+    local got = {}
+    while true do
+      local unit, line, n = c:unit()
+      if not n then break end
+      got[line:match("^VALUE (%S+)")] = unit:sub(#line + 1, #line + n - 2)
+    end
+    for _, k in ipairs(batch) do
+      if got[k] == P.value(k) then found = found + 1 elseif got[k] then wrong = wrong + 1 end
+    end
+  end
+  c:close()
+  return found, wrong
+end
+
+-- spymemcached writes while server `dead` of `n` is down (FailureMode.
+-- Redistribute, its default, moves that server's keys along getSequence);
+-- the gateway, with the same server down and failover = "rehash", must
+-- find every key the client placed.
+local function failover_case(mode, hash, n, dead)
+  local add, stop_all = H.cleanups()
+  finally(stop_all)
+  local servers = {}
+  for i = 1, n do
+    local m = H.start_memcached()
+    add(m.stop)
+    servers[i] = { addr = m.addr, weight = 1, mc = m }
+  end
+  servers[dead].mc.stop()
+  local all = P.keys(2000, { bytes = "printable", utf8 = { 0xa1, 0x1ffff }, max_len = 60, seed = 21 })
+  local hex = {}
+  for i, k in ipairs(all) do hex[i] = P.hex(k) end
+  local keyfile = string.format("%s/placement-keys-%d.txt", H.tmpdir, H.free_port())
+  H.write_file(keyfile, table.concat(hex, "\n") .. "\n")
+  local out = writer(mode, n - 1)(servers, keyfile)
+  local skip, keys = {}, {}
+  for h in out:gmatch("skip (%x+)") do skip[h] = true end
+  for i, k in ipairs(all) do if not skip[hex[i]] then keys[#keys + 1] = k end end
+  assert(#keys > #all * 0.99, out)
+  local stored = 0
+  for i, s in ipairs(servers) do
+    if i ~= dead then
+      stored = stored + tonumber(H.parse_stats(H.request(s.mc.port, "stats\r\n")).curr_items)
+    end
+  end
+  assert.are.equal(#keys, stored)
+  local t = {}
+  for i, s in ipairs(servers) do t[i] = string.format("%q", s.addr) end
+  local g = H.start_gateway(string.format([[
+    memcache.route { default = memcache.pool { servers = { %s }, hash = %q,
+      failover = "rehash", retry_timeout = 30 } }
+  ]], table.concat(t, ", "), hash))
+  add(g.stop)
+  -- until the gateway has seen the dead server fail (failure_limit) its
+  -- keys miss; then every key must be found
+  local found, wrong = 0, 0
+  H.wait_until(function()
+    found, wrong = read_all(g.port, keys)
+    return found == #keys or wrong > 0
+  end, 10, "every key through the gateway")
+  assert.are.equal(0, wrong)
+  assert.are.equal(#keys, found)
+end
+
+describe("a server down (FailureMode.Redistribute, failover = \"rehash\")", function()
+  it("spymemcached: the keys of the dead server are where the default locator moved them", function()
+    failover_case("mod", "spymemcached", 3, 2)
+  end)
+
+  it("spymemcached-ketama: where KetamaIterator moved them", function()
+    failover_case("ketama", "spymemcached-ketama", 4, 2)
+  end)
+
+  it("spymemcached-ketama-weighted: where KetamaIterator moved them", function()
+    failover_case("weighted", "spymemcached-ketama-weighted", 4, 3)
   end)
 end)
