@@ -19,7 +19,8 @@
     X(jump) \
     X(spymemcached) \
     X(spymemcached_ketama) \
-    X(spymemcached_ketama_weighted)
+    X(spymemcached_ketama_weighted) \
+    X(spymemcached_ketama_native)
 
 #define DIST_DECLARE(m) extern const struct dist_mode dist_##m;
 DIST_MODES(DIST_DECLARE)
@@ -313,14 +314,15 @@ uint32_t dist_spy_ketama_pick(const struct hash_dist *d, const void *key,
 
 /* FailureMode.Redistribute: the first active node of getSequence(key), a
  * KetamaIterator of 7 tries: the primary, then 6 more points, each the
- * previous hash plus KETAMA_HASH("<t>" + key) for t = 0, 1, ... (mod 2^32;
- * the rehash's high word is zero, so the xor with it changes nothing).
- * When all 7 are down the client stays on the primary: -1 here.  A key
- * over 250 bytes (which spymemcached refuses) walks the ring instead. */
-int32_t dist_spy_ketama_pick_up(const struct hash_dist *d, const void *key,
-                                size_t len, dist_is_up is_up, void *ctx)
+ * previous hash plus hash("<t>" + key) for t = 0, 1, ... (mod 2^32; the
+ * rehash's high word is zero, so the xor with it changes nothing).  When
+ * all 7 are down the client stays on the primary: -1 here.  A key over 250
+ * bytes (which spymemcached refuses) walks the ring instead. */
+int32_t dist_spy_ketama_walk(const struct hash_dist *d, const void *key,
+                             size_t len, dist_key_hash hash, dist_is_up is_up,
+                             void *ctx)
 {
-    uint32_t h = spy_md5_hash(key, len);
+    uint32_t h = hash(key, len);
     char buf[16 + SPY_MAX_KEY];
 
     if (len > SPY_MAX_KEY)
@@ -334,7 +336,13 @@ int32_t dist_spy_ketama_pick_up(const struct hash_dist *d, const void *key,
 
         if (len > 0)
             memcpy(buf + dl, key, len);
-        h += spy_md5_hash(buf, (size_t)dl + len);
+        h += hash(buf, (size_t)dl + len);
     }
     return -1;
+}
+
+int32_t dist_spy_ketama_pick_up(const struct hash_dist *d, const void *key,
+                                size_t len, dist_is_up is_up, void *ctx)
+{
+    return dist_spy_ketama_walk(d, key, len, spy_md5_hash, is_up, ctx);
 }

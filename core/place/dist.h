@@ -114,13 +114,20 @@ int dist_names(struct hash_dist *d, const struct hash_server *s, uint32_t n,
 void dist_ring_keep_last(struct hash_dist *d);
 
 /* spymemcached's KetamaNodeLocator with KETAMA_HASH, shared by its two
- * modes (dist_spymemcached_ketama*.c): weighted says whether the client
- * was given a weights map, which changes the points per server. */
+ * md5 modes (dist_spymemcached_ketama.c, _weighted.c): weighted says
+ * whether the client was given a weights map, which changes the points per
+ * server. */
 int dist_spy_ketama_build(struct hash_dist *d, const struct hash_server *s,
                           uint32_t n, bool weighted, char *err, size_t errlen);
 uint32_t dist_spy_ketama_pick(const struct hash_dist *d, const void *key,
                               size_t len);
 int32_t dist_spy_ketama_pick_up(const struct hash_dist *d, const void *key,
                                 size_t len, dist_is_up is_up, void *ctx);
+/* Its failover walk (KetamaIterator) with the given key hash: md5 above,
+ * String.hashCode for "spymemcached-ketama-native". */
+typedef uint32_t (*dist_key_hash)(const void *key, size_t len);
+int32_t dist_spy_ketama_walk(const struct hash_dist *d, const void *key,
+                             size_t len, dist_key_hash hash, dist_is_up is_up,
+                             void *ctx);
 
 #endif

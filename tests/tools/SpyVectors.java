@@ -2,12 +2,12 @@
  *
  *   javac -cp /usr/share/java/spymemcached.jar -d DIR tests/tools/SpyVectors.java
  *   java -cp /usr/share/java/spymemcached.jar:DIR net.spy.memcached.SpyVectors hash
- *   java ... SpyVectors mod|ketama|weighted host:port:weight ...
+ *   java ... SpyVectors mod|ketama|native|weighted host:port:weight ...
  *
  * "hash" prints NATIVE_HASH and KETAMA_HASH of each test key; the others
  * build ArrayModNodeLocator (NATIVE_HASH; a server of weight k listed k
- * times), KetamaNodeLocator (KETAMA_HASH) or KetamaNodeLocator with a
- * weights map, over MemcachedNodes that are only a java.lang.reflect.Proxy
+ * times), KetamaNodeLocator (KETAMA_HASH, or NATIVE_HASH as the builder's
+ * CONSISTENT leaves it) or KetamaNodeLocator with a weights map, over MemcachedNodes that are only a java.lang.reflect.Proxy
  * (no connection), and print per key the server index of getPrimary and
  * of each node getSequence gives: the order MemcachedConnection tries them
  * in with FailureMode.Redistribute.  In package net.spy.memcached to read
@@ -82,6 +82,7 @@ public class SpyVectors {
         NodeLocator loc;
         if (what.equals("mod")) loc = new ArrayModNodeLocator(nodes, DefaultHashAlgorithm.NATIVE_HASH);
         else if (what.equals("ketama")) loc = new KetamaNodeLocator(nodes, DefaultHashAlgorithm.KETAMA_HASH);
+        else if (what.equals("native")) loc = new KetamaNodeLocator(nodes, DefaultHashAlgorithm.NATIVE_HASH);
         else loc = new KetamaNodeLocator(nodes, DefaultHashAlgorithm.KETAMA_HASH, KetamaNodeKeyFormatter.Format.SPYMEMCACHED, weights);
         if (loc instanceof KetamaNodeLocator) {
             TreeMap<Long, MemcachedNode> ring = ((KetamaNodeLocator) loc).getKetamaNodes();

@@ -18,7 +18,8 @@
  *                stand-in MemcachedNodes (java.lang.reflect.Proxy, so no
  *                connection) and prints DefaultHashAlgorithm's NATIVE_HASH
  *                and KETAMA_HASH, getPrimary and getSequence per key, and
- *                the TreeMap's points per server.
+ *                the TreeMap's points per server; KetamaNodeLocator with
+ *                NATIVE_HASH too (the builder's CONSISTENT default).
  */
 #include <stdlib.h>
 
@@ -1305,6 +1306,84 @@ static void test_spy_ties(void)
     dist_free(&d);
 }
 
+/* KetamaNodeLocator + NATIVE_HASH (ConnectionFactoryBuilder CONSISTENT
+ * without setHashAlg), 10.0.0.1..4:11211. Java: points: 640 {n0=160, n1=160, n2=160, n3=160} key0=10.0.0.1:11211-0 */
+static const struct spy_order_vec spy_nat4_vecs[] = {
+    { "k1", 2, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "foo", 3, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "name", 4, 8, { 2, 2, 2, 2, 2, 2, 2, 1 } },
+    { "product_count", 13, 8, { 3, 3, 2, 0, 0, 3, 0, 0 } },
+    { "session:abc", 11, 8, { 2, 2, 1, 0, 1, 1, 1, 1 } },
+    { "0", 1, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "a", 1, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "b", 1, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "hello", 5, 8, { 2, 2, 1, 2, 1, 1, 3, 3 } },
+    { "KEY", 3, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "\xc3\xa9", 2, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "caf\xc3\xa9", 5, 8, { 2, 2, 2, 2, 2, 2, 2, 1 } },
+    { "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 9, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "\xf0\x9f\x98\x80", 4, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "x\xf0\x9f\x98\x80y\xc3\xa9z", 9, 8, { 1, 1, 1, 3, 3, 1, 3, 3 } },
+    { "\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf", 8, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "polygenelubricants", 18, 8, { 0, 0, 0, 1, 1, 0, 3, 1 } },
+    { "Aa", 2, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "BB", 2, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "user:42", 7, 8, { 0, 0, 1, 3, 0, 1, 3, 2 } },
+    { "cache/page/index.html", 21, 8, { 2, 2, 0, 0, 2, 1, 3, 3 } },
+    { NULL /* 250 x */, 250, 8, { 3, 3, 1, 3, 1, 1, 3, 2 } },
+    { "key:0", 5, 8, { 2, 2, 1, 2, 1, 1, 3, 3 } },
+    { "key:7919", 8, 8, { 1, 1, 2, 0, 0, 3, 1, 3 } },
+    { "key:15838", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:23757", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:31676", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:39595", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:47514", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:55433", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:63352", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:71271", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:79190", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:87109", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:95028", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:102947", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:110866", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:118785", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:126704", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:134623", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:142542", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:150461", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:158380", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:166299", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:174218", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:182137", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+};
+
+static const struct hash_server spy_s4[] = {
+    { "10.0.0.1", 11211, 1 }, { "10.0.0.2", 11211, 1 }, { "10.0.0.3", 11211, 1 },
+    { "10.0.0.4", 11211, 1 },
+};
+
+static void test_spy_native_vectors(void)
+{
+    struct hash_dist d;
+    char err[160];
+
+    CHECK(dist_mode_find("spymemcached-ketama-native") != NULL);
+    check_spy_orders("spymemcached-ketama-native", spy_s4, 4, spy_nat4_vecs,
+                     GW_ARRAY_LEN(spy_nat4_vecs));
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("spymemcached-ketama-native"), false,
+                            spy_s4, 4, err, sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 640);
+    /* point 0 of server 0 is "10.0.0.1:11211-0".hashCode() */
+    bool seen = false;
+    for (uint32_t p = 0; p < d.npoints; p++)
+        seen |= d.points[p].value == hash_java("10.0.0.1:11211-0", 16) &&
+                d.points[p].server == 0;
+    CHECK(seen);
+    dist_free(&d);
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("spymemcached-ketama-native"), false,
+                            spy_s123, 3, err, sizeof(err)), GW_ERROR);
+}
+
 int main(void)
 {
     RUN(test_crc32);
@@ -1328,5 +1407,6 @@ int main(void)
     RUN(test_spy_vectors);
     RUN(test_spy_points);
     RUN(test_spy_ties);
+    RUN(test_spy_native_vectors);
     return unit_report("hash");
 }
