@@ -4,7 +4,7 @@
  * `new KetamaConnectionFactory()`, or ConnectionFactoryBuilder with
  * setLocatorType(Locator.CONSISTENT) AND setHashAlg(DefaultHashAlgorithm.
  * KETAMA_HASH).  (The builder's CONSISTENT alone keeps NATIVE_HASH, the
- * default hash, for both points and keys: another placement, not this one.)
+ * default hash, for both points and keys: "spymemcached-ketama-native".)
  *
  * Each server gets 160 points: for r = 0..39, md5("host:port-r") gives 4
  * points, bytes 4h..4h+3 little-endian.  The name is KetamaNodeKeyFormatter
