@@ -10,7 +10,9 @@
  * truncated or overlong sequence, an encoded surrogate, anything above
  * U+10FFFF) are hashed as one U+FFFD each.  No Java client sends such
  * bytes -- getBytes("UTF-8") always yields well-formed UTF-8 -- so the rule
- * only has to be fixed, not to match anything.
+ * only has to be fixed, not to match anything.  The one key that cannot be
+ * matched: a Java String holding an unpaired surrogate, which Java hashes
+ * as the surrogate but sends as "?".
  */
 #include "hash.h"
 
