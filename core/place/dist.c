@@ -1,10 +1,12 @@
 /* dist.c -- see dist.h: the table of modes, building, and the pieces the
  * modes share (weighted buckets, the sorted ring, server names). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dist.h"
+#include "hash.h"
 
 #define DIST_MAX_BUCKETS (1u << 20)   /* sum of weights, bucket modes */
 #define DIST_MAX_POINTS  (1u << 24)   /* points on one ring */
@@ -20,7 +22,11 @@
     X(pymemcache) \
     X(gomemcache) \
     X(dalli) \
-    X(node_memcached)
+    X(node_memcached) \
+    X(spymemcached) \
+    X(spymemcached_ketama) \
+    X(spymemcached_ketama_weighted) \
+    X(spymemcached_ketama_native)
 
 #define DIST_DECLARE(m) extern const struct dist_mode dist_##m;
 DIST_MODES(DIST_DECLARE)
@@ -204,4 +210,147 @@ int dist_names(struct hash_dist *d, const struct hash_server *s, uint32_t n,
 nomem:
     snprintf(err, errlen, "out of memory");
     return GW_NOMEM;
+}
+
+void dist_ring_keep_last(struct hash_dist *d)
+{
+    uint32_t out = 0;
+
+    for (uint32_t i = 0; i < d->npoints; i++) {
+        if (i + 1 < d->npoints && d->points[i + 1].value == d->points[i].value)
+            continue;   /* a later put of the same value replaces this one */
+        d->points[out++] = d->points[i];
+    }
+    d->npoints = out;
+}
+
+/* --- spymemcached's KetamaNodeLocator (2.12.3), KETAMA_HASH -------------- */
+
+#define SPY_KETAMA_REPS     160   /* DefaultKetamaNodeLocatorConfiguration */
+#define SPY_KETAMA_TRIES    7     /* getSequence: the primary + 6 rehashes */
+#define SPY_MAX_KEY         250   /* StringUtils.validateKey */
+#define SPY_MAX_HOST        255
+
+static uint32_t spy_le32(const unsigned char *q)
+{
+    return (uint32_t)q[3] << 24 | (uint32_t)q[2] << 16 | (uint32_t)q[1] << 8 | q[0];
+}
+
+/* KETAMA_HASH: the md5 digest's first four bytes, little-endian. */
+static uint32_t spy_md5_hash(const void *data, size_t len)
+{
+    unsigned char dg[16];
+
+    hash_md5(data, len, dg);
+    return spy_le32(dg);
+}
+
+/* Points per server with a weights map, as setKetamaNodes computes them:
+ *   (int)(Math.floor((float)(percent * 160 / 4 * nodeCount + 1e-10)) * 4)
+ * percent = (float)weight / (float)totalWeight, and every product and
+ * quotient in float (Java evaluates float * float in float); only the
+ * 1e-10 is added in double and the sum goes back to float before floor.
+ * With 25 (47, 50, ...) equal weights this is 156, where double
+ * arithmetic gives 160. */
+static uint32_t spy_weighted_points(uint32_t weight, uint32_t total, uint32_t n)
+{
+    float pct = (float)(int32_t)weight / (float)(int32_t)total;
+    float x = pct * (float)SPY_KETAMA_REPS;
+
+    x = x / 4.0f;
+    x = x * (float)(int32_t)n;
+    return (uint32_t)(int32_t)(floor((double)(float)((double)x + 1e-10)) * 4.0);
+}
+
+int dist_spy_ketama_build(struct hash_dist *d, const struct hash_server *s,
+                          uint32_t n, bool weighted, char *err, size_t errlen)
+{
+    uint64_t total = 0, npoints = 0;
+    char name[SPY_MAX_HOST + 32];
+
+    for (uint32_t i = 0; i < n; i++) {
+        total += s[i].weight;
+        if (strlen(s[i].host) > SPY_MAX_HOST) {
+            snprintf(err, errlen, "host name of server %u is too long", i);
+            return GW_ERROR;
+        }
+        if (!weighted && s[i].weight != s[0].weight) {
+            snprintf(err, errlen, "spymemcached's ketama without a weights map "
+                     "gives every server 160 points: use "
+                     "\"spymemcached-ketama-weighted\" for weights");
+            return GW_ERROR;
+        }
+    }
+    if (weighted && total > INT32_MAX) {   /* Java sums the weights in an int */
+        snprintf(err, errlen, "total weight %llu exceeds %d",
+                 (unsigned long long)total, INT32_MAX);
+        return GW_ERROR;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        npoints += weighted ? spy_weighted_points(s[i].weight, (uint32_t)total, n)
+                            : SPY_KETAMA_REPS;
+    int rc = dist_ring_alloc(d, npoints, err, errlen);
+    if (rc != GW_OK)
+        return rc;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t pts = weighted ? spy_weighted_points(s[i].weight, (uint32_t)total, n)
+                                : SPY_KETAMA_REPS;
+
+        for (uint32_t r = 0; r < pts / 4; r++) {
+            unsigned char dg[16];
+            /* KetamaNodeKeyFormatter SPYMEMCACHED: the InetSocketAddress's
+             * toString without its leading "/", then "-" and the repetition:
+             * "10.0.0.1:11211-0" for a server given by IP address. */
+            int len = snprintf(name, sizeof(name), "%s:%u-%u", s[i].host,
+                               (unsigned)s[i].port, r);
+
+            hash_md5(name, (size_t)len, dg);
+            for (int h = 0; h < 4; h++)
+                d->points[d->npoints++] = (struct ring_point){ spy_le32(dg + 4 * h), i };
+        }
+    }
+    dist_ring_sort(d);
+    dist_ring_keep_last(d);
+    return GW_OK;
+}
+
+uint32_t dist_spy_ketama_pick(const struct hash_dist *d, const void *key,
+                              size_t len)
+{
+    return d->points[dist_ring_successor(d, spy_md5_hash(key, len))].server;
+}
+
+/* FailureMode.Redistribute: the first active node of getSequence(key), a
+ * KetamaIterator of 7 tries: the primary, then 6 more points, each the
+ * previous hash plus hash("<t>" + key) for t = 0, 1, ... (mod 2^32; the
+ * rehash's high word is zero, so the xor with it changes nothing).  When
+ * all 7 are down the client stays on the primary: -1 here.  A key over 250
+ * bytes (which spymemcached refuses) walks the ring instead. */
+int32_t dist_spy_ketama_walk(const struct hash_dist *d, const void *key,
+                             size_t len, dist_key_hash hash, dist_is_up is_up,
+                             void *ctx)
+{
+    uint32_t h = hash(key, len);
+    char buf[16 + SPY_MAX_KEY];
+
+    if (len > SPY_MAX_KEY)
+        return dist_ring_walk_up(d, dist_ring_successor(d, h), is_up, ctx);
+    for (int t = 0; t < SPY_KETAMA_TRIES; t++) {
+        uint32_t server = d->points[dist_ring_successor(d, h)].server;
+
+        if (is_up(ctx, server))
+            return (int32_t)server;
+        int dl = snprintf(buf, 16, "%d", t);
+
+        if (len > 0)
+            memcpy(buf + dl, key, len);
+        h += hash(buf, (size_t)dl + len);
+    }
+    return -1;
+}
+
+int32_t dist_spy_ketama_pick_up(const struct hash_dist *d, const void *key,
+                                size_t len, dist_is_up is_up, void *ctx)
+{
+    return dist_spy_ketama_walk(d, key, len, spy_md5_hash, is_up, ctx);
 }

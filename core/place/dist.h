@@ -109,4 +109,26 @@ int32_t dist_ring_walk_up(const struct hash_dist *d, uint32_t p,
 int dist_names(struct hash_dist *d, const struct hash_server *s, uint32_t n,
                char *err, size_t errlen);
 
+/* After dist_ring_sort, keep one point per value: the last one put, as a
+ * Java TreeMap's put replaces an equal key (points made in server order,
+ * so the highest server index among the tied). */
+void dist_ring_keep_last(struct hash_dist *d);
+
+/* spymemcached's KetamaNodeLocator with KETAMA_HASH, shared by its two
+ * md5 modes (dist_spymemcached_ketama.c, _weighted.c): weighted says
+ * whether the client was given a weights map, which changes the points per
+ * server. */
+int dist_spy_ketama_build(struct hash_dist *d, const struct hash_server *s,
+                          uint32_t n, bool weighted, char *err, size_t errlen);
+uint32_t dist_spy_ketama_pick(const struct hash_dist *d, const void *key,
+                              size_t len);
+int32_t dist_spy_ketama_pick_up(const struct hash_dist *d, const void *key,
+                                size_t len, dist_is_up is_up, void *ctx);
+/* Its failover walk (KetamaIterator) with the given key hash: md5 above,
+ * String.hashCode for "spymemcached-ketama-native". */
+typedef uint32_t (*dist_key_hash)(const void *key, size_t len);
+int32_t dist_spy_ketama_walk(const struct hash_dist *d, const void *key,
+                             size_t len, dist_key_hash hash, dist_is_up is_up,
+                             void *ctx);
+
 #endif

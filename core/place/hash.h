@@ -42,5 +42,8 @@ void murmur3_byte(struct murmur3 *m, uint8_t b);
 void murmur3_update(struct murmur3 *m, const void *data, size_t len);
 uint32_t murmur3_final(const struct murmur3 *m);
 uint32_t hash_murmur3_32(const void *data, size_t len, uint32_t seed);
+/* Java's String.hashCode() (as an unsigned 32-bit value) of the string
+ * whose UTF-8 encoding is data[0..len). */
+uint32_t hash_java(const void *data, size_t len);
 
 #endif

@@ -51,7 +51,9 @@ P.BYTES = {
 -- drawn from opts.bytes (a name in P.BYTES, or the characters themselves),
 -- reproducibly (opts.seed).  opts.utf8: draw UTF-8 characters instead
 -- (code points 0xa1..0x7ff and ASCII), each counted as one toward the
--- length, and keep each key's byte length <= 250.
+-- length, and keep each key's byte length <= 250; opts.utf8 = { lo, hi }
+-- draws the code points from lo..hi instead (surrogates skipped), e.g.
+-- { 0xa1, 0x1ffff } for 2-, 3- and 4-byte characters.
 function P.keys(n, opts)
   opts = opts or {}
   local alphabet = P.BYTES[opts.bytes or "printable"] or opts.bytes
@@ -63,7 +65,13 @@ function P.keys(n, opts)
     local t = {}
     for i = 1, len do
       if opts.utf8 and math.random(3) == 1 then
-        t[i] = utf8.char(math.random(0xa1, 0x7ff))
+        local cp
+        if type(opts.utf8) == "table" then
+          repeat cp = math.random(opts.utf8[1], opts.utf8[2]) until cp < 0xd800 or cp > 0xdfff
+        else
+          cp = math.random(0xa1, 0x7ff)
+        end
+        t[i] = utf8.char(cp)
       else
         local j = math.random(#alphabet)
         t[i] = alphabet:sub(j, j)

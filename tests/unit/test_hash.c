@@ -12,6 +12,14 @@
  *                without the "or 1".
  *   ketama       Debian's nutcracker 0.5.0 (md5 + ketama): keys set through
  *                it and found by a direct get on each real memcached.
+ *   spymemcached Debian's libspymemcached-java 2.12.3: tests/tools/
+ *                SpyVectors.java builds the real ArrayModNodeLocator and
+ *                KetamaNodeLocator (plain and with a weights map) over
+ *                stand-in MemcachedNodes (java.lang.reflect.Proxy, so no
+ *                connection) and prints DefaultHashAlgorithm's NATIVE_HASH
+ *                and KETAMA_HASH, getPrimary and getSequence per key, and
+ *                the TreeMap's points per server; KetamaNodeLocator with
+ *                NATIVE_HASH too (the builder's CONSISTENT default).
  *   oaat, libmemcached, libmemcached-consistent
  *                Debian 12's libmemcached11 1.1.4 (the library pylibmc
  *                1.6.3 and php-memcached 3.2.0 link), called through
@@ -1615,6 +1623,565 @@ static void test_gomemcache_vectors(void)
     dist_free(&de);
 }
 
+/* --- spymemcached ------------------------------------------------------- */
+
+/* Java's String.hashCode (NATIVE_HASH) and KETAMA_HASH of each key, from
+ * spymemcached 2.12.3's DefaultHashAlgorithm.hash on the Java String whose
+ * UTF-8 is the C string: non-ASCII keys of 2, 3 and 4 UTF-8 bytes (U+1F600
+ * is a surrogate pair in Java), "Aa"/"BB" (a hashCode collision),
+ * "polygenelubricants" (hashCode Integer.MIN_VALUE). */
+static const struct spy_hash_vec {
+    const char *key;  /* NULL: 250 x's */
+    size_t len;
+    uint32_t native, ketama;
+} spy_hash_vecs[] = {
+    { "k1", 2, 0x00000d26u, 0x7ab137b6u },
+    { "foo", 3, 0x00018cc6u, 0xdb18bdacu },
+    { "name", 4, 0x00337a8bu, 0x1c9368b0u },
+    { "product_count", 13, 0x51b9d1bfu, 0xa1244829u },
+    { "session:abc", 11, 0xfe9d1d7eu, 0x0d7b6032u },
+    { "0", 1, 0x00000030u, 0x8420cdcfu },
+    { "a", 1, 0x00000061u, 0xb975c10cu },
+    { "b", 1, 0x00000062u, 0xfe5feb92u },
+    { "hello", 5, 0x05e918d2u, 0x2a40415du },
+    { "KEY", 3, 0x0001223fu, 0xe049593bu },
+    { "\xc3\xa9", 2, 0x000000e9u, 0x97cddd66u },
+    { "caf\xc3\xa9", 5, 0x002e7a21u, 0xe47f1107u },
+    { "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 9, 0x018b8997u, 0xf80a1100u },
+    { "\xf0\x9f\x98\x80", 4, 0x001b0d63u, 0xc3ea022au },
+    { "x\xf0\x9f\x98\x80y\xc3\xa9z", 9, 0x18e2412fu, 0x36458a18u },
+    { "\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf", 8, 0x001ffc3eu, 0x2753971au },
+    { "polygenelubricants", 18, 0x80000000u, 0x8d26e71au },
+    { "Aa", 2, 0x00000840u, 0x548d5698u },
+    { "BB", 2, 0x00000840u, 0x48903d9du },
+    { "user:42", 7, 0xf73a5c8du, 0x18dfda56u },
+    { "cache/page/index.html", 21, 0xa910823au, 0x91d717c1u },
+    { NULL /* 250 x */, 250, 0x5188d300u, 0x4b51c179u },
+    { "key:0", 5, 0x061389d5u, 0x82ab86dfu },
+    { "key:7919", 8, 0x1bb8b4c5u, 0x9f4467a2u },
+    { "key:15838", 9, 0x5b079f1eu, 0xd4e2f769u },
+    { "key:23757", 9, 0x5b14ca5du, 0xefc8b213u },
+    { "key:31676", 9, 0x5b21f59cu, 0xcad130e6u },
+    { "key:39595", 9, 0x5b259510u, 0x17f37517u },
+    { "key:47514", 9, 0x5b32c2dau, 0x6843df10u },
+    { "key:55433", 9, 0x5b3fee19u, 0x545c5d6eu },
+    { "key:63352", 9, 0x5b4d1958u, 0x80f8a1a5u },
+    { "key:71271", 9, 0x5b5a4497u, 0x0c1a4cd1u },
+    { "key:79190", 9, 0x5b5de40bu, 0x42eb9485u },
+    { "key:87109", 9, 0x5b6b11c0u, 0xcbaf2a9au },
+    { "key:95028", 9, 0x5b783cffu, 0xf6323b90u },
+    { "key:102947", 10, 0x05a32b24u, 0x147b71c2u },
+    { "key:110866", 10, 0x05b05663u, 0xc9438d8eu },
+    { "key:118785", 10, 0x05b3f5d7u, 0x9189a233u },
+    { "key:126704", 10, 0x05c123a1u, 0x0c899797u },
+    { "key:134623", 10, 0x05ce4ee0u, 0x3d3a1164u },
+    { "key:142542", 10, 0x05db7a1fu, 0xfc50603eu },
+    { "key:150461", 10, 0x05e8a55eu, 0x27377071u },
+    { "key:158380", 10, 0x05ec44d2u, 0x63cfe492u },
+    { "key:166299", 10, 0x05f96ffcu, 0x77f84e5au },
+    { "key:174218", 10, 0x06069dc6u, 0x787513deu },
+    { "key:182137", 10, 0x0613c905u, 0x778dc1b0u },
+};
+
+/* Where spymemcached sends each key, as MemcachedConnection tries nodes:
+ * getPrimary(key), then getSequence(key) in order (FailureMode.
+ * Redistribute takes the first active one).  Server indexes are the
+ * gateway's (a server listed k times for weight k counts as one). */
+struct spy_order_vec {
+    const char *key;  /* NULL: 250 x's */
+    size_t len;
+    int n;
+    int order[8];
+};
+
+/* ArrayModNodeLocator + NATIVE_HASH, 127.0.0.1:21211..21213. */
+static const struct spy_order_vec spy_mod3_vecs[] = {
+    { "k1", 2, 3, { 0, 1, 2 } },
+    { "foo", 3, 3, { 0, 1, 2 } },
+    { "name", 4, 3, { 0, 1, 2 } },
+    { "product_count", 13, 3, { 0, 1, 2 } },
+    { "session:abc", 11, 3, { 2, 0, 1 } },
+    { "0", 1, 3, { 0, 1, 2 } },
+    { "a", 1, 3, { 1, 2, 0 } },
+    { "b", 1, 3, { 2, 0, 1 } },
+    { "hello", 5, 3, { 1, 2, 0 } },
+    { "KEY", 3, 3, { 2, 0, 1 } },
+    { "\xc3\xa9", 2, 3, { 2, 0, 1 } },
+    { "caf\xc3\xa9", 5, 3, { 0, 1, 2 } },
+    { "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 9, 3, { 2, 0, 1 } },
+    { "\xf0\x9f\x98\x80", 4, 3, { 1, 2, 0 } },
+    { "x\xf0\x9f\x98\x80y\xc3\xa9z", 9, 3, { 2, 0, 1 } },
+    { "\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf", 8, 3, { 0, 1, 2 } },
+    { "polygenelubricants", 18, 3, { 2, 0, 1 } },
+    { "Aa", 2, 3, { 0, 1, 2 } },
+    { "BB", 2, 3, { 0, 1, 2 } },
+    { "user:42", 7, 3, { 1, 2, 0 } },
+    { "cache/page/index.html", 21, 3, { 1, 2, 0 } },
+    { NULL /* 250 x */, 250, 3, { 2, 0, 1 } },
+    { "key:0", 5, 3, { 0, 1, 2 } },
+    { "key:7919", 8, 3, { 0, 1, 2 } },
+    { "key:15838", 9, 3, { 2, 0, 1 } },
+    { "key:23757", 9, 3, { 1, 2, 0 } },
+    { "key:31676", 9, 3, { 0, 1, 2 } },
+    { "key:39595", 9, 3, { 2, 0, 1 } },
+    { "key:47514", 9, 3, { 1, 2, 0 } },
+    { "key:55433", 9, 3, { 0, 1, 2 } },
+    { "key:63352", 9, 3, { 2, 0, 1 } },
+    { "key:71271", 9, 3, { 1, 2, 0 } },
+    { "key:79190", 9, 3, { 0, 1, 2 } },
+    { "key:87109", 9, 3, { 2, 0, 1 } },
+    { "key:95028", 9, 3, { 1, 2, 0 } },
+    { "key:102947", 10, 3, { 1, 2, 0 } },
+    { "key:110866", 10, 3, { 0, 1, 2 } },
+    { "key:118785", 10, 3, { 2, 0, 1 } },
+    { "key:126704", 10, 3, { 1, 2, 0 } },
+    { "key:134623", 10, 3, { 0, 1, 2 } },
+    { "key:142542", 10, 3, { 2, 0, 1 } },
+    { "key:150461", 10, 3, { 1, 2, 0 } },
+    { "key:158380", 10, 3, { 0, 1, 2 } },
+    { "key:166299", 10, 3, { 2, 0, 1 } },
+    { "key:174218", 10, 3, { 1, 2, 0 } },
+    { "key:182137", 10, 3, { 0, 1, 2 } },
+};
+/* the same servers listed 1, 2 and 3 times (weights 1, 2, 3). */
+static const struct spy_order_vec spy_mod6_vecs[] = {
+    { "k1", 2, 6, { 0, 1, 1, 2, 2, 2 } },
+    { "foo", 3, 6, { 0, 1, 1, 2, 2, 2 } },
+    { "name", 4, 6, { 2, 2, 2, 0, 1, 1 } },
+    { "product_count", 13, 6, { 2, 2, 2, 0, 1, 1 } },
+    { "session:abc", 11, 6, { 1, 2, 2, 2, 0, 1 } },
+    { "0", 1, 6, { 0, 1, 1, 2, 2, 2 } },
+    { "a", 1, 6, { 1, 1, 2, 2, 2, 0 } },
+    { "b", 1, 6, { 1, 2, 2, 2, 0, 1 } },
+    { "hello", 5, 6, { 2, 2, 0, 1, 1, 2 } },
+    { "KEY", 3, 6, { 2, 0, 1, 1, 2, 2 } },
+    { "\xc3\xa9", 2, 6, { 2, 0, 1, 1, 2, 2 } },
+    { "caf\xc3\xa9", 5, 6, { 2, 2, 2, 0, 1, 1 } },
+    { "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 9, 6, { 2, 0, 1, 1, 2, 2 } },
+    { "\xf0\x9f\x98\x80", 4, 6, { 1, 1, 2, 2, 2, 0 } },
+    { "x\xf0\x9f\x98\x80y\xc3\xa9z", 9, 6, { 2, 0, 1, 1, 2, 2 } },
+    { "\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf", 8, 6, { 0, 1, 1, 2, 2, 2 } },
+    { "polygenelubricants", 18, 6, { 1, 2, 2, 2, 0, 1 } },
+    { "Aa", 2, 6, { 0, 1, 1, 2, 2, 2 } },
+    { "BB", 2, 6, { 0, 1, 1, 2, 2, 2 } },
+    { "user:42", 7, 6, { 1, 1, 2, 2, 2, 0 } },
+    { "cache/page/index.html", 21, 6, { 2, 2, 0, 1, 1, 2 } },
+    { NULL /* 250 x */, 250, 6, { 1, 2, 2, 2, 0, 1 } },
+    { "key:0", 5, 6, { 2, 2, 2, 0, 1, 1 } },
+    { "key:7919", 8, 6, { 2, 2, 2, 0, 1, 1 } },
+    { "key:15838", 9, 6, { 1, 2, 2, 2, 0, 1 } },
+    { "key:23757", 9, 6, { 1, 1, 2, 2, 2, 0 } },
+    { "key:31676", 9, 6, { 0, 1, 1, 2, 2, 2 } },
+    { "key:39595", 9, 6, { 1, 2, 2, 2, 0, 1 } },
+    { "key:47514", 9, 6, { 2, 2, 0, 1, 1, 2 } },
+    { "key:55433", 9, 6, { 2, 2, 2, 0, 1, 1 } },
+    { "key:63352", 9, 6, { 1, 2, 2, 2, 0, 1 } },
+    { "key:71271", 9, 6, { 1, 1, 2, 2, 2, 0 } },
+    { "key:79190", 9, 6, { 2, 2, 2, 0, 1, 1 } },
+    { "key:87109", 9, 6, { 1, 2, 2, 2, 0, 1 } },
+    { "key:95028", 9, 6, { 1, 1, 2, 2, 2, 0 } },
+    { "key:102947", 10, 6, { 2, 2, 0, 1, 1, 2 } },
+    { "key:110866", 10, 6, { 2, 2, 2, 0, 1, 1 } },
+    { "key:118785", 10, 6, { 2, 0, 1, 1, 2, 2 } },
+    { "key:126704", 10, 6, { 1, 1, 2, 2, 2, 0 } },
+    { "key:134623", 10, 6, { 0, 1, 1, 2, 2, 2 } },
+    { "key:142542", 10, 6, { 2, 0, 1, 1, 2, 2 } },
+    { "key:150461", 10, 6, { 2, 2, 0, 1, 1, 2 } },
+    { "key:158380", 10, 6, { 0, 1, 1, 2, 2, 2 } },
+    { "key:166299", 10, 6, { 1, 2, 2, 2, 0, 1 } },
+    { "key:174218", 10, 6, { 2, 2, 0, 1, 1, 2 } },
+    { "key:182137", 10, 6, { 2, 2, 2, 0, 1, 1 } },
+};
+/* KetamaNodeLocator + KETAMA_HASH, no weights, 127.0.0.1:21211..21213. Java: points: 480 {n0=160, n1=160, n2=160} key0=127.0.0.1:21211-0 */
+static const struct spy_order_vec spy_ket3_vecs[] = {
+    { "k1", 2, 8, { 2, 2, 1, 0, 1, 0, 2, 0 } },
+    { "foo", 3, 8, { 2, 2, 1, 0, 0, 1, 2, 1 } },
+    { "name", 4, 8, { 2, 2, 2, 1, 0, 2, 0, 2 } },
+    { "product_count", 13, 8, { 0, 0, 0, 2, 1, 2, 0, 2 } },
+    { "session:abc", 11, 8, { 1, 1, 0, 0, 2, 2, 2, 1 } },
+    { "0", 1, 8, { 0, 0, 2, 2, 1, 0, 0, 1 } },
+    { "a", 1, 8, { 0, 0, 1, 2, 2, 0, 2, 0 } },
+    { "b", 1, 8, { 2, 2, 0, 2, 0, 2, 1, 2 } },
+    { "hello", 5, 8, { 1, 1, 0, 0, 1, 1, 2, 0 } },
+    { "KEY", 3, 8, { 1, 1, 2, 0, 2, 0, 2, 1 } },
+    { "\xc3\xa9", 2, 8, { 1, 1, 2, 0, 0, 2, 2, 2 } },
+    { "caf\xc3\xa9", 5, 8, { 2, 2, 1, 1, 1, 1, 0, 0 } },
+    { "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 9, 8, { 2, 2, 0, 0, 0, 1, 0, 2 } },
+    { "\xf0\x9f\x98\x80", 4, 8, { 0, 0, 1, 0, 1, 2, 2, 0 } },
+    { "x\xf0\x9f\x98\x80y\xc3\xa9z", 9, 8, { 2, 2, 2, 1, 0, 1, 0, 0 } },
+    { "\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf", 8, 8, { 0, 0, 2, 0, 1, 0, 0, 2 } },
+    { "polygenelubricants", 18, 8, { 0, 0, 1, 2, 0, 2, 1, 2 } },
+    { "Aa", 2, 8, { 2, 2, 0, 0, 1, 1, 0, 0 } },
+    { "BB", 2, 8, { 2, 2, 1, 2, 0, 2, 0, 0 } },
+    { "user:42", 7, 8, { 0, 0, 0, 0, 0, 1, 1, 2 } },
+    { "cache/page/index.html", 21, 8, { 1, 1, 1, 2, 1, 2, 2, 2 } },
+    { NULL /* 250 x */, 250, 8, { 0, 0, 2, 0, 2, 1, 1, 2 } },
+    { "key:0", 5, 8, { 2, 2, 2, 1, 1, 0, 0, 0 } },
+    { "key:7919", 8, 8, { 0, 0, 1, 0, 1, 1, 0, 1 } },
+    { "key:15838", 9, 8, { 2, 2, 1, 2, 1, 1, 0, 2 } },
+    { "key:23757", 9, 8, { 1, 1, 1, 1, 1, 0, 0, 1 } },
+    { "key:31676", 9, 8, { 0, 0, 0, 0, 1, 0, 2, 1 } },
+    { "key:39595", 9, 8, { 0, 0, 0, 0, 0, 0, 2, 0 } },
+    { "key:47514", 9, 8, { 1, 1, 0, 0, 0, 0, 1, 2 } },
+    { "key:55433", 9, 8, { 2, 2, 1, 0, 1, 1, 0, 1 } },
+    { "key:63352", 9, 8, { 1, 1, 1, 0, 1, 2, 1, 2 } },
+    { "key:71271", 9, 8, { 1, 1, 0, 0, 2, 0, 1, 2 } },
+    { "key:79190", 9, 8, { 2, 2, 1, 2, 1, 0, 0, 2 } },
+    { "key:87109", 9, 8, { 1, 1, 1, 1, 2, 2, 2, 1 } },
+    { "key:95028", 9, 8, { 1, 1, 2, 1, 2, 1, 2, 0 } },
+    { "key:102947", 10, 8, { 2, 2, 0, 1, 0, 2, 0, 1 } },
+    { "key:110866", 10, 8, { 1, 1, 2, 2, 2, 2, 0, 2 } },
+    { "key:118785", 10, 8, { 1, 1, 0, 1, 1, 1, 0, 2 } },
+    { "key:126704", 10, 8, { 1, 1, 0, 2, 2, 1, 2, 2 } },
+    { "key:134623", 10, 8, { 0, 0, 2, 0, 0, 0, 0, 2 } },
+    { "key:142542", 10, 8, { 0, 0, 1, 2, 0, 2, 0, 2 } },
+    { "key:150461", 10, 8, { 0, 0, 2, 2, 2, 2, 0, 1 } },
+    { "key:158380", 10, 8, { 2, 2, 2, 0, 2, 0, 1, 2 } },
+    { "key:166299", 10, 8, { 0, 0, 2, 1, 2, 2, 0, 2 } },
+    { "key:174218", 10, 8, { 0, 0, 1, 2, 1, 2, 2, 2 } },
+    { "key:182137", 10, 8, { 2, 2, 0, 0, 2, 1, 2, 0 } },
+};
+/* the same, 127.0.0.2..4:11211 (spymemcached keeps the port in the name). Java: points: 480 {n0=160, n1=160, n2=160} key0=127.0.0.2:11211-0 */
+static const struct spy_order_vec spy_ket11211_vecs[] = {
+    { "k1", 2, 8, { 2, 2, 0, 2, 0, 2, 0, 1 } },
+    { "foo", 3, 8, { 1, 1, 1, 1, 1, 0, 2, 2 } },
+    { "name", 4, 8, { 1, 1, 0, 2, 2, 2, 1, 1 } },
+    { "product_count", 13, 8, { 1, 1, 1, 1, 1, 2, 0, 2 } },
+    { "session:abc", 11, 8, { 1, 1, 0, 2, 0, 1, 0, 2 } },
+    { "0", 1, 8, { 2, 2, 0, 1, 2, 2, 0, 0 } },
+    { "a", 1, 8, { 2, 2, 0, 1, 2, 1, 2, 2 } },
+    { "b", 1, 8, { 2, 2, 2, 2, 2, 1, 2, 1 } },
+    { "hello", 5, 8, { 0, 0, 2, 0, 0, 2, 2, 0 } },
+    { "KEY", 3, 8, { 0, 0, 2, 1, 1, 2, 0, 0 } },
+    { "\xc3\xa9", 2, 8, { 0, 0, 0, 2, 0, 0, 1, 0 } },
+    { "caf\xc3\xa9", 5, 8, { 2, 2, 1, 2, 1, 0, 0, 0 } },
+    { "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 9, 8, { 1, 1, 0, 1, 2, 0, 1, 2 } },
+    { "\xf0\x9f\x98\x80", 4, 8, { 2, 2, 1, 0, 0, 2, 2, 2 } },
+    { "x\xf0\x9f\x98\x80y\xc3\xa9z", 9, 8, { 1, 1, 0, 1, 1, 1, 2, 2 } },
+    { "\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf", 8, 8, { 2, 2, 1, 2, 2, 2, 1, 0 } },
+    { "polygenelubricants", 18, 8, { 0, 0, 2, 1, 1, 0, 1, 2 } },
+    { "Aa", 2, 8, { 0, 0, 0, 1, 0, 1, 2, 2 } },
+    { "BB", 2, 8, { 2, 2, 0, 0, 2, 2, 0, 1 } },
+    { "user:42", 7, 8, { 1, 1, 0, 2, 2, 0, 0, 0 } },
+    { "cache/page/index.html", 21, 8, { 2, 2, 0, 1, 1, 2, 1, 1 } },
+    { NULL /* 250 x */, 250, 8, { 1, 1, 2, 1, 0, 1, 0, 2 } },
+    { "key:0", 5, 8, { 0, 0, 2, 1, 2, 2, 2, 2 } },
+    { "key:7919", 8, 8, { 1, 1, 0, 2, 0, 1, 1, 0 } },
+    { "key:15838", 9, 8, { 0, 0, 1, 1, 1, 1, 0, 2 } },
+    { "key:23757", 9, 8, { 1, 1, 0, 0, 1, 1, 2, 1 } },
+    { "key:31676", 9, 8, { 0, 0, 2, 2, 2, 1, 2, 1 } },
+    { "key:39595", 9, 8, { 0, 0, 2, 0, 2, 1, 2, 0 } },
+    { "key:47514", 9, 8, { 0, 0, 1, 0, 1, 2, 2, 0 } },
+    { "key:55433", 9, 8, { 0, 0, 0, 2, 2, 1, 2, 1 } },
+    { "key:63352", 9, 8, { 0, 0, 0, 1, 0, 0, 1, 0 } },
+    { "key:71271", 9, 8, { 2, 2, 1, 2, 0, 1, 2, 2 } },
+    { "key:79190", 9, 8, { 1, 1, 2, 0, 1, 2, 0, 0 } },
+    { "key:87109", 9, 8, { 1, 1, 2, 2, 2, 1, 2, 2 } },
+    { "key:95028", 9, 8, { 2, 2, 1, 2, 2, 0, 1, 0 } },
+    { "key:102947", 10, 8, { 0, 0, 1, 2, 1, 1, 1, 1 } },
+    { "key:110866", 10, 8, { 1, 1, 0, 2, 1, 1, 0, 1 } },
+    { "key:118785", 10, 8, { 2, 2, 1, 1, 2, 1, 1, 2 } },
+    { "key:126704", 10, 8, { 2, 2, 1, 0, 1, 0, 1, 1 } },
+    { "key:134623", 10, 8, { 0, 0, 1, 1, 1, 2, 2, 2 } },
+    { "key:142542", 10, 8, { 2, 2, 2, 1, 1, 0, 2, 1 } },
+    { "key:150461", 10, 8, { 2, 2, 0, 1, 2, 0, 1, 1 } },
+    { "key:158380", 10, 8, { 0, 0, 1, 1, 2, 2, 1, 1 } },
+    { "key:166299", 10, 8, { 1, 1, 1, 0, 2, 2, 0, 1 } },
+    { "key:174218", 10, 8, { 2, 2, 2, 0, 1, 2, 2, 2 } },
+    { "key:182137", 10, 8, { 0, 0, 2, 2, 1, 0, 2, 2 } },
+};
+/* KetamaNodeLocator + KETAMA_HASH + weights map {1, 2, 3}, 127.0.0.1:21211..21213. Java: points: 480 {n0=80, n1=160, n2=240} key0=127.0.0.1:21211-0 */
+static const struct spy_order_vec spy_wket_vecs[] = {
+    { "k1", 2, 8, { 2, 2, 2, 2, 1, 2, 2, 0 } },
+    { "foo", 3, 8, { 2, 2, 1, 0, 0, 1, 2, 1 } },
+    { "name", 4, 8, { 2, 2, 2, 1, 2, 2, 2, 2 } },
+    { "product_count", 13, 8, { 2, 2, 1, 2, 1, 2, 0, 2 } },
+    { "session:abc", 11, 8, { 2, 2, 2, 0, 2, 2, 2, 1 } },
+    { "0", 1, 8, { 2, 2, 2, 2, 1, 2, 1, 1 } },
+    { "a", 1, 8, { 0, 0, 1, 2, 2, 2, 2, 0 } },
+    { "b", 1, 8, { 2, 2, 0, 2, 2, 2, 2, 2 } },
+    { "hello", 5, 8, { 1, 1, 0, 2, 1, 1, 2, 0 } },
+    { "KEY", 3, 8, { 1, 1, 2, 2, 2, 0, 2, 1 } },
+    { "\xc3\xa9", 2, 8, { 1, 1, 2, 0, 1, 2, 2, 2 } },
+    { "caf\xc3\xa9", 5, 8, { 2, 2, 2, 2, 1, 1, 0, 1 } },
+    { "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 9, 8, { 2, 2, 2, 1, 1, 1, 0, 2 } },
+    { "\xf0\x9f\x98\x80", 4, 8, { 2, 2, 1, 0, 1, 2, 2, 0 } },
+    { "x\xf0\x9f\x98\x80y\xc3\xa9z", 9, 8, { 2, 2, 2, 1, 2, 1, 0, 2 } },
+    { "\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf", 8, 8, { 2, 2, 2, 2, 1, 2, 1, 2 } },
+    { "polygenelubricants", 18, 8, { 0, 0, 2, 2, 0, 2, 1, 2 } },
+    { "Aa", 2, 8, { 2, 2, 2, 0, 2, 2, 0, 0 } },
+    { "BB", 2, 8, { 2, 2, 1, 2, 0, 2, 0, 1 } },
+    { "user:42", 7, 8, { 0, 0, 1, 1, 1, 1, 1, 2 } },
+    { "cache/page/index.html", 21, 8, { 1, 1, 1, 2, 1, 2, 2, 2 } },
+    { NULL /* 250 x */, 250, 8, { 2, 2, 2, 1, 2, 1, 1, 2 } },
+    { "key:0", 5, 8, { 2, 2, 2, 1, 1, 2, 2, 1 } },
+    { "key:7919", 8, 8, { 2, 2, 1, 0, 1, 1, 1, 1 } },
+    { "key:15838", 9, 8, { 2, 2, 1, 2, 1, 1, 0, 2 } },
+    { "key:23757", 9, 8, { 1, 1, 1, 1, 1, 0, 0, 1 } },
+    { "key:31676", 9, 8, { 1, 1, 0, 1, 1, 2, 2, 1 } },
+    { "key:39595", 9, 8, { 0, 0, 1, 0, 2, 0, 2, 2 } },
+    { "key:47514", 9, 8, { 2, 2, 2, 0, 2, 2, 2, 2 } },
+    { "key:55433", 9, 8, { 2, 2, 1, 0, 1, 1, 2, 1 } },
+    { "key:63352", 9, 8, { 1, 1, 1, 0, 1, 2, 1, 2 } },
+    { "key:71271", 9, 8, { 2, 2, 0, 0, 2, 0, 1, 2 } },
+    { "key:79190", 9, 8, { 2, 2, 1, 2, 1, 2, 1, 2 } },
+    { "key:87109", 9, 8, { 1, 1, 1, 1, 2, 2, 2, 1 } },
+    { "key:95028", 9, 8, { 1, 1, 2, 1, 2, 1, 2, 1 } },
+    { "key:102947", 10, 8, { 2, 2, 0, 1, 2, 2, 0, 1 } },
+    { "key:110866", 10, 8, { 1, 1, 2, 2, 2, 2, 1, 2 } },
+    { "key:118785", 10, 8, { 1, 1, 2, 1, 1, 1, 0, 2 } },
+    { "key:126704", 10, 8, { 2, 2, 0, 2, 2, 1, 2, 2 } },
+    { "key:134623", 10, 8, { 2, 2, 2, 0, 0, 1, 2, 2 } },
+    { "key:142542", 10, 8, { 0, 0, 1, 2, 2, 2, 1, 2 } },
+    { "key:150461", 10, 8, { 2, 2, 2, 2, 2, 2, 2, 1 } },
+    { "key:158380", 10, 8, { 2, 2, 2, 2, 2, 0, 1, 2 } },
+    { "key:166299", 10, 8, { 2, 2, 2, 2, 2, 2, 0, 2 } },
+    { "key:174218", 10, 8, { 2, 2, 1, 2, 1, 2, 2, 2 } },
+    { "key:182137", 10, 8, { 2, 2, 2, 1, 2, 1, 2, 2 } },
+};
+
+static const struct hash_server spy_s3[] = {
+    { "127.0.0.1", 21211, 1 }, { "127.0.0.1", 21212, 1 }, { "127.0.0.1", 21213, 1 },
+};
+static const struct hash_server spy_s123[] = {
+    { "127.0.0.1", 21211, 1 }, { "127.0.0.1", 21212, 2 }, { "127.0.0.1", 21213, 3 },
+};
+static const struct hash_server spy_s11211[] = {
+    { "127.0.0.2", 11211, 1 }, { "127.0.0.3", 11211, 1 }, { "127.0.0.4", 11211, 1 },
+};
+
+static void spy_key(const char *key, size_t len, char x250[250], const char **k)
+{
+    memset(x250, 'x', 250);
+    *k = key ? key : x250;
+    (void)len;
+}
+
+static void test_spy_hash(void)
+{
+    char x250[250];
+
+    CHECK(dist_mode_find("spymemcached") != NULL);
+    CHECK(dist_mode_find("spymemcached-ketama") != NULL);
+    CHECK(dist_mode_find("spymemcached-ketama-weighted") != NULL);
+
+    for (size_t i = 0; i < GW_ARRAY_LEN(spy_hash_vecs); i++) {
+        const struct spy_hash_vec *v = &spy_hash_vecs[i];
+        const char *k;
+        unsigned char dg[16];
+
+        spy_key(v->key, v->len, x250, &k);
+        CHECK_EQ_INT(hash_java(k, v->len), v->native);
+        hash_md5(k, v->len, dg);
+        CHECK_EQ_INT((uint32_t)dg[3] << 24 | (uint32_t)dg[2] << 16 |
+                     (uint32_t)dg[1] << 8 | dg[0], v->ketama);
+    }
+    /* Not well-formed UTF-8 (never sent by spymemcached): one U+FFFD per
+     * bad byte, so a lone 0x80 hashes as "\uFFFD" and "\xc3" + "A" as
+     * "\uFFFDA". */
+    CHECK_EQ_INT(hash_java("\x80", 1), 0xFFFDu);
+    CHECK_EQ_INT(hash_java("\xc3" "A", 2), 0xFFFDu * 31 + 'A');
+    CHECK_EQ_INT(hash_java("\xc0\x80", 2), 0xFFFDu * 31 + 0xFFFDu);      /* overlong */
+    CHECK_EQ_INT(hash_java("\xed\xa0\x80", 3),                            /* surrogate */
+                 (0xFFFDu * 31 + 0xFFFDu) * 31 + 0xFFFDu);
+    CHECK_EQ_INT(hash_java("\xf0\x9f\x98", 3),                            /* truncated */
+                 (0xFFFDu * 31 + 0xFFFDu) * 31 + 0xFFFDu);
+    CHECK_EQ_INT(hash_java("", 0), 0);
+}
+
+/* For each key: pick is the client's primary; pick_up with every set of
+ * down servers is the first up server in the client's order, or -1. */
+static void check_spy_orders(const char *mode, const struct hash_server *s,
+                             uint32_t n, const struct spy_order_vec *v,
+                             size_t nv)
+{
+    struct hash_dist d;
+    char err[128], x250[250];
+
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find(mode), false, s, n, err, sizeof(err)),
+                 GW_OK);
+    for (size_t i = 0; i < nv; i++) {
+        const char *k;
+
+        spy_key(v[i].key, v[i].len, x250, &k);
+        if ((int)dist_pick(&d, k, v[i].len) != v[i].order[0])
+            fprintf(stderr, "  %s vector %zu\n", mode, i);
+        CHECK_EQ_INT(dist_pick(&d, k, v[i].len), v[i].order[0]);
+        for (unsigned mask = 0; mask < (1u << n); mask++) {
+            int want = -1;
+
+            memset(down_mask, 0, sizeof(down_mask));
+            for (uint32_t b = 0; b < n; b++)
+                down_mask[b] = mask >> b & 1;
+            for (int j = 0; j < v[i].n && want < 0; j++)
+                if (!down_mask[v[i].order[j]])
+                    want = v[i].order[j];
+            if (dist_pick_up(&d, k, v[i].len, mask_up, NULL) != want)
+                fprintf(stderr, "  %s vector %zu down mask %u\n", mode, i, mask);
+            CHECK_EQ_INT(dist_pick_up(&d, k, v[i].len, mask_up, NULL), want);
+        }
+    }
+    dist_free(&d);
+}
+
+static void test_spy_vectors(void)
+{
+    check_spy_orders("spymemcached", spy_s3, 3, spy_mod3_vecs,
+                     GW_ARRAY_LEN(spy_mod3_vecs));
+    check_spy_orders("spymemcached", spy_s123, 3, spy_mod6_vecs,
+                     GW_ARRAY_LEN(spy_mod6_vecs));
+    check_spy_orders("spymemcached-ketama", spy_s3, 3, spy_ket3_vecs,
+                     GW_ARRAY_LEN(spy_ket3_vecs));
+    check_spy_orders("spymemcached-ketama", spy_s11211, 3, spy_ket11211_vecs,
+                     GW_ARRAY_LEN(spy_ket11211_vecs));
+    check_spy_orders("spymemcached-ketama-weighted", spy_s123, 3, spy_wket_vecs,
+                     GW_ARRAY_LEN(spy_wket_vecs));
+}
+
+/* Points per server, as spymemcached's TreeMap holds them (Java's counts:
+ * 160 each unweighted; 80/160/240 for weights 1, 2, 3; 156 each for 25
+ * equal weights with the weights map, where double arithmetic would give
+ * 160). */
+static void test_spy_points(void)
+{
+    static struct hash_server many[25];
+    static char hosts[25][16];
+    struct hash_dist d;
+    char err[160];
+    uint32_t count[25];
+
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("spymemcached-ketama"), false, spy_s3, 3,
+                            err, sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 480);
+    dist_free(&d);
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("spymemcached-ketama-weighted"), false,
+                            spy_s123, 3, err, sizeof(err)), GW_OK);
+    memset(count, 0, sizeof(count));
+    for (uint32_t p = 0; p < d.npoints; p++)
+        count[d.points[p].server]++;
+    CHECK_EQ_INT(count[0], 80);
+    CHECK_EQ_INT(count[1], 160);
+    CHECK_EQ_INT(count[2], 240);
+    for (uint32_t p = 1; p < d.npoints; p++)
+        CHECK(d.points[p - 1].value < d.points[p].value);
+    dist_free(&d);
+    for (int i = 0; i < 25; i++) {
+        snprintf(hosts[i], sizeof(hosts[i]), "127.0.0.1");
+        many[i] = (struct hash_server){ hosts[i], (uint16_t)(21211 + i), 1 };
+    }
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("spymemcached-ketama-weighted"), false,
+                            many, 25, err, sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 25 * 156);
+    dist_free(&d);
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("spymemcached-ketama"), false,
+                            many, 25, err, sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 25 * 160);
+    dist_free(&d);
+    /* the unweighted locator has no weights to give */
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("spymemcached-ketama"), false,
+                            spy_s123, 3, err, sizeof(err)), GW_ERROR);
+    CHECK(strstr(err, "spymemcached-ketama-weighted") != NULL);
+    CHECK(d.points == NULL);
+}
+
+/* TreeMap.put: of two servers on the same point the later one keeps it.
+ * Two servers with the same name make every point a tie. */
+static void test_spy_ties(void)
+{
+    static const struct hash_server twins[] = {
+        { "127.0.0.1", 21211, 1 }, { "127.0.0.1", 21211, 1 },
+    };
+    struct hash_dist d;
+    char err[128];
+
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("spymemcached-ketama"), false, twins, 2,
+                            err, sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 160);
+    for (uint32_t p = 0; p < d.npoints; p++)
+        CHECK_EQ_INT(d.points[p].server, 1);
+    CHECK_EQ_INT(dist_pick(&d, "k1", 2), 1);
+    dist_free(&d);
+}
+
+/* KetamaNodeLocator + NATIVE_HASH (ConnectionFactoryBuilder CONSISTENT
+ * without setHashAlg), 10.0.0.1..4:11211. Java: points: 640 {n0=160, n1=160, n2=160, n3=160} key0=10.0.0.1:11211-0 */
+static const struct spy_order_vec spy_nat4_vecs[] = {
+    { "k1", 2, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "foo", 3, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "name", 4, 8, { 2, 2, 2, 2, 2, 2, 2, 1 } },
+    { "product_count", 13, 8, { 3, 3, 2, 0, 0, 3, 0, 0 } },
+    { "session:abc", 11, 8, { 2, 2, 1, 0, 1, 1, 1, 1 } },
+    { "0", 1, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "a", 1, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "b", 1, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "hello", 5, 8, { 2, 2, 1, 2, 1, 1, 3, 3 } },
+    { "KEY", 3, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "\xc3\xa9", 2, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "caf\xc3\xa9", 5, 8, { 2, 2, 2, 2, 2, 2, 2, 1 } },
+    { "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 9, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "\xf0\x9f\x98\x80", 4, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "x\xf0\x9f\x98\x80y\xc3\xa9z", 9, 8, { 1, 1, 1, 3, 3, 1, 3, 3 } },
+    { "\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf", 8, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "polygenelubricants", 18, 8, { 0, 0, 0, 1, 1, 0, 3, 1 } },
+    { "Aa", 2, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "BB", 2, 8, { 2, 2, 2, 2, 2, 2, 2, 2 } },
+    { "user:42", 7, 8, { 0, 0, 1, 3, 0, 1, 3, 2 } },
+    { "cache/page/index.html", 21, 8, { 2, 2, 0, 0, 2, 1, 3, 3 } },
+    { NULL /* 250 x */, 250, 8, { 3, 3, 1, 3, 1, 1, 3, 2 } },
+    { "key:0", 5, 8, { 2, 2, 1, 2, 1, 1, 3, 3 } },
+    { "key:7919", 8, 8, { 1, 1, 2, 0, 0, 3, 1, 3 } },
+    { "key:15838", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:23757", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:31676", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:39595", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:47514", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:55433", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:63352", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:71271", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:79190", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:87109", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:95028", 9, 8, { 1, 1, 0, 3, 2, 2, 2, 3 } },
+    { "key:102947", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:110866", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:118785", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:126704", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:134623", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:142542", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:150461", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:158380", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:166299", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:174218", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+    { "key:182137", 10, 8, { 2, 2, 0, 0, 0, 3, 0, 1 } },
+};
+
+static const struct hash_server spy_s4[] = {
+    { "10.0.0.1", 11211, 1 }, { "10.0.0.2", 11211, 1 }, { "10.0.0.3", 11211, 1 },
+    { "10.0.0.4", 11211, 1 },
+};
+
+static void test_spy_native_vectors(void)
+{
+    struct hash_dist d;
+    char err[160];
+
+    CHECK(dist_mode_find("spymemcached-ketama-native") != NULL);
+    check_spy_orders("spymemcached-ketama-native", spy_s4, 4, spy_nat4_vecs,
+                     GW_ARRAY_LEN(spy_nat4_vecs));
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("spymemcached-ketama-native"), false,
+                            spy_s4, 4, err, sizeof(err)), GW_OK);
+    CHECK_EQ_INT(d.npoints, 640);
+    /* point 0 of server 0 is "10.0.0.1:11211-0".hashCode() */
+    bool seen = false;
+    for (uint32_t p = 0; p < d.npoints; p++)
+        seen |= d.points[p].value == hash_java("10.0.0.1:11211-0", 16) &&
+                d.points[p].server == 0;
+    CHECK(seen);
+    dist_free(&d);
+    CHECK_EQ_INT(dist_build(&d, dist_mode_find("spymemcached-ketama-native"), false,
+                            spy_s123, 3, err, sizeof(err)), GW_ERROR);
+}
+
+
 int main(void)
 {
     RUN(test_crc32);
@@ -1651,5 +2218,10 @@ int main(void)
     RUN(test_node_memcached_vectors);
     RUN(test_node_memcached_points);
     RUN(test_node_memcached_pick_up);
+    RUN(test_spy_hash);
+    RUN(test_spy_vectors);
+    RUN(test_spy_points);
+    RUN(test_spy_ties);
+    RUN(test_spy_native_vectors);
     return unit_report("hash");
 }
