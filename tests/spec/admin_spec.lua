@@ -13,8 +13,8 @@
 --     -9 and 1 once it is restarted; promtool check metrics has nothing to
 --     say about it, label values are escaped, and every histogram adds up;
 --   * /route names the server a key is really on, in every hash mode
---     (python-memcached 1.59 and 1.60, ketama, jump, all weighted, and
---     hash_tag); it refuses a bad key or a command without a key (400);
+--     (python-memcached 1.59 and 1.60, ketama, jump, all weighted, every
+--     other mode the core lists, hash_tag); it refuses a bad key or a command without a key (400);
 --   * POST /servers/H:P/down takes a server out on every worker: its
 --     memcached is sent nothing (its own cmd_get/cmd_set stand still, no
 --     probe connects) while the other's keys go on; /config, /route,
@@ -607,13 +607,32 @@ describe("/route", function()
       { prefix = "tg:", pool = "tagged", hash = "ketama", opts = 'hash = "ketama", hash_tag = "{}"',
         tagged = true },
     }
+    -- and every other mode the core has: the names a bad one lists
+    local covered = {}
+    for _, m in ipairs(modes) do covered[m.hash] = true end
+    local out = H.run(H.quote(H.gateway_bin) .. " --check " .. H.quote(H.write_config(
+      'memcache.pool { servers = { "127.0.0.1:1" }, hash = "?" }\n', "admin-hashes.lua")) .. " 2>&1")
+    local names = assert(out:match("unknown hash '%?' %((.-)%)"), out)
+    for name in names:gmatch("[^, ]+") do
+      if not covered[name] then
+        modes[#modes + 1] = { prefix = "m" .. #modes .. ":", pool = name, hash = name,
+          opts = string.format("hash = %q", name),
+          -- these clients have no weights; the last one's ring is lopsided by design
+          -- (String.hashCode of "ip:port-i"), so a server may hold almost nothing
+          equal = name == "pymemcache" or name:match("^spymemcached%-ketama") ~= nil
+            and name ~= "spymemcached-ketama-weighted",
+          lopsided = name == "spymemcached-ketama-native" }
+      end
+    end
+    assert.is_true(#modes >= 14, "modes: " .. names)
     local lines = { 'gateway.admin "@ADMIN@"', "gateway.settings { threads = 2 }",
       string.format('local S = { { "%s", weight = 1 }, { "%s", weight = 2 }, { "%s", weight = 3 } }',
         servers[1].addr, servers[2].addr, servers[3].addr),
+      string.format('local S1 = { "%s", "%s", "%s" }', servers[1].addr, servers[2].addr, servers[3].addr),
       "local routes = {}" }
     for _, m in ipairs(modes) do
-      lines[#lines + 1] = string.format("routes[%q] = memcache.pool { name = %q, servers = S, %s }",
-        m.prefix, m.pool, m.opts)
+      lines[#lines + 1] = string.format("routes[%q] = memcache.pool { name = %q, servers = %s, %s }",
+        m.prefix, m.pool, m.equal and "S1" or "S", m.opts)
     end
     lines[#lines + 1] = 'local kt = routes["kt:"]'
     lines[#lines + 1] = 'routes["fn:"] = function(req) return kt end'
@@ -662,8 +681,8 @@ describe("/route", function()
         table.concat(bad, "\n", 1, math.min(#bad, 5))))
       -- every server holds a share: a mode that sent all to one server would prove little
       for _, s in ipairs(servers) do
-        assert.is_true((count[s.addr] or 0) >= 20, m.pool .. ": " .. s.addr .. " has " ..
-          tostring(count[s.addr]))
+        assert.is_true((count[s.addr] or 0) >= (m.lopsided and 1 or 20), m.pool .. ": " .. s.addr ..
+          " has " .. tostring(count[s.addr]))
       end
       if m.tagged then
         local tag_server = {}
