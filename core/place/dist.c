@@ -224,26 +224,66 @@ void dist_ring_keep_last(struct hash_dist *d)
     d->npoints = out;
 }
 
+/* --- the md5 ring (libmemcached's ketama, and those modelled on it) ------- */
+
+#define MD5_RING_MAX_HOST 255
+
+static uint32_t le32(const unsigned char *q)
+{
+    return (uint32_t)q[3] << 24 | (uint32_t)q[2] << 16 | (uint32_t)q[1] << 8 | q[0];
+}
+
+uint32_t dist_md5_hash(const void *key, size_t len)
+{
+    unsigned char dg[16];
+
+    hash_md5(key, len, dg);
+    return le32(dg);
+}
+
+int dist_md5_ring(struct hash_dist *d, const struct hash_server *s, uint32_t n,
+                  dist_points_fn points, bool port_always, char *err,
+                  size_t errlen)
+{
+    uint64_t total = 0, npoints = 0;
+    char name[MD5_RING_MAX_HOST + 32];
+
+    for (uint32_t i = 0; i < n; i++) {
+        total += s[i].weight;
+        if (strlen(s[i].host) > MD5_RING_MAX_HOST) {
+            snprintf(err, errlen, "host name of server %u is too long", i);
+            return GW_ERROR;
+        }
+    }
+    for (uint32_t i = 0; i < n; i++)
+        npoints += points(s[i].weight, total, n);
+    int rc = dist_ring_alloc(d, npoints, err, errlen);
+    if (rc != GW_OK)
+        return rc;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t digests = points(s[i].weight, total, n) / 4;
+
+        for (uint64_t j = 0; j < digests; j++) {
+            unsigned char dg[16];
+            int len = s[i].port == 11211 && !port_always
+                ? snprintf(name, sizeof(name), "%s-%llu", s[i].host, (unsigned long long)j)
+                : snprintf(name, sizeof(name), "%s:%u-%llu", s[i].host, (unsigned)s[i].port,
+                           (unsigned long long)j);
+
+            hash_md5(name, (size_t)len, dg);
+            for (int k = 0; k < 4; k++)
+                d->points[d->npoints++] = (struct ring_point){ le32(dg + 4 * k), i };
+        }
+    }
+    dist_ring_sort(d);
+    return GW_OK;
+}
+
 /* --- spymemcached's KetamaNodeLocator (2.12.3), KETAMA_HASH -------------- */
 
 #define SPY_KETAMA_REPS     160   /* DefaultKetamaNodeLocatorConfiguration */
 #define SPY_KETAMA_TRIES    7     /* getSequence: the primary + 6 rehashes */
 #define SPY_MAX_KEY         250   /* StringUtils.validateKey */
-#define SPY_MAX_HOST        255
-
-static uint32_t spy_le32(const unsigned char *q)
-{
-    return (uint32_t)q[3] << 24 | (uint32_t)q[2] << 16 | (uint32_t)q[1] << 8 | q[0];
-}
-
-/* KETAMA_HASH: the md5 digest's first four bytes, little-endian. */
-static uint32_t spy_md5_hash(const void *data, size_t len)
-{
-    unsigned char dg[16];
-
-    hash_md5(data, len, dg);
-    return spy_le32(dg);
-}
 
 /* Points per server with a weights map, as setKetamaNodes computes them:
  *   (int)(Math.floor((float)(percent * 160 / 4 * nodeCount + 1e-10)) * 4)
@@ -252,7 +292,7 @@ static uint32_t spy_md5_hash(const void *data, size_t len)
  * 1e-10 is added in double and the sum goes back to float before floor.
  * With 25 (47, 50, ...) equal weights this is 156, where double
  * arithmetic gives 160. */
-static uint32_t spy_weighted_points(uint32_t weight, uint32_t total, uint32_t n)
+static uint64_t spy_weighted_points(uint32_t weight, uint64_t total, uint32_t n)
 {
     float pct = (float)(int32_t)weight / (float)(int32_t)total;
     float x = pct * (float)SPY_KETAMA_REPS;
@@ -262,18 +302,18 @@ static uint32_t spy_weighted_points(uint32_t weight, uint32_t total, uint32_t n)
     return (uint32_t)(int32_t)(floor((double)(float)((double)x + 1e-10)) * 4.0);
 }
 
+static uint64_t spy_points(uint32_t weight, uint64_t total, uint32_t n)
+{
+    return SPY_KETAMA_REPS;
+}
+
 int dist_spy_ketama_build(struct hash_dist *d, const struct hash_server *s,
                           uint32_t n, bool weighted, char *err, size_t errlen)
 {
-    uint64_t total = 0, npoints = 0;
-    char name[SPY_MAX_HOST + 32];
+    uint64_t total = 0;
 
     for (uint32_t i = 0; i < n; i++) {
         total += s[i].weight;
-        if (strlen(s[i].host) > SPY_MAX_HOST) {
-            snprintf(err, errlen, "host name of server %u is too long", i);
-            return GW_ERROR;
-        }
         if (!weighted && s[i].weight != s[0].weight) {
             snprintf(err, errlen, "spymemcached's ketama without a weights map "
                      "gives every server 160 points: use "
@@ -286,30 +326,14 @@ int dist_spy_ketama_build(struct hash_dist *d, const struct hash_server *s,
                  (unsigned long long)total, INT32_MAX);
         return GW_ERROR;
     }
-    for (uint32_t i = 0; i < n; i++)
-        npoints += weighted ? spy_weighted_points(s[i].weight, (uint32_t)total, n)
-                            : SPY_KETAMA_REPS;
-    int rc = dist_ring_alloc(d, npoints, err, errlen);
+    /* KetamaNodeKeyFormatter SPYMEMCACHED: the InetSocketAddress's toString
+     * without its leading "/", then "-" and the repetition: "10.0.0.1:11211-0"
+     * for a server given by IP address, the port always there. */
+    int rc = dist_md5_ring(d, s, n, weighted ? spy_weighted_points : spy_points, true,
+                           err, errlen);
     if (rc != GW_OK)
         return rc;
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t pts = weighted ? spy_weighted_points(s[i].weight, (uint32_t)total, n)
-                                : SPY_KETAMA_REPS;
-
-        for (uint32_t r = 0; r < pts / 4; r++) {
-            unsigned char dg[16];
-            /* KetamaNodeKeyFormatter SPYMEMCACHED: the InetSocketAddress's
-             * toString without its leading "/", then "-" and the repetition:
-             * "10.0.0.1:11211-0" for a server given by IP address. */
-            int len = snprintf(name, sizeof(name), "%s:%u-%u", s[i].host,
-                               (unsigned)s[i].port, r);
-
-            hash_md5(name, (size_t)len, dg);
-            for (int h = 0; h < 4; h++)
-                d->points[d->npoints++] = (struct ring_point){ spy_le32(dg + 4 * h), i };
-        }
-    }
-    dist_ring_sort(d);
+    /* a TreeMap: a later put of a value replaces the earlier one */
     dist_ring_keep_last(d);
     return GW_OK;
 }
@@ -317,7 +341,7 @@ int dist_spy_ketama_build(struct hash_dist *d, const struct hash_server *s,
 uint32_t dist_spy_ketama_pick(const struct hash_dist *d, const void *key,
                               size_t len)
 {
-    return d->points[dist_ring_successor(d, spy_md5_hash(key, len))].server;
+    return d->points[dist_ring_successor(d, dist_md5_hash(key, len))].server;
 }
 
 /* FailureMode.Redistribute: the first active node of getSequence(key), a
@@ -352,5 +376,5 @@ int32_t dist_spy_ketama_walk(const struct hash_dist *d, const void *key,
 int32_t dist_spy_ketama_pick_up(const struct hash_dist *d, const void *key,
                                 size_t len, dist_is_up is_up, void *ctx)
 {
-    return dist_spy_ketama_walk(d, key, len, spy_md5_hash, is_up, ctx);
+    return dist_spy_ketama_walk(d, key, len, dist_md5_hash, is_up, ctx);
 }

@@ -113,6 +113,17 @@ int dist_names(struct hash_dist *d, const struct hash_server *s, uint32_t n,
  * Java TreeMap's put replaces an equal key (points made in server order,
  * so the highest server index among the tied). */
 void dist_ring_keep_last(struct hash_dist *d);
+/* The md5 ring of libmemcached's ketama, which other clients copied: for
+ * server i, points(weight, total weight, n) points (a multiple of 4), 4 per
+ * md5 digest of "host-j" (port 11211, unless port_always) or
+ * "host:port-j", j = 0, 1, ..., each 4 bytes little-endian; sorted as
+ * dist_ring_sort does. */
+typedef uint64_t (*dist_points_fn)(uint32_t weight, uint64_t total, uint32_t n);
+int dist_md5_ring(struct hash_dist *d, const struct hash_server *s, uint32_t n,
+                  dist_points_fn points, bool port_always, char *err,
+                  size_t errlen);
+/* md5 of the key, its first four bytes little-endian: those rings' key hash. */
+uint32_t dist_md5_hash(const void *key, size_t len);
 
 /* spymemcached's KetamaNodeLocator with KETAMA_HASH, shared by its two
  * md5 modes (dist_spymemcached_ketama.c, _weighted.c): weighted says

@@ -43,86 +43,37 @@
  * other counts and moves some of their keys too, which no walk follows.
  */
 #include <math.h>
-#include <stdio.h>
-#include <string.h>
 
 #include "dist.h"
 #include "hash.h"
 
 #define NODE_VNODES        40      /* hashring's default "vnode count" */
 #define NODE_REPLICAS      4       /* compatibility "ketama" */
-#define NODE_DEFAULT_PORT  11211   /* memcached passes it for "ketama" */
-#define NODE_MAX_HOST      255
 
-/* Digests for one server: Math.floor(server.weight / total * vnodes *
- * servers.length), each step a double operation. */
-static uint64_t digests_for(uint32_t weight, uint64_t total, uint32_t n)
+/* Points for one server: 4 per digest, and Math.floor(server.weight / total
+ * * vnodes * servers.length) digests, each step a double operation. */
+static uint64_t points_for(uint32_t weight, uint64_t total, uint32_t n)
 {
     double pct = (double)weight / (double)total;
 
-    return (uint64_t)floor(pct * (double)NODE_VNODES * (double)n);
-}
-
-static uint32_t le32(const unsigned char *q)
-{
-    return (uint32_t)q[3] << 24 | (uint32_t)q[2] << 16 | (uint32_t)q[1] << 8 | q[0];
+    return NODE_REPLICAS * (uint64_t)floor(pct * (double)NODE_VNODES * (double)n);
 }
 
 static int build(struct hash_dist *d, const struct hash_server *s, uint32_t n,
                  char *err, size_t errlen)
 {
-    uint64_t total = 0, npoints = 0;
-    char name[NODE_MAX_HOST + 32];
-
-    for (uint32_t i = 0; i < n; i++) {
-        total += s[i].weight;
-        if (strlen(s[i].host) > NODE_MAX_HOST) {
-            snprintf(err, errlen, "host name of server %u is too long", i);
-            return GW_ERROR;
-        }
-    }
-    for (uint32_t i = 0; i < n; i++)
-        npoints += digests_for(s[i].weight, total, n) * NODE_REPLICAS;
-    int rc = dist_ring_alloc(d, npoints, err, errlen);
-    if (rc != GW_OK)
-        return rc;
-    for (uint32_t i = 0; i < n; i++) {
-        uint64_t digests = digests_for(s[i].weight, total, n);
-
-        for (uint64_t j = 0; j < digests; j++) {
-            unsigned char dg[16];
-            int len = s[i].port == NODE_DEFAULT_PORT
-                ? snprintf(name, sizeof(name), "%s-%llu", s[i].host,
-                           (unsigned long long)j)
-                : snprintf(name, sizeof(name), "%s:%u-%llu", s[i].host,
-                           (unsigned)s[i].port, (unsigned long long)j);
-
-            hash_md5(name, (size_t)len, dg);
-            for (int k = 0; k < NODE_REPLICAS; k++)
-                d->points[d->npoints++] = (struct ring_point){ le32(dg + 4 * k), i };
-        }
-    }
-    dist_ring_sort(d);
-    return GW_OK;
-}
-
-static uint32_t key_hash(const void *key, size_t len)
-{
-    unsigned char dg[16];
-
-    hash_md5(key, len, dg);
-    return le32(dg);
+    return dist_md5_ring(d, s, n, points_for, false, err, errlen);
 }
 
 static uint32_t pick(const struct hash_dist *d, const void *key, size_t len)
 {
-    return d->points[dist_ring_successor(d, key_hash(key, len))].server;
+    return d->points[dist_ring_successor(d, dist_md5_hash(key, len))].server;
 }
 
 static int32_t pick_up(const struct hash_dist *d, const void *key, size_t len,
                        dist_is_up is_up, void *ctx)
 {
-    return dist_ring_walk_up(d, dist_ring_successor(d, key_hash(key, len)), is_up, ctx);
+    return dist_ring_walk_up(d, dist_ring_successor(d, dist_md5_hash(key, len)), is_up, ctx);
 }
 
 const struct dist_mode dist_node_memcached = {

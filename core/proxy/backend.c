@@ -676,6 +676,11 @@ static void backend_read(struct backend *b)
 {
     for (int i = 0; i < READ_ROUNDS && backend_read_once(b); i++) {
     }
+    /* Bytes the transport holds already (the rest of a TLS record) get no
+     * readiness event: read them now, or the reply they finish waits for
+     * the next packet, which may never come. */
+    while (b->state == BE_CONNECTED && b->wait_head && conn_pending(&b->conn))
+        backend_read_once(b);
 }
 
 static void backend_on_event(void *data, int events)

@@ -184,6 +184,19 @@ memcache.route { ["c:"] = zc, ["wrong:"] = wrong, ["plain:"] = plain, default = 
       assert.are.equal("VALUE m200 0 3\r\n200\r\nEND\r\n", py("raw", z.port, "m200"))
     end)
 
+    it("relays large values from a TLS backend whole, pipelined", function()
+      -- a 900 KB value spans many TLS records; the end of one that OpenSSL
+      -- has read already must be drained without waiting for a new packet
+      local c = H.connect(port, 10)
+      local v = string.rep("x", 900 * 1000)
+      assert.are.equal("STORED\r\n", c:call(string.format("set big 0 0 %d\r\n%s\r\n", #v, v)))
+      local want = string.format("VALUE big 0 %d\r\n%s\r\nEND\r\n", #v, v)
+      local replies = c:calls(string.rep("get big\r\n", 30), 30)
+      for i = 1, 30 do assert.is_true(replies[i] == want, "reply " .. i .. " differs") end
+      c:close()
+      assert.is_nil(g.output():find("timed out", 1, true), g.output())
+    end)
+
     it("refuses a backend whose certificate does not match server_name, with a log line", function()
       local rep = H.request(port, "get wrong:k\r\n")
       assert.truthy(rep:match("^SERVER_ERROR") or rep == "END\r\n", rep)
