@@ -125,10 +125,10 @@ int dist_md5_ring(struct hash_dist *d, const struct hash_server *s, uint32_t n,
 /* md5 of the key, its first four bytes little-endian: those rings' key hash. */
 uint32_t dist_md5_hash(const void *key, size_t len);
 
-/* spymemcached's KetamaNodeLocator with KETAMA_HASH, shared by its two
- * md5 modes (dist_spymemcached_ketama.c, _weighted.c): weighted says
- * whether the client was given a weights map, which changes the points per
- * server. */
+/* spymemcached's KetamaNodeLocator with KETAMA_HASH, defined in
+ * dist_spymemcached_ketama.c and shared by its two md5 modes (that file and
+ * _weighted.c): weighted says whether the client was given a weights map,
+ * which changes the points per server. */
 int dist_spy_ketama_build(struct hash_dist *d, const struct hash_server *s,
                           uint32_t n, bool weighted, char *err, size_t errlen);
 uint32_t dist_spy_ketama_pick(const struct hash_dist *d, const void *key,
