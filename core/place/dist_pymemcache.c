@@ -19,9 +19,10 @@
  * key as UTF-8 and feeds each code point & 0xff, one per character.  A
  * byte that is not part of valid UTF-8 (which such a client cannot send)
  * counts as one character of its own value.
- * Not reproduced (a migration must avoid them): a key_prefix (the client
- * hashes the key without it but sends it with it) and keys passed as bytes
- * (Python 3 formats them as "b'...'" into the hashed string).
+ * A key_prefix (the client hashes the key without it but sends it with
+ * it) is the pool's hash_namespace.  Not reproduced (a migration must
+ * avoid them): keys passed as bytes (Python 3 formats them as "b'...'" into
+ * the hashed string).
  * Around a dead server: HashClient (ignore_exc, retry_attempts,
  * dead_timeout) removes a dead node from the rendezvous set, so pick_up is
  * the highest score among the servers that are up.
@@ -30,48 +31,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
 #include "dist.h"
 #include "hash.h"
 
-/* One UTF-8 character at p (len > 0): its code point in *cp and its length
- * in bytes; an invalid or cut-off sequence is its first byte alone. */
+/* One character at p (len > 0): its code point and its length in bytes.
+ * A byte that starts no well-formed character (which such a client cannot
+ * send) is a character of its own value. */
 static size_t utf8_next(const uint8_t *p, size_t len, uint32_t *cp)
 {
-    uint8_t b = p[0];
-    size_t n;
-    uint8_t lo = 0x80, hi = 0xbf;   /* the allowed range of the 2nd byte */
+    size_t n = utf8_decode(p, len, cp);
 
-    if (b < 0x80) {
-        *cp = b;
-        return 1;
-    }
-    if (b >= 0xc2 && b <= 0xdf) {
-        n = 2;
-        *cp = b & 0x1f;
-    } else if (b >= 0xe0 && b <= 0xef) {
-        n = 3;
-        *cp = b & 0x0f;
-        if (b == 0xe0) lo = 0xa0;
-        if (b == 0xed) hi = 0x9f;   /* no surrogates */
-    } else if (b >= 0xf0 && b <= 0xf4) {
-        n = 4;
-        *cp = b & 0x07;
-        if (b == 0xf0) lo = 0x90;
-        if (b == 0xf4) hi = 0x8f;
-    } else {
-        *cp = b;
-        return 1;
-    }
-    if (len < n || p[1] < lo || p[1] > hi)
-        goto bad;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            goto bad;
-        *cp = *cp << 6 | (p[i] & 0x3f);
-    }
-    return n;
-bad:
-    *cp = b;
+    if (n > 0)
+        return n;
+    *cp = p[0];
     return 1;
 }
 

@@ -14,49 +14,21 @@
  * matched: a Java String holding an unpaired surrogate, which Java hashes
  * as the surrogate but sends as "?".
  */
+#include "base/utf8.h"
 #include "hash.h"
 
 #define REPLACEMENT 0xFFFDu
 
-/* Decode one code point at p (p < end); returns the bytes it took. */
+/* One code point at p (p < end); returns the bytes it took. */
 static size_t utf8_next(const unsigned char *p, const unsigned char *end,
                         uint32_t *cp)
 {
-    unsigned char b = p[0];
-    size_t need;
-    uint32_t c, min;
+    size_t n = utf8_decode(p, (size_t)(end - p), cp);
 
-    if (b < 0x80) {
-        *cp = b;
-        return 1;
-    }
-    if (b >= 0xC2 && b <= 0xDF) {
-        need = 1, c = b & 0x1F, min = 0x80;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        need = 2, c = b & 0x0F, min = 0x800;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        need = 3, c = b & 0x07, min = 0x10000;
-    } else {
-        *cp = REPLACEMENT;
-        return 1;
-    }
-    if ((size_t)(end - p) <= need) {
-        *cp = REPLACEMENT;
-        return 1;
-    }
-    for (size_t i = 1; i <= need; i++) {
-        if ((p[i] & 0xC0) != 0x80) {
-            *cp = REPLACEMENT;
-            return 1;
-        }
-        c = c << 6 | (p[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) {
-        *cp = REPLACEMENT;
-        return 1;
-    }
-    *cp = c;
-    return need + 1;
+    if (n > 0)
+        return n;
+    *cp = REPLACEMENT;
+    return 1;
 }
 
 uint32_t hash_java(const void *data, size_t len)
