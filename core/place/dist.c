@@ -278,3 +278,14 @@ int dist_md5_ring(struct hash_dist *d, const struct hash_server *s, uint32_t n,
     dist_ring_sort(d);
     return GW_OK;
 }
+
+uint32_t dist_md5_ring_pick(const struct hash_dist *d, const void *key, size_t len)
+{
+    return d->points[dist_ring_successor(d, dist_md5_hash(key, len))].server;
+}
+
+int32_t dist_md5_ring_pick_up(const struct hash_dist *d, const void *key, size_t len,
+                              dist_is_up is_up, void *ctx)
+{
+    return dist_ring_walk_up(d, dist_ring_successor(d, dist_md5_hash(key, len)), is_up, ctx);
+}

@@ -124,6 +124,11 @@ int dist_md5_ring(struct hash_dist *d, const struct hash_server *s, uint32_t n,
                   size_t errlen);
 /* md5 of the key, its first four bytes little-endian: those rings' key hash. */
 uint32_t dist_md5_hash(const void *key, size_t len);
+/* pick and pick_up for such a ring: the successor of the key's md5 hash,
+ * and around a dead server the next point whose server is up. */
+uint32_t dist_md5_ring_pick(const struct hash_dist *d, const void *key, size_t len);
+int32_t dist_md5_ring_pick_up(const struct hash_dist *d, const void *key, size_t len,
+                              dist_is_up is_up, void *ctx);
 
 /* spymemcached's KetamaNodeLocator with KETAMA_HASH, defined in
  * dist_spymemcached_ketama.c and shared by its two md5 modes (that file and
@@ -131,8 +136,6 @@ uint32_t dist_md5_hash(const void *key, size_t len);
  * which changes the points per server. */
 int dist_spy_ketama_build(struct hash_dist *d, const struct hash_server *s,
                           uint32_t n, bool weighted, char *err, size_t errlen);
-uint32_t dist_spy_ketama_pick(const struct hash_dist *d, const void *key,
-                              size_t len);
 int32_t dist_spy_ketama_pick_up(const struct hash_dist *d, const void *key,
                                 size_t len, dist_is_up is_up, void *ctx);
 /* Its failover walk (KetamaIterator) with the given key hash: md5 above,

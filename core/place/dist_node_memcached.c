@@ -65,17 +65,7 @@ static int build(struct hash_dist *d, const struct hash_server *s, uint32_t n,
     return dist_md5_ring(d, s, n, points_for, false, err, errlen);
 }
 
-static uint32_t pick(const struct hash_dist *d, const void *key, size_t len)
-{
-    return d->points[dist_ring_successor(d, dist_md5_hash(key, len))].server;
-}
-
-static int32_t pick_up(const struct hash_dist *d, const void *key, size_t len,
-                       dist_is_up is_up, void *ctx)
-{
-    return dist_ring_walk_up(d, dist_ring_successor(d, dist_md5_hash(key, len)), is_up, ctx);
-}
-
 const struct dist_mode dist_node_memcached = {
-    .name = "node-memcached", .build = build, .pick = pick, .pick_up = pick_up,
+    .name = "node-memcached", .build = build,
+    .pick = dist_md5_ring_pick, .pick_up = dist_md5_ring_pick_up,
 };

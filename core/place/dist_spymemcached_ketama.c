@@ -88,12 +88,6 @@ int dist_spy_ketama_build(struct hash_dist *d, const struct hash_server *s,
     return GW_OK;
 }
 
-uint32_t dist_spy_ketama_pick(const struct hash_dist *d, const void *key,
-                              size_t len)
-{
-    return d->points[dist_ring_successor(d, dist_md5_hash(key, len))].server;
-}
-
 /* FailureMode.Redistribute: the first active node of getSequence(key), a
  * KetamaIterator of 7 tries: the primary, then 6 more points, each the
  * previous hash plus hash("<t>" + key) for t = 0, 1, ... (mod 2^32; the
@@ -139,5 +133,5 @@ static int build(struct hash_dist *d, const struct hash_server *s, uint32_t n,
 
 const struct dist_mode dist_spymemcached_ketama = {
     .name = "spymemcached-ketama", .build = build,
-    .pick = dist_spy_ketama_pick, .pick_up = dist_spy_ketama_pick_up,
+    .pick = dist_md5_ring_pick, .pick_up = dist_spy_ketama_pick_up,
 };

@@ -22,5 +22,5 @@ static int build(struct hash_dist *d, const struct hash_server *s, uint32_t n,
 
 const struct dist_mode dist_spymemcached_ketama_weighted = {
     .name = "spymemcached-ketama-weighted", .build = build,
-    .pick = dist_spy_ketama_pick, .pick_up = dist_spy_ketama_pick_up,
+    .pick = dist_md5_ring_pick, .pick_up = dist_spy_ketama_pick_up,
 };
