@@ -40,6 +40,7 @@ struct tls_session {
     bool done;                 /* handshake complete */
     int want;                  /* the readiness OpenSSL last asked for; 0: none */
     size_t wlen;               /* a write to repeat as it was (OpenSSL's rule), or 0 */
+    bool starved;              /* the last read wanted bytes the socket had not */
     char peer[80];              /* "client ip:port", for the log */
 };
 
@@ -156,6 +157,9 @@ static struct gw_tls *tls_new(bool server, const struct tls_opts *o, char *err, 
     }
     SSL_CTX_set_min_proto_version(t->ctx, o->min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_mode(t->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    /* One read(2) for all the records that have arrived, not two per
+     * record (its header, then its body); tls_pending drains the rest. */
+    SSL_CTX_set_read_ahead(t->ctx, 1);
     /* a peer that closes without close_notify has just closed */
     SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     if (o->cert.path && load_cert_key(t->ctx, o, err, errlen) != GW_OK) goto fail;
@@ -284,11 +288,13 @@ static int tls_read(struct gw_conn *c, struct gw_rbuf *in, size_t need, size_t *
         rbuf_commit(in, got);
         *n = got;
         s->want = 0;
+        s->starved = false;
         return GW_OK;
     }
     int e = SSL_get_error(s->ssl, 0);
     if (e == SSL_ERROR_WANT_READ) {
         s->want = 0;
+        s->starved = true;   /* what OpenSSL holds is no whole record */
         return GW_AGAIN;
     }
     if (e == SSL_ERROR_WANT_WRITE) {
@@ -355,9 +361,15 @@ static int tls_writev(struct gw_conn *c, struct gw_oq *out, size_t *written)
     return GW_OK;
 }
 
+/* With read-ahead, OpenSSL reads what the socket has, whole records and
+ * the start of the next, in one read(2): bytes it holds get no readiness
+ * event.  Decrypted bytes can be read now; raw ones only if they may hold a
+ * whole record, i.e. unless the last read found them short (the rest of
+ * that record will make the socket readable). */
 static bool tls_pending(const struct gw_conn *c)
 {
-    return S(c)->done && SSL_pending(S(c)->ssl) > 0;
+    const struct tls_session *s = S(c);
+    return s->done && (SSL_pending(s->ssl) > 0 || (!s->starved && SSL_has_pending(s->ssl)));
 }
 
 static int tls_events(const struct gw_conn *c, int wanted)
