@@ -70,7 +70,7 @@ local function fake_core(opts)
   end
   function c.valid_key(k) return type(k) == "string" and #k <= 250 end
   -- The core's single sources (rt/settings.c, backend_opts_default,
-  -- place/hash.c), as the real core answers them.
+  -- place/dist.c, the first three of its modes), as the real core answers them.
   function c.hashes() return { "python-memcached", "ketama", "jump" } end
   function c.read(path)
     local f, err = io.open(path, "rb")
