@@ -152,7 +152,8 @@ local function writer(mode, live)
   return function(servers, keyfile)
     local t = {}
     for i, s in ipairs(servers) do t[i] = s.addr .. "=" .. s.weight end
-    local out = H.run(string.format("timeout 300 java -cp %s SpyWrite %s %s %s %s 2>&1; echo rc=$?",
+    -- rc on a line of its own: the JVM may exit in the middle of a log line
+    local out = H.run(string.format("timeout 300 java -cp %s SpyWrite %s %s %s %s 2>&1; rc=$?; echo; echo rc=$rc",
       H.quote(JAR .. ":" .. compile()), mode, table.concat(t, ","), H.quote(keyfile), live or ""))
     assert(out:match("\nrc=0%s*$"), out)
     return out
