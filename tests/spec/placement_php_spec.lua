@@ -83,7 +83,7 @@ foreach (file($idfile, FILE_IGNORE_NEW_LINES) as $id) {
 -- servers, then read through a gateway pool with hash =
 -- "libmemcached-consistent" and pool_opts; returns { n, found }.
 local function sessions(prefix, pool_opts)
-  local cleanup = H.cleanups()
+  local cleanup, stop_all = H.cleanups()
   local ok, res = pcall(function()
     local mcs, path, addrs = {}, {}, {}
     for i = 1, 3 do
@@ -130,7 +130,7 @@ local function sessions(prefix, pool_opts)
     c:close()
     return { n = #ids, found = found }
   end)
-  cleanup()
+  stop_all()
   if not ok then error(res, 0) end
   return res
 end
